@@ -1,0 +1,72 @@
+/* context.c: the per-thread state (last error message, grad mode) and the
+ * thread count shared with OpenBLAS. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <stdarg.h>
+
+static _Thread_local char last_error[512];
+static _Thread_local bool grad_disabled; /* zero-initialised: enabled */
+
+void ag__error(const char *func, const char *fmt, ...)
+{
+    int n = snprintf(last_error, sizeof last_error, "%s: ", func);
+    if (n < 0 || (size_t)n >= sizeof last_error) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+const char *ag_last_error(void)
+{
+    return last_error;
+}
+
+void ag_clear_error(void)
+{
+    last_error[0] = '\0';
+}
+
+bool ag_set_grad_enabled(bool on)
+{
+    bool previous = !grad_disabled;
+    grad_disabled = !on;
+    return previous;
+}
+
+bool ag_is_grad_enabled(void)
+{
+    return !grad_disabled;
+}
+
+int ag_set_num_threads(int n)
+{
+    if (n < 1) {
+        ag__error("ag_set_num_threads", "thread count must be >= 1, got %d",
+                  n);
+        return -1;
+    }
+    openblas_set_num_threads(n);
+    return 0;
+}
+
+int ag_get_num_threads(void)
+{
+    return openblas_get_num_threads();
+}
+
+const char *ag__shape_str(char *buf, int ndim, const int64_t *shape)
+{
+    size_t used = 0;
+    buf[used++] = '(';
+    for (int d = 0; d < ndim && d < AG_MAX_DIMS; d++) {
+        int n = snprintf(buf + used, AG_SHAPE_STR_MAX - used, "%s%lld",
+                         d ? "," : "", (long long)shape[d]);
+        if (n < 0 || (size_t)n >= AG_SHAPE_STR_MAX - used - 2) break;
+        used += (size_t)n;
+    }
+    buf[used++] = ')';
+    buf[used] = '\0';
+    return buf;
+}

@@ -1,0 +1,143 @@
+/* graph.c: recording ops into the graph and running it backward.
+ *
+ * An op's result keeps its op and its inputs when grad mode is on and some
+ * input requires a gradient; that is the whole graph. ag_backward sorts the
+ * tensors the loss depends on into topological order with an explicit stack
+ * (no recursion, so a chain of any length works), makes sure each has a
+ * gradient buffer, seeds the loss gradient with 1, and calls each op's
+ * backward in reverse order. */
+#include "internal.h"
+
+/* Marks during ag_backward; FRESH: done, and its gradient buffer was made by
+ * this pass. */
+enum { UNSEEN = 0, OPEN = 1, DONE = 2, FRESH = 3 };
+
+ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
+                     ag_tensor *const *inputs, ag_dtype dt, int ndim,
+                     const int64_t *shape, const ag_op_args *args)
+{
+    ag_tensor *out = ag__tensor_new(func, a, dt, ndim, shape, !op->view);
+    if (!out) return NULL;
+    if (args) out->args = *args;
+    bool record = false;
+    if (ag_is_grad_enabled())
+        for (int i = 0; i < op->arity; i++)
+            record |= inputs[i]->requires_grad;
+    out->op = op;
+    for (int i = 0; i < op->arity; i++) out->inputs[i] = inputs[i];
+    out->requires_grad = record;
+    if (op->forward(out)) return NULL;
+    if (!record) { /* a leaf: keep no references into the inputs' arenas */
+        out->op = NULL;
+        memset(out->inputs, 0, sizeof out->inputs);
+        out->saved = NULL;
+    }
+    return out;
+}
+
+/* Appends to `order` every tensor that `loss` depends on through tensors
+ * that require a gradient, inputs before the tensors made from them.
+ * Returns the count, or -1 when out of memory (all marks cleared). */
+static int64_t topological_order(ag_tensor *loss, ag_tensor ***order_out)
+{
+    ag_arena *a = loss->arena;
+    size_t cap = 1024;
+    ag_tensor **stack = ag__arena_scratch(a, 0, cap);
+    ag_tensor **order = ag__arena_scratch(a, 1, cap);
+    if (!stack || !order) return -1;
+    size_t depth = 0, count = 0;
+    stack[depth++] = loss;
+    loss->mark = OPEN;
+    while (depth > 0) {
+        ag_tensor *t = stack[depth - 1];
+        ag_tensor *next = NULL;
+        for (int i = 0; t->op && i < t->op->arity && !next; i++) {
+            ag_tensor *in = t->inputs[i];
+            if (in->requires_grad && in->mark == UNSEEN) next = in;
+        }
+        if (next) {
+            if (depth == cap || count == cap) {
+                cap *= 2;
+                stack = ag__arena_scratch(a, 0, cap);
+                order = ag__arena_scratch(a, 1, cap);
+                if (!stack || !order) goto out_of_memory;
+            }
+            next->mark = OPEN;
+            stack[depth++] = next;
+        } else {
+            t->mark = DONE;
+            order[count++] = t;
+            depth--;
+        }
+    }
+    *order_out = order;
+    return (int64_t)count;
+
+out_of_memory: /* the arrays still hold what was marked so far */
+    stack = ag__arena_scratch(a, 0, 0);
+    order = ag__arena_scratch(a, 1, 0);
+    for (size_t i = 0; i < depth; i++) stack[i]->mark = UNSEEN;
+    for (size_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
+    return -1;
+}
+
+int ag_backward(ag_tensor *loss)
+{
+    const char *func = "ag_backward";
+    if (!loss) {
+        ag__error(func, "loss is NULL");
+        return -1;
+    }
+    char buf[AG_SHAPE_STR_MAX];
+    if (loss->numel != 1 || loss->dtype == AG_I32) {
+        ag__error(func, "the loss must be one float element, got %s %s",
+                  ag_dtype_name(loss->dtype),
+                  ag__shape_str(buf, loss->ndim, loss->shape));
+        return -1;
+    }
+    if (!loss->requires_grad) {
+        ag__error(func, "the loss does not require a gradient: no tensor it "
+                        "was computed from has ag_requires_grad set");
+        return -1;
+    }
+    ag_tensor **order;
+    int64_t count = topological_order(loss, &order);
+    if (count < 0) {
+        ag__error(func, "out of memory sorting the graph");
+        return -1;
+    }
+    /* Allocate every missing buffer before changing any, so that running
+     * out of memory leaves all gradients as they were. */
+    int status = 0;
+    for (int64_t i = 0; i < count && !status; i++) {
+        ag_tensor *t = order[i];
+        if (t->grad) continue;
+        t->grad = ag_zeros(t->arena, t->dtype, t->ndim, t->shape);
+        t->mark = FRESH;
+        if (!t->grad) status = -1;
+    }
+    if (status) {
+        for (int64_t i = 0; i < count; i++)
+            if (order[i]->mark == FRESH) order[i]->grad = NULL;
+        ag__error(func, "out of memory for gradients");
+    } else {
+        /* Leaves accumulate across passes; op results start from zero. */
+        for (int64_t i = 0; i < count; i++)
+            if (order[i]->op) ag_zero_grad(order[i]);
+        AG_DISPATCH_FLOAT(loss->dtype, { *(real *)loss->grad->data += 1; });
+        for (int64_t i = count - 1; i >= 0; i--)
+            if (order[i]->op) order[i]->op->backward(order[i]);
+    }
+    for (int64_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
+    return status;
+}
+
+int ag_op_count(void)
+{
+    return ag__op_table_size;
+}
+
+const char *ag_op_name(int i)
+{
+    return i >= 0 && i < ag__op_table_size ? ag__op_table[i]->name : NULL;
+}

@@ -1,0 +1,186 @@
+/* internal.h: what the library's files share and users never see: the
+ * tensor and op structs, the op table, arena allocation, error reporting and
+ * the float-type dispatch that lets each kernel be written once for f32 and
+ * f64. */
+#ifndef AG_INTERNAL_H
+#define AG_INTERNAL_H
+
+#include "autograd.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* An op's scalar arguments, stored in its result so backward can read them. */
+typedef struct {
+    double scalar; /* pow exponent, scale factor, shift */
+    int axis;      /* reductions, softmax; first axis of transpose */
+    int axis2;     /* second axis of transpose */
+    bool keepdim;  /* reductions */
+} ag_op_args;
+
+/* One entry of the op table. forward computes out's values from
+ * out->inputs (out's data is already allocated, except for view ops);
+ * backward adds out->grad's contribution to the gradients of those inputs
+ * that require one (their buffers exist). forward returns 0 or -1 with an
+ * error (it may allocate saved state in out's arena). */
+typedef struct ag_op {
+    const char *name;
+    int arity;
+    bool view; /* the result shares its input's data instead of owning some */
+    int (*forward)(ag_tensor *out);
+    void (*backward)(ag_tensor *out);
+} ag_op;
+
+#define AG_MAX_INPUTS 2
+
+struct ag_tensor {
+    ag_dtype dtype;
+    int ndim;
+    int64_t shape[AG_MAX_DIMS];
+    int64_t numel;
+    void *data;
+    ag_arena *arena;
+    ag_tensor *grad;
+    bool requires_grad;
+    unsigned char mark; /* graph traversal state, 0 outside ag_backward */
+    const ag_op *op;    /* NULL for a leaf */
+    ag_tensor *inputs[AG_MAX_INPUTS];
+    ag_op_args args;
+    void *saved; /* state an op keeps for its backward */
+};
+
+/* ---- arena (arena.c) ---- */
+
+/* `size` bytes aligned to `align` (a power of two up to 64), or NULL. */
+void *ag__arena_alloc(ag_arena *a, size_t size, size_t align);
+
+/* A growable array of tensor pointers owned by the arena and kept across
+ * resets: the working memory of ag_backward. Index 0 or 1 picks one of two.
+ * Returns the array with room for at least `count` pointers, or NULL. */
+ag_tensor **ag__arena_scratch(ag_arena *a, int which, size_t count);
+
+/* ---- errors (context.c) ---- */
+
+/* Sets this thread's error message: "<func>: <formatted message>". */
+void ag__error(const char *func, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Writes "(d0,d1,...)" into buf, of AG_SHAPE_STR_MAX bytes, and returns
+ * buf. */
+#define AG_SHAPE_STR_MAX 192
+const char *ag__shape_str(char *buf, int ndim, const int64_t *shape);
+
+/* ---- tensors (tensor.c) ---- */
+
+/* Size in bytes of one element of dt (0 for an unknown dtype). */
+size_t ag__dtype_size(ag_dtype dt);
+
+/* Checks a shape and computes its element count; reports errors as func. */
+int ag__check_shape(const char *func, int ndim, const int64_t *shape,
+                    int64_t *numel);
+
+/* A tensor of the given dtype and shape in `a` whose data is uninitialised
+ * (or absent when with_data is false); reports errors as func. */
+ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt,
+                          int ndim, const int64_t *shape, bool with_data);
+
+/* Checks the common preconditions of a float op on `n` inputs: a
+ * non-NULL arena, non-NULL inputs (NULL input: return -1 silently), float
+ * dtypes, and one dtype for all. */
+int ag__check_float_inputs(const char *func, ag_arena *a, int n,
+                           ag_tensor *const *inputs);
+
+/* Normalises an axis in [-ndim, ndim) to [0, ndim), or reports it. */
+int ag__normalize_axis(const char *func, int axis, int ndim, int *out);
+
+/* ---- graph (graph.c) ---- */
+
+/* Runs `op` on `inputs`: allocates the result (dtype and shape given) in
+ * `a`, stores args, records the inputs when grad mode is on and some input
+ * requires a gradient, and calls the op's forward. Returns the result or
+ * NULL with an error reported as func. */
+ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
+                     ag_tensor *const *inputs, ag_dtype dt, int ndim,
+                     const int64_t *shape, const ag_op_args *args);
+
+/* ---- elementwise fronts (ops/unary.c) ---- */
+
+/* Checks x, then applies the elementwise op (same shape and dtype as x)
+ * with args.scalar = scalar, which must be finite. */
+ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
+                     ag_tensor *x, double scalar);
+
+/* ---- broadcasting (ops/binary.c) ---- */
+
+/* The NumPy broadcast of x's and y's shapes, leaving out their last `skip`
+ * dimensions (2 for matmul's batch dimensions). Reports errors as func. */
+int ag__broadcast_shape(const char *func, const ag_tensor *x,
+                        const ag_tensor *y, int skip, int *ndim,
+                        int64_t *shape);
+
+/* Walks a broadcast shape row by row (a row is the last dimension after
+ * merging dimensions that both inputs step through evenly), giving for each
+ * row the element offsets of x and y and their stride along the row (0 for a
+ * broadcast input). For rows r = 0 .. rows-1: use offset[], then call
+ * ag__bcast_next. */
+typedef struct {
+    int ndim;
+    int64_t shape[AG_MAX_DIMS];
+    int64_t stride[2][AG_MAX_DIMS];
+    int64_t index[AG_MAX_DIMS];
+    int64_t offset[2];
+    int64_t rows, row_len, row_stride[2];
+} ag_bcast;
+
+/* Starts the walk over `shape` (ndim dimensions, the broadcast of x and y
+ * without their last `skip` dimensions); one step of x or y in that shape is
+ * unit_x or unit_y elements. */
+void ag__bcast_init(ag_bcast *it, const ag_tensor *x, const ag_tensor *y,
+                    int skip, int64_t unit_x, int64_t unit_y, int ndim,
+                    const int64_t *shape);
+void ag__bcast_next(ag_bcast *it);
+
+/* ---- the op table (ops/op_table.c and the op files) ---- */
+
+extern const ag_op *const ag__op_table[];
+extern const int ag__op_table_size;
+
+extern const ag_op ag__op_add, ag__op_sub, ag__op_mul, ag__op_div;
+extern const ag_op ag__op_neg, ag__op_exp, ag__op_log, ag__op_sqrt,
+    ag__op_abs, ag__op_pow, ag__op_scale, ag__op_shift;
+extern const ag_op ag__op_matmul;
+extern const ag_op ag__op_sum, ag__op_mean, ag__op_max;
+extern const ag_op ag__op_reshape, ag__op_transpose;
+extern const ag_op ag__op_sigmoid, ag__op_tanh, ag__op_relu;
+extern const ag_op ag__op_softmax, ag__op_log_softmax;
+extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
+
+/* ---- float dispatch ---- */
+
+/* Runs the statements that follow once with `real` defined as float or
+ * double, according to dt. Math functions come from <tgmath.h>, so exp(x)
+ * is expf for floats and exp for doubles. Usage:
+ *     AG_DISPATCH_FLOAT(t->dtype, { const real *x = t->data; ... }) */
+#define AG_DISPATCH_FLOAT(dt, ...)                                             \
+    do {                                                                       \
+        if ((dt) == AG_F32) {                                                  \
+            typedef float real;                                                \
+            __VA_ARGS__                                                        \
+        } else {                                                               \
+            typedef double real;                                               \
+            __VA_ARGS__                                                        \
+        }                                                                      \
+    } while (0)
+
+/* Splits a tensor's shape around `axis` as (outer, len, inner). */
+static inline void ag__split_axis(const ag_tensor *t, int axis, int64_t *outer,
+                                  int64_t *len, int64_t *inner)
+{
+    *outer = 1;
+    *inner = 1;
+    for (int d = 0; d < axis; d++) *outer *= t->shape[d];
+    for (int d = axis + 1; d < t->ndim; d++) *inner *= t->shape[d];
+    *len = t->shape[axis];
+}
+
+#endif /* AG_INTERNAL_H */

@@ -1,0 +1,230 @@
+/* binary.c: elementwise add, sub, mul and div with NumPy broadcasting, and
+ * the broadcast iterator that matmul's batch dimensions use too.
+ *
+ * Broadcasting aligns shapes at the right; a size-1 (or missing) dimension
+ * of an input is read with stride 0. The backward of each op adds its
+ * contribution through the same strides, so a broadcast input's gradient is
+ * the sum over the dimensions it was stretched along. */
+#include "../internal.h"
+
+#include <tgmath.h>
+
+int ag__broadcast_shape(const char *func, const ag_tensor *x,
+                        const ag_tensor *y, int skip, int *ndim,
+                        int64_t *shape)
+{
+    int nx = x->ndim - skip, ny = y->ndim - skip;
+    int n = nx > ny ? nx : ny;
+    for (int d = 0; d < n; d++) {
+        int64_t sx = d < n - nx ? 1 : x->shape[d - (n - nx)];
+        int64_t sy = d < n - ny ? 1 : y->shape[d - (n - ny)];
+        if (sx != sy && sx != 1 && sy != 1) {
+            char bx[AG_SHAPE_STR_MAX], by[AG_SHAPE_STR_MAX];
+            ag__error(func, "shapes %s and %s do not broadcast%s",
+                      ag__shape_str(bx, x->ndim, x->shape),
+                      ag__shape_str(by, y->ndim, y->shape),
+                      skip ? " in their batch dimensions" : "");
+            return -1;
+        }
+        shape[d] = sx == 1 ? sy : sx;
+    }
+    *ndim = n;
+    return 0;
+}
+
+/* Element strides of t's first ndim - skip dimensions (each step counted in
+ * units of `unit` elements) as seen through the broadcast shape of ndim
+ * dimensions: 0 where t has size 1 or lacks the dimension. */
+static void broadcast_strides(const ag_tensor *t, int skip, int64_t unit,
+                              int ndim, int64_t *strides)
+{
+    int nt = t->ndim - skip;
+    int64_t stride = unit;
+    for (int d = ndim - 1; d >= 0; d--) {
+        int td = d - (ndim - nt);
+        if (td < 0 || t->shape[td] == 1) {
+            strides[d] = 0;
+        } else {
+            strides[d] = stride;
+        }
+        if (td >= 0) stride *= t->shape[td];
+    }
+}
+
+void ag__bcast_init(ag_bcast *it, const ag_tensor *x, const ag_tensor *y,
+                    int skip, int64_t unit_x, int64_t unit_y, int ndim,
+                    const int64_t *shape)
+{
+    int64_t sx[AG_MAX_DIMS], sy[AG_MAX_DIMS];
+    broadcast_strides(x, skip, unit_x, ndim, sx);
+    broadcast_strides(y, skip, unit_y, ndim, sy);
+    /* Merge neighbouring dimensions that both inputs step through evenly
+     * (same shapes become one long row) and drop dimensions of size 1. */
+    it->ndim = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == 1) continue;
+        int k = it->ndim - 1;
+        if (k >= 0 && it->stride[0][k] == sx[d] * shape[d] &&
+            it->stride[1][k] == sy[d] * shape[d]) {
+            it->shape[k] *= shape[d];
+            it->stride[0][k] = sx[d];
+            it->stride[1][k] = sy[d];
+            continue;
+        }
+        it->shape[++k] = shape[d];
+        it->stride[0][k] = sx[d];
+        it->stride[1][k] = sy[d];
+        it->ndim = k + 1;
+    }
+    if (it->ndim == 0) { /* every size is 1: one row of one element */
+        it->ndim = 1;
+        it->shape[0] = 1;
+        it->stride[0][0] = it->stride[1][0] = 0;
+    }
+    int last = it->ndim - 1;
+    it->row_len = it->shape[last];
+    it->row_stride[0] = it->stride[0][last];
+    it->row_stride[1] = it->stride[1][last];
+    it->rows = 1;
+    for (int d = 0; d < ndim; d++) it->rows *= shape[d];
+    it->rows = it->row_len ? it->rows / it->row_len : 0;
+    memset(it->index, 0, sizeof it->index);
+    it->offset[0] = it->offset[1] = 0;
+}
+
+void ag__bcast_next(ag_bcast *it)
+{
+    for (int d = it->ndim - 2; d >= 0; d--) {
+        it->offset[0] += it->stride[0][d];
+        it->offset[1] += it->stride[1][d];
+        if (++it->index[d] < it->shape[d]) return;
+        it->offset[0] -= it->stride[0][d] * it->shape[d];
+        it->offset[1] -= it->stride[1][d] * it->shape[d];
+        it->index[d] = 0;
+    }
+}
+
+enum { ADD, SUB, MUL, DIV };
+
+/* Which of add, sub, mul, div made out. */
+static int kind_of(const ag_tensor *out)
+{
+    const ag_op *op = out->op;
+    return op == &ag__op_add ? ADD
+           : op == &ag__op_sub ? SUB
+           : op == &ag__op_mul ? MUL
+                               : DIV;
+}
+
+static void bcast_over(ag_bcast *it, const ag_tensor *out)
+{
+    ag__bcast_init(it, out->inputs[0], out->inputs[1], 0, 1, 1, out->ndim,
+                   out->shape);
+}
+
+static int binary_forward(ag_tensor *out)
+{
+    int kind = kind_of(out);
+    ag_bcast it;
+    bcast_over(&it, out);
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *x = out->inputs[0]->data, *y = out->inputs[1]->data;
+        real *z = out->data;
+        int64_t n = it.row_len, sx = it.row_stride[0], sy = it.row_stride[1];
+        for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
+            const real *xr = x + it.offset[0], *yr = y + it.offset[1];
+            real *zr = z + r * n;
+            switch (kind) {
+            case ADD: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] + yr[j * sy]; break;
+            case SUB: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] - yr[j * sy]; break;
+            case MUL: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] * yr[j * sy]; break;
+            case DIV: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] / yr[j * sy]; break;
+            }
+        }
+    });
+    return 0;
+}
+
+/* Adds out's gradient contribution to input `which` (0: x, 1: y):
+ *   add: dx = g            dy = g
+ *   sub: dx = g            dy = -g
+ *   mul: dx = g * y        dy = g * x
+ *   div: dx = g / y        dy = -g * x / y^2
+ * summed over the broadcast dimensions through stride-0 writes. */
+static void binary_backward_input(const ag_tensor *out, int which)
+{
+    int kind = kind_of(out);
+    ag_bcast it;
+    bcast_over(&it, out);
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *x = out->inputs[0]->data, *y = out->inputs[1]->data;
+        const real *g = out->grad->data;
+        real *d = out->inputs[which]->grad->data;
+        int64_t n = it.row_len, sx = it.row_stride[0], sy = it.row_stride[1];
+        int64_t sd = it.row_stride[which];
+        for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
+            const real *xr = x + it.offset[0], *yr = y + it.offset[1];
+            const real *gr = g + r * n;
+            real *dr = d + it.offset[which];
+            switch (kind * 2 + which) {
+            case ADD * 2 + 0:
+            case ADD * 2 + 1:
+            case SUB * 2 + 0: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j]; break;
+            case SUB * 2 + 1: for (int64_t j = 0; j < n; j++) dr[j * sd] -= gr[j]; break;
+            case MUL * 2 + 0: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j] * yr[j * sy]; break;
+            case MUL * 2 + 1: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j] * xr[j * sx]; break;
+            case DIV * 2 + 0: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j] / yr[j * sy]; break;
+            case DIV * 2 + 1:
+                for (int64_t j = 0; j < n; j++) {
+                    real yj = yr[j * sy];
+                    dr[j * sd] -= gr[j] * xr[j * sx] / (yj * yj);
+                }
+                break;
+            }
+        }
+    });
+}
+
+static void binary_backward(ag_tensor *out)
+{
+    for (int which = 0; which < 2; which++)
+        if (out->inputs[which]->requires_grad)
+            binary_backward_input(out, which);
+}
+
+/* The shared front of the four ops: checks, broadcast shape, apply. */
+static ag_tensor *binary(const char *func, const ag_op *op, ag_arena *a,
+                         ag_tensor *x, ag_tensor *y)
+{
+    ag_tensor *inputs[2] = {x, y};
+    if (ag__check_float_inputs(func, a, 2, inputs)) return NULL;
+    int ndim;
+    int64_t shape[AG_MAX_DIMS];
+    if (ag__broadcast_shape(func, x, y, 0, &ndim, shape)) return NULL;
+    return ag__apply(func, a, op, inputs, x->dtype, ndim, shape, NULL);
+}
+
+ag_tensor *ag_add(ag_arena *a, ag_tensor *x, ag_tensor *y)
+{
+    return binary("ag_add", &ag__op_add, a, x, y);
+}
+
+ag_tensor *ag_sub(ag_arena *a, ag_tensor *x, ag_tensor *y)
+{
+    return binary("ag_sub", &ag__op_sub, a, x, y);
+}
+
+ag_tensor *ag_mul(ag_arena *a, ag_tensor *x, ag_tensor *y)
+{
+    return binary("ag_mul", &ag__op_mul, a, x, y);
+}
+
+ag_tensor *ag_div(ag_arena *a, ag_tensor *x, ag_tensor *y)
+{
+    return binary("ag_div", &ag__op_div, a, x, y);
+}
+
+const ag_op ag__op_add = {"add", 2, false, binary_forward, binary_backward};
+const ag_op ag__op_sub = {"sub", 2, false, binary_forward, binary_backward};
+const ag_op ag__op_mul = {"mul", 2, false, binary_forward, binary_backward};
+const ag_op ag__op_div = {"div", 2, false, binary_forward, binary_backward};

@@ -1,0 +1,62 @@
+/* loss.c: the mean squared error loss (softmax-cross-entropy lives with
+ * softmax in softmax.c, whose kernel it shares). */
+#include "../internal.h"
+
+/* loss = 1/n sum_i (p_i - t_i)^2, accumulated in double */
+static int mse_forward(ag_tensor *out)
+{
+    const ag_tensor *pred = out->inputs[0], *target = out->inputs[1];
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *p = pred->data, *t = target->data;
+        double sum = 0;
+        for (int64_t i = 0; i < pred->numel; i++) {
+            double d = (double)p[i] - (double)t[i];
+            sum += d * d;
+        }
+        *(real *)out->data = (real)(sum / (double)pred->numel);
+    });
+    return 0;
+}
+
+/* dp_i = g * 2 (p_i - t_i) / n,  dt_i = -dp_i */
+static void mse_backward(ag_tensor *out)
+{
+    ag_tensor *pred = out->inputs[0], *target = out->inputs[1];
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *p = pred->data, *t = target->data;
+        real scale = 2 * *(const real *)out->grad->data / (real)pred->numel;
+        real *dp = pred->requires_grad ? pred->grad->data : NULL;
+        real *dt = target->requires_grad ? target->grad->data : NULL;
+        for (int64_t i = 0; i < pred->numel; i++) {
+            real d = scale * (p[i] - t[i]);
+            if (dp) dp[i] += d;
+            if (dt) dt[i] -= d;
+        }
+    });
+}
+
+ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target)
+{
+    const char *func = "ag_mse_loss";
+    ag_tensor *inputs[2] = {pred, target};
+    if (ag__check_float_inputs(func, a, 2, inputs)) return NULL;
+    char bp[AG_SHAPE_STR_MAX], bt[AG_SHAPE_STR_MAX];
+    ag__shape_str(bp, pred->ndim, pred->shape);
+    ag__shape_str(bt, target->ndim, target->shape);
+    if (pred->ndim != target->ndim ||
+        memcmp(pred->shape, target->shape,
+               (size_t)pred->ndim * sizeof pred->shape[0])) {
+        ag__error(func, "pred %s and target %s must have the same shape", bp,
+                  bt);
+        return NULL;
+    }
+    if (pred->numel == 0) {
+        ag__error(func, "pred %s has no elements", bp);
+        return NULL;
+    }
+    return ag__apply(func, a, &ag__op_mse_loss, inputs, pred->dtype, 0, NULL,
+                     NULL);
+}
+
+const ag_op ag__op_mse_loss = {"mse_loss", 2, false, mse_forward,
+                               mse_backward};

@@ -1,0 +1,173 @@
+/* reduce.c: sum, mean and max over one axis or over all (AG_ALL), with or
+ * without keepdim.
+ *
+ * Each reduction views its input as (outer, len, inner) around the reduced
+ * axis (AG_ALL is (1, numel, 1)) and its output as (outer, inner). */
+#include "../internal.h"
+
+#include <tgmath.h>
+
+enum { SUM, MEAN, MAX };
+
+static int kind_of(const ag_tensor *out)
+{
+    return out->op == &ag__op_sum    ? SUM
+           : out->op == &ag__op_mean ? MEAN
+                                     : MAX;
+}
+
+static void reduce_dims(const ag_tensor *out, int64_t *outer, int64_t *len,
+                        int64_t *inner)
+{
+    const ag_tensor *x = out->inputs[0];
+    if (out->args.axis == AG_ALL) {
+        *outer = *inner = 1;
+        *len = x->numel;
+    } else {
+        ag__split_axis(x, out->args.axis, outer, len, inner);
+    }
+}
+
+/* y[o,i] = sum_l x[o,l,i], in double for rows (inner = 1) so long sums of
+ * floats stay accurate. */
+static void sum_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
+                     int64_t len, int64_t inner, double divisor)
+{
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *xv = x->data;
+        real *y = out->data;
+        if (inner == 1) {
+            for (int64_t o = 0; o < outer; o++) {
+                double acc = 0;
+                for (int64_t l = 0; l < len; l++) acc += xv[o * len + l];
+                y[o] = (real)(acc / divisor);
+            }
+        } else {
+            memset(y, 0, (size_t)(outer * inner) * sizeof(real));
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t l = 0; l < len; l++)
+                    for (int64_t i = 0; i < inner; i++)
+                        y[o * inner + i] += xv[(o * len + l) * inner + i];
+            for (int64_t i = 0; i < outer * inner; i++)
+                y[i] = (real)(y[i] / divisor);
+        }
+    });
+}
+
+/* y[o,i] = max_l x[o,l,i]; the first index of the maximum (or of the first
+ * NaN) is saved for the backward when out records. */
+static int max_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
+                    int64_t len, int64_t inner)
+{
+    int64_t *arg = NULL;
+    if (out->requires_grad) {
+        arg = ag__arena_alloc(out->arena, (size_t)out->numel * sizeof *arg,
+                              16);
+        if (!arg) {
+            ag__error("ag_max", "out of memory");
+            return -1;
+        }
+        out->saved = arg;
+    }
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *xv = x->data;
+        real *y = out->data;
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                const real *col = xv + o * len * inner + i;
+                int64_t best = 0;
+                for (int64_t l = 1; l < len && !isnan(col[best * inner]); l++)
+                    if (col[l * inner] > col[best * inner] ||
+                        isnan(col[l * inner]))
+                        best = l;
+                y[o * inner + i] = col[best * inner];
+                if (arg) arg[o * inner + i] = best;
+            }
+    });
+    return 0;
+}
+
+static int reduce_forward(ag_tensor *out)
+{
+    const ag_tensor *x = out->inputs[0];
+    int64_t outer, len, inner;
+    reduce_dims(out, &outer, &len, &inner);
+    switch (kind_of(out)) {
+    case SUM: sum_rows(x, out, outer, len, inner, 1.0); return 0;
+    case MEAN: sum_rows(x, out, outer, len, inner, (double)len); return 0;
+    default: return max_rows(x, out, outer, len, inner);
+    }
+}
+
+/* sum:  dx[o,l,i] = g[o,i]
+ * mean: dx[o,l,i] = g[o,i] / len
+ * max:  dx[o,l,i] = g[o,i] where l is the saved argmax, else 0 */
+static void reduce_backward(ag_tensor *out)
+{
+    int kind = kind_of(out);
+    int64_t outer, len, inner;
+    reduce_dims(out, &outer, &len, &inner);
+    const int64_t *arg = out->saved;
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *g = out->grad->data;
+        real *dx = out->inputs[0]->grad->data;
+        real scale = kind == MEAN ? (real)1 / (real)len : 1;
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++) {
+                real go = g[o * inner + i] * scale;
+                real *col = dx + o * len * inner + i;
+                if (kind == MAX) {
+                    col[arg[o * inner + i] * inner] += go;
+                } else {
+                    for (int64_t l = 0; l < len; l++) col[l * inner] += go;
+                }
+            }
+    });
+}
+
+static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,
+                         ag_tensor *x, int axis, bool keepdim)
+{
+    if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
+    int64_t shape[AG_MAX_DIMS];
+    int ndim = 0;
+    ag_op_args args = {.axis = AG_ALL, .keepdim = keepdim};
+    if (axis == AG_ALL) {
+        if (keepdim)
+            for (ndim = 0; ndim < x->ndim; ndim++) shape[ndim] = 1;
+    } else {
+        if (ag__normalize_axis(func, axis, x->ndim, &args.axis)) return NULL;
+        for (int d = 0; d < x->ndim; d++)
+            if (d != args.axis)
+                shape[ndim++] = x->shape[d];
+            else if (keepdim)
+                shape[ndim++] = 1;
+    }
+    int64_t len = axis == AG_ALL ? x->numel : x->shape[args.axis];
+    if (op == &ag__op_max && len == 0) {
+        char buf[AG_SHAPE_STR_MAX];
+        ag__error(func, "cannot take the maximum of an empty axis (%d) of "
+                        "shape %s", axis, ag__shape_str(buf, x->ndim, x->shape));
+        return NULL;
+    }
+    return ag__apply(func, a, op, &x, x->dtype, ndim, shape, &args);
+}
+
+ag_tensor *ag_sum(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
+{
+    return reduce("ag_sum", &ag__op_sum, a, x, axis, keepdim);
+}
+
+ag_tensor *ag_mean(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
+{
+    return reduce("ag_mean", &ag__op_mean, a, x, axis, keepdim);
+}
+
+ag_tensor *ag_max(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
+{
+    return reduce("ag_max", &ag__op_max, a, x, axis, keepdim);
+}
+
+const ag_op ag__op_sum = {"sum", 1, false, reduce_forward, reduce_backward};
+const ag_op ag__op_mean = {"mean", 1, false, reduce_forward, reduce_backward};
+const ag_op ag__op_max = {"max", 1, false, reduce_forward, reduce_backward};
