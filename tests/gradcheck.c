@@ -1,0 +1,220 @@
+/* gradcheck.c: the tests' central-difference gradient checker, and the
+ * table of cases, several per op and shape (broadcasting, batches, a tensor
+ * used twice), that covers every entry of the op table. */
+#include "gradcheck.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- the cases: one small function per expression ---- */
+
+static ag_tensor *f_add(ag_arena *a, ag_tensor **x) { return ag_add(a, x[0], x[1]); }
+static ag_tensor *f_add_self(ag_arena *a, ag_tensor **x) { return ag_add(a, x[0], x[0]); }
+static ag_tensor *f_sub(ag_arena *a, ag_tensor **x) { return ag_sub(a, x[0], x[1]); }
+static ag_tensor *f_mul(ag_arena *a, ag_tensor **x) { return ag_mul(a, x[0], x[1]); }
+static ag_tensor *f_mul_self(ag_arena *a, ag_tensor **x) { return ag_mul(a, x[0], x[0]); }
+static ag_tensor *f_div(ag_arena *a, ag_tensor **x) { return ag_div(a, x[0], x[1]); }
+static ag_tensor *f_neg(ag_arena *a, ag_tensor **x) { return ag_neg(a, x[0]); }
+static ag_tensor *f_exp(ag_arena *a, ag_tensor **x) { return ag_exp(a, x[0]); }
+static ag_tensor *f_log(ag_arena *a, ag_tensor **x) { return ag_log(a, x[0]); }
+static ag_tensor *f_sqrt(ag_arena *a, ag_tensor **x) { return ag_sqrt(a, x[0]); }
+static ag_tensor *f_abs(ag_arena *a, ag_tensor **x) { return ag_abs(a, x[0]); }
+static ag_tensor *f_pow3(ag_arena *a, ag_tensor **x) { return ag_pow(a, x[0], 3.0); }
+static ag_tensor *f_pow_half(ag_arena *a, ag_tensor **x) { return ag_pow(a, x[0], 0.5); }
+static ag_tensor *f_pow_neg(ag_arena *a, ag_tensor **x) { return ag_pow(a, x[0], -1.5); }
+static ag_tensor *f_scale(ag_arena *a, ag_tensor **x) { return ag_scale(a, x[0], 2.5); }
+static ag_tensor *f_shift(ag_arena *a, ag_tensor **x) { return ag_shift(a, x[0], -1.25); }
+static ag_tensor *f_matmul(ag_arena *a, ag_tensor **x) { return ag_matmul(a, x[0], x[1]); }
+static ag_tensor *f_matmul_self(ag_arena *a, ag_tensor **x) { return ag_matmul(a, x[0], x[0]); }
+static ag_tensor *f_sum0(ag_arena *a, ag_tensor **x) { return ag_sum(a, x[0], 0, false); }
+static ag_tensor *f_sum_last_keep(ag_arena *a, ag_tensor **x) { return ag_sum(a, x[0], -1, true); }
+static ag_tensor *f_sum_all(ag_arena *a, ag_tensor **x) { return ag_sum(a, x[0], AG_ALL, false); }
+static ag_tensor *f_mean1(ag_arena *a, ag_tensor **x) { return ag_mean(a, x[0], 1, false); }
+static ag_tensor *f_mean_all_keep(ag_arena *a, ag_tensor **x) { return ag_mean(a, x[0], AG_ALL, true); }
+static ag_tensor *f_max1(ag_arena *a, ag_tensor **x) { return ag_max(a, x[0], 1, false); }
+static ag_tensor *f_max0_keep(ag_arena *a, ag_tensor **x) { return ag_max(a, x[0], 0, true); }
+static ag_tensor *f_max_all(ag_arena *a, ag_tensor **x) { return ag_max(a, x[0], AG_ALL, false); }
+static ag_tensor *f_reshape(ag_arena *a, ag_tensor **x) { return ag_reshape(a, x[0], 2, (int64_t[]){3, 4}); }
+static ag_tensor *f_reshape_infer(ag_arena *a, ag_tensor **x) { return ag_reshape(a, x[0], 2, (int64_t[]){-1, 4}); }
+static ag_tensor *f_transpose01(ag_arena *a, ag_tensor **x) { return ag_transpose(a, x[0], 0, 1); }
+static ag_tensor *f_transpose02(ag_arena *a, ag_tensor **x) { return ag_transpose(a, x[0], 0, -1); }
+static ag_tensor *f_sigmoid(ag_arena *a, ag_tensor **x) { return ag_sigmoid(a, x[0]); }
+static ag_tensor *f_tanh(ag_arena *a, ag_tensor **x) { return ag_tanh(a, x[0]); }
+static ag_tensor *f_relu(ag_arena *a, ag_tensor **x) { return ag_relu(a, x[0]); }
+static ag_tensor *f_softmax_last(ag_arena *a, ag_tensor **x) { return ag_softmax(a, x[0], -1); }
+static ag_tensor *f_softmax0(ag_arena *a, ag_tensor **x) { return ag_softmax(a, x[0], 0); }
+static ag_tensor *f_log_softmax1(ag_arena *a, ag_tensor **x) { return ag_log_softmax(a, x[0], 1); }
+static ag_tensor *f_log_softmax_last(ag_arena *a, ag_tensor **x) { return ag_log_softmax(a, x[0], -1); }
+static ag_tensor *f_mse(ag_arena *a, ag_tensor **x) { return ag_mse_loss(a, x[0], x[1]); }
+
+static ag_tensor *f_cross_entropy(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t targets[4] = {1, 0, 4, 2};
+    ag_tensor *t = ag_from_data(a, AG_I32, 1, (int64_t[]){4}, targets);
+    return ag_softmax_cross_entropy(a, x[0], t);
+}
+
+/* Ops composed, with one tensor in four places: sigmoid(relu(W W + W) W). */
+static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *h = ag_relu(a, ag_add(a, ag_matmul(a, x[0], x[0]), x[0]));
+    return ag_sigmoid(a, ag_matmul(a, h, x[0]));
+}
+
+#define ONE(op, label, nd, s0, v0, fn)                                         \
+    {op, label, 1, {nd, 0}, {s0, {0}}, {v0, GC_ANY}, fn}
+#define TWO(op, label, nd0, s0, v0, nd1, s1, v1, fn)                           \
+    {op, label, 2, {nd0, nd1}, {s0, s1}, {v0, v1}, fn}
+#define S(...) {__VA_ARGS__}
+
+const gc_case gc_cases[] = {
+    TWO("add", "(3,4)+(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_add),
+    TWO("add", "(2,3)+(3)", 2, S(2, 3), GC_ANY, 1, S(3), GC_ANY, f_add),
+    TWO("add", "(2,1,4)+(3,1)", 3, S(2, 1, 4), GC_ANY, 2, S(3, 1), GC_ANY, f_add),
+    TWO("add", "()+(2,2)", 0, S(0), GC_ANY, 2, S(2, 2), GC_ANY, f_add),
+    ONE("add", "x+x", 2, S(2, 3), GC_ANY, f_add_self),
+    TWO("sub", "(3,4)-(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_sub),
+    TWO("sub", "(4,1)-(1,5)", 2, S(4, 1), GC_ANY, 2, S(1, 5), GC_ANY, f_sub),
+    TWO("mul", "(3,4)*(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_mul),
+    TWO("mul", "(2,3)*(2,1)", 2, S(2, 3), GC_ANY, 2, S(2, 1), GC_ANY, f_mul),
+    ONE("mul", "x*x", 2, S(3, 2), GC_ANY, f_mul_self),
+    TWO("div", "(3,4)/(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_POSITIVE, f_div),
+    TWO("div", "(3,1)/(1,4)", 2, S(3, 1), GC_ANY, 2, S(1, 4), GC_POSITIVE, f_div),
+    ONE("neg", "(2,3)", 2, S(2, 3), GC_ANY, f_neg),
+    ONE("exp", "(2,3)", 2, S(2, 3), GC_ANY, f_exp),
+    ONE("log", "(2,3)", 2, S(2, 3), GC_POSITIVE, f_log),
+    ONE("sqrt", "(2,3)", 2, S(2, 3), GC_POSITIVE, f_sqrt),
+    ONE("abs", "(2,3)", 2, S(2, 3), GC_NONZERO, f_abs),
+    ONE("pow", "x^3", 2, S(2, 3), GC_ANY, f_pow3),
+    ONE("pow", "x^0.5", 1, S(5), GC_POSITIVE, f_pow_half),
+    ONE("pow", "x^-1.5", 3, S(2, 1, 2), GC_POSITIVE, f_pow_neg),
+    ONE("scale", "2.5x", 2, S(2, 3), GC_ANY, f_scale),
+    ONE("shift", "x-1.25", 2, S(2, 3), GC_ANY, f_shift),
+    TWO("matmul", "(3,4)@(4,5)", 2, S(3, 4), GC_ANY, 2, S(4, 5), GC_ANY, f_matmul),
+    TWO("matmul", "(2,3,4)@(2,4,5)", 3, S(2, 3, 4), GC_ANY, 3, S(2, 4, 5), GC_ANY, f_matmul),
+    TWO("matmul", "(2,3,4)@(4,5)", 3, S(2, 3, 4), GC_ANY, 2, S(4, 5), GC_ANY, f_matmul),
+    TWO("matmul", "(3,1,2,4)@(2,4,3)", 4, S(3, 1, 2, 4), GC_ANY, 3, S(2, 4, 3), GC_ANY, f_matmul),
+    ONE("matmul", "x@x", 2, S(3, 3), GC_ANY, f_matmul_self),
+    ONE("sum", "axis 0 of (3,4)", 2, S(3, 4), GC_ANY, f_sum0),
+    ONE("sum", "axis -1 keepdim of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_sum_last_keep),
+    ONE("sum", "all of (2,3)", 2, S(2, 3), GC_ANY, f_sum_all),
+    ONE("mean", "axis 1 of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_mean1),
+    ONE("mean", "all keepdim of (3,2)", 2, S(3, 2), GC_ANY, f_mean_all_keep),
+    ONE("max", "axis 1 of (3,4)", 2, S(3, 4), GC_ANY, f_max1),
+    ONE("max", "axis 0 keepdim of (3,2,2)", 3, S(3, 2, 2), GC_ANY, f_max0_keep),
+    ONE("max", "all of (2,3)", 2, S(2, 3), GC_ANY, f_max_all),
+    ONE("reshape", "(2,6)->(3,4)", 2, S(2, 6), GC_ANY, f_reshape),
+    ONE("reshape", "(2,3,4)->(-1,4)", 3, S(2, 3, 4), GC_ANY, f_reshape_infer),
+    ONE("transpose", "(2,3) 0<->1", 2, S(2, 3), GC_ANY, f_transpose01),
+    ONE("transpose", "(2,3,4) 0<->2", 3, S(2, 3, 4), GC_ANY, f_transpose02),
+    ONE("sigmoid", "(2,3)", 2, S(2, 3), GC_ANY, f_sigmoid),
+    ONE("tanh", "(2,3)", 2, S(2, 3), GC_ANY, f_tanh),
+    ONE("relu", "(3,4)", 2, S(3, 4), GC_NONZERO, f_relu),
+    ONE("softmax", "axis -1 of (3,5)", 2, S(3, 5), GC_ANY, f_softmax_last),
+    ONE("softmax", "axis 0 of (4,3)", 2, S(4, 3), GC_ANY, f_softmax0),
+    ONE("log_softmax", "axis 1 of (2,4,3)", 3, S(2, 4, 3), GC_ANY, f_log_softmax1),
+    ONE("log_softmax", "axis -1 of (3,5)", 2, S(3, 5), GC_ANY, f_log_softmax_last),
+    ONE("softmax_cross_entropy", "(4,5)", 2, S(4, 5), GC_ANY, f_cross_entropy),
+    TWO("mse_loss", "(3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_mse),
+    ONE("matmul", "sigmoid(relu(W W + W) W)", 2, S(3, 3), GC_ANY, f_mlp),
+};
+
+const int gc_case_count = (int)(sizeof gc_cases / sizeof gc_cases[0]);
+
+/* ---- making inputs ---- */
+
+static double draw(gc_values kind, ag_rng *rng)
+{
+    double u = ag_rng_uniform(rng);
+    switch (kind) {
+    case GC_POSITIVE: return 0.5 + 1.5 * u;
+    case GC_NONZERO: {
+        double magnitude = 0.1 + 1.9 * u;
+        return ag_rng_uniform(rng) < 0.5 ? -magnitude : magnitude;
+    }
+    default: return -2.0 + 4.0 * u;
+    }
+}
+
+int gc_make_inputs(const gc_case *c, ag_arena *a, ag_dtype dt, uint64_t seed,
+                   ag_tensor **inputs)
+{
+    ag_rng rng = ag_rng_seed(seed);
+    for (int i = 0; i < c->n_inputs; i++) {
+        ag_tensor *t = ag_zeros(a, dt, c->ndim[i], c->shape[i]);
+        if (!t) return -1;
+        for (int64_t j = 0; j < ag_numel(t); j++) {
+            double v = draw(c->values[i], &rng);
+            if (dt == AG_F32)
+                ((float *)ag_data(t))[j] = (float)v;
+            else
+                ((double *)ag_data(t))[j] = v;
+        }
+        ag_requires_grad(t, true);
+        inputs[i] = t;
+    }
+    return 0;
+}
+
+/* ---- the checker ---- */
+
+/* L = sum(fn(inputs) * w), evaluated in arena a. */
+static ag_tensor *weighted_sum(ag_arena *a, gc_fn fn, ag_tensor **inputs,
+                               ag_tensor *w)
+{
+    return ag_sum(a, ag_mul(a, fn(a, inputs), w), AG_ALL, false);
+}
+
+/* L at the current inputs, without recording; NAN on failure. */
+static double loss_value(ag_arena *scratch, gc_fn fn, ag_tensor **inputs,
+                         ag_tensor *w)
+{
+    bool was = ag_set_grad_enabled(false);
+    double value = ag_item(weighted_sum(scratch, fn, inputs, w));
+    ag_set_grad_enabled(was);
+    ag_arena_reset(scratch);
+    return value;
+}
+
+int gc_check(gc_fn fn, int n_inputs, ag_tensor **inputs, double eps,
+             gc_report *report)
+{
+    memset(report, 0, sizeof *report);
+    ag_arena *graph = ag_arena_new(), *scratch = ag_arena_new();
+    int status = -1;
+    /* The weights w: random, so that every output element matters. */
+    ag_tensor *y = fn(scratch, inputs);
+    ag_rng rng = ag_rng_seed(7);
+    ag_tensor *w = y ? ag_rand(graph, AG_F64, ag_ndim(y), ag_shape(y), -1, 1,
+                               &rng)
+                     : NULL;
+    ag_arena_reset(scratch);
+    for (int i = 0; i < n_inputs; i++) ag_zero_grad(inputs[i]);
+    ag_tensor *loss = w ? weighted_sum(graph, fn, inputs, w) : NULL;
+    if (!loss || ag_backward(loss)) goto done;
+    for (int i = 0; i < n_inputs; i++) {
+        double *x = ag_data(inputs[i]);
+        const double *analytic = ag_data(ag_grad(inputs[i]));
+        if (!analytic) goto done;
+        for (int64_t j = 0; j < ag_numel(inputs[i]); j++) {
+            double saved = x[j];
+            x[j] = saved + eps;
+            double plus = loss_value(scratch, fn, inputs, w);
+            x[j] = saved - eps;
+            double minus = loss_value(scratch, fn, inputs, w);
+            x[j] = saved;
+            double numeric = (plus - minus) / (2 * eps);
+            double scale = fmax(1.0, fmax(fabs(analytic[j]), fabs(numeric)));
+            double error = fabs(analytic[j] - numeric) / scale;
+            if (!(error <= report->error)) { /* also catches NaN */
+                *report = (gc_report){error, i, j, analytic[j], numeric};
+                if (isnan(error)) report->error = INFINITY;
+            }
+        }
+    }
+    status = 0;
+done:
+    ag_arena_free(graph);
+    ag_arena_free(scratch);
+    return status;
+}
