@@ -294,7 +294,11 @@ void ag_zero_grad(ag_tensor *t)
 ag_tensor *ag_detach(ag_arena *a, ag_tensor *t)
 {
     if (!t) return NULL;
-    return ag_from_data(a, t->dtype, t->ndim, t->shape, t->data);
+    ag_tensor *copy =
+        ag__tensor_new("ag_detach", a, t->dtype, t->ndim, t->shape, true);
+    if (copy && t->numel)
+        memcpy(copy->data, t->data, (size_t)t->numel * ag__dtype_size(t->dtype));
+    return copy;
 }
 
 const char *ag_tensor_op_name(const ag_tensor *t)

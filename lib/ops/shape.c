@@ -35,8 +35,9 @@ ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim,
         resolved[d] = shape[d];
         if (shape[d] != -1) continue;
         if (inferred >= 0) {
-            ag__error(func, "only one size may be -1, got dimensions %d and "
-                            "%d", inferred, d);
+            char bs[AG_SHAPE_STR_MAX];
+            ag__error(func, "only one size of %s may be -1",
+                      ag__shape_str(bs, ndim, shape));
             return NULL;
         }
         inferred = d;
