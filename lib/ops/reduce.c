@@ -146,8 +146,13 @@ static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,
     int64_t len = axis == AG_ALL ? x->numel : x->shape[args.axis];
     if (op == &ag__op_max && len == 0) {
         char buf[AG_SHAPE_STR_MAX];
-        ag__error(func, "cannot take the maximum of an empty axis (%d) of "
-                        "shape %s", axis, ag__shape_str(buf, x->ndim, x->shape));
+        ag__shape_str(buf, x->ndim, x->shape);
+        if (axis == AG_ALL)
+            ag__error(func, "cannot take the maximum of no elements, shape %s",
+                      buf);
+        else
+            ag__error(func, "cannot take the maximum of an empty axis (%d) "
+                            "of shape %s", axis, buf);
         return NULL;
     }
     return ag__apply(func, a, op, &x, x->dtype, ndim, shape, &args);
