@@ -1,0 +1,259 @@
+/* mlp_step.c: times one full training step of an MLP (forward with bias and
+ * ReLU, softmax cross-entropy, backward, SGD update, arena reset) and, in
+ * the same process, the floor: the same BLAS products alone (forward X W for
+ * every layer, backward X^T dY for every layer and dY W^T for all but the
+ * first). Prints medians over the steps and heap allocations per step.
+ *
+ * Usage: mlp_step [--batch B] [--sizes 784,1024,1024,10] [--dtype f32|f64]
+ *                 [--threads N] [--steps S] */
+#define _POSIX_C_SOURCE 200809L
+#include <autograd.h>
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_LAYERS 16
+
+/* ---- counting heap allocations: glibc's malloc wrapped by name ---- */
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static long allocations;
+
+void *malloc(size_t n);
+void *calloc(size_t n, size_t size);
+void *realloc(void *p, size_t n);
+
+void *malloc(size_t n)
+{
+    allocations++;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    allocations++;
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    allocations++;
+    return __libc_realloc(p, n);
+}
+
+/* ---- options ---- */
+
+typedef struct {
+    int64_t batch;
+    int64_t sizes[MAX_LAYERS + 1];
+    int layers; /* number of weight matrices */
+    ag_dtype dtype;
+    int threads, steps;
+} options;
+
+static int parse_sizes(const char *text, options *o)
+{
+    int n = 0;
+    char *end;
+    for (const char *p = text; *p; p = end + (*end == ',')) {
+        if (n > MAX_LAYERS) return -1;
+        o->sizes[n++] = strtoll(p, &end, 10);
+        if (end == p || o->sizes[n - 1] < 1) return -1;
+    }
+    o->layers = n - 1;
+    return n >= 2 ? 0 : -1;
+}
+
+static int parse(int argc, char **argv, options *o)
+{
+    *o = (options){.batch = 256, .dtype = AG_F32, .threads = 1, .steps = 50};
+    parse_sizes("784,1024,1024,10", o);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *flag = argv[i], *value = argv[i + 1];
+        if (!strcmp(flag, "--batch"))
+            o->batch = atoll(value);
+        else if (!strcmp(flag, "--sizes")) {
+            if (parse_sizes(value, o)) return -1;
+        } else if (!strcmp(flag, "--dtype")) {
+            if (strcmp(value, "f32") && strcmp(value, "f64")) return -1;
+            o->dtype = strcmp(value, "f32") ? AG_F64 : AG_F32;
+        } else if (!strcmp(flag, "--threads"))
+            o->threads = atoi(value);
+        else if (!strcmp(flag, "--steps"))
+            o->steps = atoi(value);
+        else
+            return -1;
+    }
+    return argc % 2 == 1 && o->batch > 0 && o->threads > 0 && o->steps > 0 ? 0
+                                                                           : -1;
+}
+
+/* ---- timing ---- */
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, compare_doubles);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ---- the library's step ---- */
+
+typedef struct {
+    ag_tensor *w[MAX_LAYERS], *b[MAX_LAYERS];
+} model;
+
+static int train_step(ag_arena *step, const options *o, model *m,
+                      const void *inputs, const int32_t *labels)
+{
+    ag_tensor *h = ag_from_data(step, o->dtype, 2,
+                                (int64_t[]){o->batch, o->sizes[0]}, inputs);
+    ag_tensor *y = ag_from_data(step, AG_I32, 1, (int64_t[]){o->batch}, labels);
+    for (int l = 0; l < o->layers; l++) {
+        h = ag_add(step, ag_matmul(step, h, m->w[l]), m->b[l]);
+        if (l + 1 < o->layers) h = ag_relu(step, h);
+    }
+    ag_tensor *loss = ag_softmax_cross_entropy(step, h, y);
+    if (!loss || ag_backward(loss)) return -1;
+    for (int l = 0; l < o->layers; l++) {
+        ag_tensor *p[2] = {m->w[l], m->b[l]};
+        for (int k = 0; k < 2; k++) {
+            int64_t n = ag_numel(p[k]);
+            if (o->dtype == AG_F32) {
+                float *v = ag_data(p[k]);
+                const float *g = ag_data(ag_grad(p[k]));
+                for (int64_t i = 0; i < n; i++) v[i] -= 0.01f * g[i];
+            } else {
+                double *v = ag_data(p[k]);
+                const double *g = ag_data(ag_grad(p[k]));
+                for (int64_t i = 0; i < n; i++) v[i] -= 0.01 * g[i];
+            }
+            ag_zero_grad(p[k]);
+        }
+    }
+    ag_arena_reset(step);
+    return 0;
+}
+
+/* ---- the floor: the same products through BLAS alone ---- */
+
+static void gemm(ag_dtype dt, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+                 int m, int n, int k, const void *A, int lda, const void *B,
+                 int ldb, double beta, void *C)
+{
+    if (dt == AG_F32)
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, A, lda, B, ldb,
+                    (float)beta, C, n);
+    else
+        cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, A, lda, B, ldb, beta,
+                    C, n);
+}
+
+/* acts[l] is layer l's input (batch, sizes[l]); grads likewise. */
+static void floor_step(const options *o, void **acts, void **grads,
+                       void **weights, void **wgrads)
+{
+    int B = (int)o->batch;
+    for (int l = 0; l < o->layers; l++) {
+        int in = (int)o->sizes[l], out = (int)o->sizes[l + 1];
+        gemm(o->dtype, CblasNoTrans, CblasNoTrans, B, out, in, acts[l], in,
+             weights[l], out, 0.0, acts[l + 1]);
+    }
+    for (int l = o->layers - 1; l >= 0; l--) {
+        int in = (int)o->sizes[l], out = (int)o->sizes[l + 1];
+        gemm(o->dtype, CblasTrans, CblasNoTrans, in, out, B, acts[l], in,
+             grads[l + 1], out, 1.0, wgrads[l]);
+        if (l > 0)
+            gemm(o->dtype, CblasNoTrans, CblasTrans, B, in, out, grads[l + 1],
+                 out, weights[l], out, 0.0, grads[l]);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (parse(argc, argv, &o)) {
+        fprintf(stderr,
+                "usage: %s [--batch B] [--sizes 784,1024,1024,10] "
+                "[--dtype f32|f64] [--threads N] [--steps S]\n",
+                argv[0]);
+        return 2;
+    }
+    ag_set_num_threads(o.threads);
+    ag_arena *params = ag_arena_new(), *step = ag_arena_new(),
+             *scratch = ag_arena_new();
+    ag_rng rng = ag_rng_seed(1);
+    model m;
+    void *acts[MAX_LAYERS + 1], *grads[MAX_LAYERS + 1];
+    void *weights[MAX_LAYERS], *wgrads[MAX_LAYERS];
+    for (int l = 0; l <= o.layers; l++) {
+        int64_t shape[2] = {o.batch, o.sizes[l]};
+        acts[l] = ag_data(ag_rand(scratch, o.dtype, 2, shape, -1, 1, &rng));
+        grads[l] = ag_data(ag_rand(scratch, o.dtype, 2, shape, -1, 1, &rng));
+        if (l == o.layers) break;
+        int64_t wshape[2] = {o.sizes[l], o.sizes[l + 1]};
+        double scale = 1.0 / (double)o.sizes[l];
+        m.w[l] = ag_randn(params, o.dtype, 2, wshape, 0, scale, &rng);
+        m.b[l] = ag_zeros(params, o.dtype, 1, &o.sizes[l + 1]);
+        ag_requires_grad(m.w[l], true);
+        ag_requires_grad(m.b[l], true);
+        weights[l] = ag_data(m.w[l]);
+        wgrads[l] = ag_data(ag_zeros(scratch, o.dtype, 2, wshape));
+    }
+    int32_t *labels = malloc((size_t)o.batch * sizeof *labels);
+    for (int64_t i = 0; labels && i < o.batch; i++)
+        labels[i] = (int32_t)(ag_rng_next(&rng) % (uint64_t)o.sizes[o.layers]);
+    double *ours = malloc((size_t)o.steps * sizeof *ours);
+    double *floor_us = malloc((size_t)o.steps * sizeof *floor_us);
+    if (!labels || !ours || !floor_us || !wgrads[o.layers - 1]) {
+        fprintf(stderr, "mlp_step: setup failed: %s\n", ag_last_error());
+        return 1;
+    }
+
+    for (int warm = 0; warm < 3; warm++) /* grow the arenas, warm BLAS */
+        if (train_step(step, &o, &m, acts[0], labels)) {
+            fprintf(stderr, "mlp_step: %s\n", ag_last_error());
+            return 1;
+        }
+    long allocs = 0;
+    for (int s = 0; s < o.steps; s++) {
+        long allocs_before = allocations;
+        double t0 = now_us();
+        train_step(step, &o, &m, acts[0], labels);
+        double t1 = now_us();
+        allocs += allocations - allocs_before;
+        floor_step(&o, acts, grads, weights, wgrads);
+        floor_us[s] = now_us() - t1;
+        ours[s] = t1 - t0;
+    }
+    double step_us = median(ours, o.steps), base_us = median(floor_us, o.steps);
+    printf("batch=%lld layers=%d dtype=%s threads=%d steps=%d step_us=%.1f "
+           "samples_per_s=%.0f floor_us=%.1f ratio=%.3f allocs_per_step=%.2f\n",
+           (long long)o.batch, o.layers, ag_dtype_name(o.dtype), o.threads,
+           o.steps, step_us, (double)o.batch * 1e6 / step_us, base_us,
+           step_us / base_us, (double)allocs / o.steps);
+    free(labels);
+    free(ours);
+    free(floor_us);
+    ag_arena_free(params);
+    ag_arena_free(step);
+    ag_arena_free(scratch);
+    return 0;
+}
