@@ -17,7 +17,8 @@ typedef struct {
 /* logits = tanh(x W1 + b1) W2 + b2 */
 static ag_tensor *forward(ag_arena *step, const mlp *m, ag_tensor *x)
 {
-    ag_tensor *h = ag_tanh(step, ag_add(step, ag_matmul(step, x, m->w1), m->b1));
+    ag_tensor *h =
+        ag_tanh(step, ag_add(step, ag_matmul(step, x, m->w1), m->b1));
     return ag_add(step, ag_matmul(step, h, m->w2), m->b2);
 }
 
@@ -65,7 +66,8 @@ int main(int argc, char **argv)
     for (int it = 1; it <= steps; it++) {
         ag_tensor *x = ag_from_data(step, AG_F32, 2, (int64_t[]){4, 2}, inputs);
         ag_tensor *y = ag_from_data(step, AG_I32, 1, (int64_t[]){4}, labels);
-        ag_tensor *loss = ag_softmax_cross_entropy(step, forward(step, &m, x), y);
+        ag_tensor *loss =
+            ag_softmax_cross_entropy(step, forward(step, &m, x), y);
         if (!loss || ag_backward(loss)) return fail("training step");
         loss_value = ag_item(loss);
         for (int i = 0; i < 4; i++) sgd_update(all[i], 0.5);

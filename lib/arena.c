@@ -22,7 +22,7 @@ typedef struct block {
 struct ag_arena {
     block *first;
     block *current;
-    size_t capacity; /* sum of the blocks' sizes */
+    size_t capacity;        /* sum of the blocks' sizes */
     ag_tensor **scratch[2]; /* ag_backward's working arrays */
     size_t scratch_cap[2];
 };
@@ -32,7 +32,8 @@ struct ag_arena {
 static unsigned char *block_base(block *b)
 {
     uintptr_t p = (uintptr_t)(b + 1);
-    return (unsigned char *)((p + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1));
+    return (unsigned char *)((p + ARENA_ALIGN - 1) &
+                             ~(uintptr_t)(ARENA_ALIGN - 1));
 }
 
 static block *block_new(size_t size)

@@ -43,8 +43,7 @@ bool ag_is_grad_enabled(void)
 int ag_set_num_threads(int n)
 {
     if (n < 1) {
-        ag__error("ag_set_num_threads", "thread count must be >= 1, got %d",
-                  n);
+        ag__error("ag_set_num_threads", "thread count must be >= 1, got %d", n);
         return -1;
     }
     openblas_set_num_threads(n);

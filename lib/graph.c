@@ -21,8 +21,7 @@ ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
     if (args) out->args = *args;
     bool record = false;
     if (ag_is_grad_enabled())
-        for (int i = 0; i < op->arity; i++)
-            record |= inputs[i]->requires_grad;
+        for (int i = 0; i < op->arity; i++) record |= inputs[i]->requires_grad;
     out->op = op;
     for (int i = 0; i < op->arity; i++) out->inputs[i] = inputs[i];
     out->requires_grad = record;

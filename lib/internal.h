@@ -81,8 +81,8 @@ int ag__check_shape(const char *func, int ndim, const int64_t *shape,
 
 /* A tensor of the given dtype and shape in `a` whose data is uninitialised
  * (or absent when with_data is false); reports errors as func. */
-ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt,
-                          int ndim, const int64_t *shape, bool with_data);
+ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt, int ndim,
+                          const int64_t *shape, bool with_data);
 
 /* Checks the common preconditions of a float op on `n` inputs: a
  * non-NULL arena, non-NULL inputs (NULL input: return -1 silently), float
@@ -146,8 +146,8 @@ extern const ag_op *const ag__op_table[];
 extern const int ag__op_table_size;
 
 extern const ag_op ag__op_add, ag__op_sub, ag__op_mul, ag__op_div;
-extern const ag_op ag__op_neg, ag__op_exp, ag__op_log, ag__op_sqrt,
-    ag__op_abs, ag__op_pow, ag__op_scale, ag__op_shift;
+extern const ag_op ag__op_neg, ag__op_exp, ag__op_log, ag__op_sqrt, ag__op_abs,
+    ag__op_pow, ag__op_scale, ag__op_shift;
 extern const ag_op ag__op_matmul;
 extern const ag_op ag__op_sum, ag__op_mean, ag__op_max;
 extern const ag_op ag__op_reshape, ag__op_transpose;

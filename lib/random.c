@@ -94,8 +94,10 @@ ag_tensor *ag_randn(ag_arena *a, ag_dtype dt, int ndim, const int64_t *shape,
                     double mean, double std, ag_rng *rng)
 {
     if (!isfinite(mean) || !isfinite(std) || std < 0) {
-        ag__error("ag_randn", "need finite mean and std >= 0, got mean %g "
-                              "std %g", mean, std);
+        ag__error("ag_randn",
+                  "need finite mean and std >= 0, got mean %g "
+                  "std %g",
+                  mean, std);
         return NULL;
     }
     return random_tensor("ag_randn", a, dt, ndim, shape, mean, std,

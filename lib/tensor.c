@@ -7,9 +7,12 @@
 size_t ag__dtype_size(ag_dtype dt)
 {
     switch (dt) {
-    case AG_F32: return sizeof(float);
-    case AG_F64: return sizeof(double);
-    case AG_I32: return sizeof(int32_t);
+    case AG_F32:
+        return sizeof(float);
+    case AG_F64:
+        return sizeof(double);
+    case AG_I32:
+        return sizeof(int32_t);
     }
     return 0;
 }
@@ -17,9 +20,12 @@ size_t ag__dtype_size(ag_dtype dt)
 const char *ag_dtype_name(ag_dtype dt)
 {
     switch (dt) {
-    case AG_F32: return "f32";
-    case AG_F64: return "f64";
-    case AG_I32: return "i32";
+    case AG_F32:
+        return "f32";
+    case AG_F64:
+        return "f64";
+    case AG_I32:
+        return "i32";
     }
     return "unknown";
 }
@@ -41,8 +47,7 @@ int ag__check_shape(const char *func, int ndim, const int64_t *shape,
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0) {
             ag__error(func, "negative size %lld in dimension %d of shape %s",
-                      (long long)shape[d], d,
-                      ag__shape_str(buf, ndim, shape));
+                      (long long)shape[d], d, ag__shape_str(buf, ndim, shape));
             return -1;
         }
         overflow |= __builtin_mul_overflow(count, shape[d], &count);
@@ -56,8 +61,8 @@ int ag__check_shape(const char *func, int ndim, const int64_t *shape,
     return 0;
 }
 
-ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt,
-                          int ndim, const int64_t *shape, bool with_data)
+ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt, int ndim,
+                          const int64_t *shape, bool with_data)
 {
     if (!a) {
         ag__error(func, "arena is NULL");
@@ -160,8 +165,10 @@ ag_tensor *ag_arange(ag_arena *a, ag_dtype dt, double start, double stop,
 {
     const char *func = "ag_arange";
     if (!isfinite(start) || !isfinite(stop) || !isfinite(step) || step == 0) {
-        ag__error(func, "need finite bounds and a non-zero step, got "
-                        "start %g stop %g step %g", start, stop, step);
+        ag__error(func,
+                  "need finite bounds and a non-zero step, got "
+                  "start %g stop %g step %g",
+                  start, stop, step);
         return NULL;
     }
     double count = ceil((stop - start) / step);
@@ -170,8 +177,9 @@ ag_tensor *ag_arange(ag_arena *a, ag_dtype dt, double start, double stop,
         ag__error(func, "%g elements overflow int64_t", count);
         return NULL;
     }
-    if (dt == AG_I32 && (!fits_i32(start) || !fits_i32(step) ||
-                         !fits_i32(start + step * (count > 0 ? count - 1 : 0)))) {
+    if (dt == AG_I32 &&
+        (!fits_i32(start) || !fits_i32(step) ||
+         !fits_i32(start + step * (count > 0 ? count - 1 : 0)))) {
         ag__error(func, "start %g, step %g do not give int32 values", start,
                   step);
         return NULL;
@@ -181,11 +189,13 @@ ag_tensor *ag_arange(ag_arena *a, ag_dtype dt, double start, double stop,
     if (!t) return NULL;
     if (dt == AG_I32) {
         int32_t *v = t->data;
-        for (int64_t i = 0; i < n; i++) v[i] = (int32_t)(start + (double)i * step);
+        for (int64_t i = 0; i < n; i++)
+            v[i] = (int32_t)(start + (double)i * step);
     } else {
         AG_DISPATCH_FLOAT(dt, {
             real *v = t->data;
-            for (int64_t i = 0; i < n; i++) v[i] = (real)(start + (double)i * step);
+            for (int64_t i = 0; i < n; i++)
+                v[i] = (real)(start + (double)i * step);
         });
     }
     return t;
@@ -220,9 +230,12 @@ void *ag_data(ag_tensor *t)
 static double element(const ag_tensor *t, int64_t i)
 {
     switch (t->dtype) {
-    case AG_F32: return ((const float *)t->data)[i];
-    case AG_F64: return ((const double *)t->data)[i];
-    case AG_I32: return ((const int32_t *)t->data)[i];
+    case AG_F32:
+        return ((const float *)t->data)[i];
+    case AG_F64:
+        return ((const double *)t->data)[i];
+    case AG_I32:
+        return ((const int32_t *)t->data)[i];
     }
     return NAN;
 }
@@ -268,7 +281,8 @@ void ag_requires_grad(ag_tensor *t, bool on)
         if (!on)
             ag__error("ag_requires_grad",
                       "cannot clear it on the result of op '%s'; use "
-                      "ag_detach", t->op->name);
+                      "ag_detach",
+                      t->op->name);
         return;
     }
     t->requires_grad = on;
@@ -297,7 +311,8 @@ ag_tensor *ag_detach(ag_arena *a, ag_tensor *t)
     ag_tensor *copy =
         ag__tensor_new("ag_detach", a, t->dtype, t->ndim, t->shape, true);
     if (copy && t->numel)
-        memcpy(copy->data, t->data, (size_t)t->numel * ag__dtype_size(t->dtype));
+        memcpy(copy->data, t->data,
+               (size_t)t->numel * ag__dtype_size(t->dtype));
     return copy;
 }
 

@@ -8,6 +8,7 @@
 
 /* ---- the cases: one small function per expression ---- */
 
+/* clang-format off */
 static ag_tensor *f_add(ag_arena *a, ag_tensor **x) { return ag_add(a, x[0], x[1]); }
 static ag_tensor *f_add_self(ag_arena *a, ag_tensor **x) { return ag_add(a, x[0], x[0]); }
 static ag_tensor *f_sub(ag_arena *a, ag_tensor **x) { return ag_sub(a, x[0], x[1]); }
@@ -47,6 +48,8 @@ static ag_tensor *f_log_softmax1(ag_arena *a, ag_tensor **x) { return ag_log_sof
 static ag_tensor *f_log_softmax_last(ag_arena *a, ag_tensor **x) { return ag_log_softmax(a, x[0], -1); }
 static ag_tensor *f_mse(ag_arena *a, ag_tensor **x) { return ag_mse_loss(a, x[0], x[1]); }
 
+/* clang-format on */
+
 static ag_tensor *f_cross_entropy(ag_arena *a, ag_tensor **x)
 {
     static const int32_t targets[4] = {1, 0, 4, 2};
@@ -61,6 +64,7 @@ static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
     return ag_sigmoid(a, ag_matmul(a, h, x[0]));
 }
 
+/* clang-format off */
 #define ONE(op, label, nd, s0, v0, fn)                                         \
     {op, label, 1, {nd, 0}, {s0, {0}}, {v0, GC_ANY}, fn}
 #define TWO(op, label, nd0, s0, v0, nd1, s1, v1, fn)                           \
@@ -119,6 +123,8 @@ const gc_case gc_cases[] = {
     ONE("matmul", "sigmoid(relu(W W + W) W)", 2, S(3, 3), GC_ANY, f_mlp),
 };
 
+/* clang-format on */
+
 const int gc_case_count = (int)(sizeof gc_cases / sizeof gc_cases[0]);
 
 /* ---- making inputs ---- */
@@ -127,12 +133,14 @@ static double draw(gc_values kind, ag_rng *rng)
 {
     double u = ag_rng_uniform(rng);
     switch (kind) {
-    case GC_POSITIVE: return 0.5 + 1.5 * u;
+    case GC_POSITIVE:
+        return 0.5 + 1.5 * u;
     case GC_NONZERO: {
         double magnitude = 0.1 + 1.9 * u;
         return ag_rng_uniform(rng) < 0.5 ? -magnitude : magnitude;
     }
-    default: return -2.0 + 4.0 * u;
+    default:
+        return -2.0 + 4.0 * u;
     }
 }
 
@@ -185,9 +193,8 @@ int gc_check(gc_fn fn, int n_inputs, ag_tensor **inputs, double eps,
     /* The weights w: random, so that every output element matters. */
     ag_tensor *y = fn(scratch, inputs);
     ag_rng rng = ag_rng_seed(7);
-    ag_tensor *w = y ? ag_rand(graph, AG_F64, ag_ndim(y), ag_shape(y), -1, 1,
-                               &rng)
-                     : NULL;
+    ag_tensor *w =
+        y ? ag_rand(graph, AG_F64, ag_ndim(y), ag_shape(y), -1, 1, &rng) : NULL;
     ag_arena_reset(scratch);
     for (int i = 0; i < n_inputs; i++) ag_zero_grad(inputs[i]);
     ag_tensor *loss = w ? weighted_sum(graph, fn, inputs, w) : NULL;

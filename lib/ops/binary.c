@@ -10,8 +10,7 @@
 #include <tgmath.h>
 
 int ag__broadcast_shape(const char *func, const ag_tensor *x,
-                        const ag_tensor *y, int skip, int *ndim,
-                        int64_t *shape)
+                        const ag_tensor *y, int skip, int *ndim, int64_t *shape)
 {
     int nx = x->ndim - skip, ny = y->ndim - skip;
     int n = nx > ny ? nx : ny;
@@ -110,7 +109,7 @@ enum { ADD, SUB, MUL, DIV };
 static int kind_of(const ag_tensor *out)
 {
     const ag_op *op = out->op;
-    return op == &ag__op_add ? ADD
+    return op == &ag__op_add   ? ADD
            : op == &ag__op_sub ? SUB
            : op == &ag__op_mul ? MUL
                                : DIV;
@@ -135,10 +134,18 @@ static int binary_forward(ag_tensor *out)
             const real *xr = x + it.offset[0], *yr = y + it.offset[1];
             real *zr = z + r * n;
             switch (kind) {
-            case ADD: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] + yr[j * sy]; break;
-            case SUB: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] - yr[j * sy]; break;
-            case MUL: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] * yr[j * sy]; break;
-            case DIV: for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] / yr[j * sy]; break;
+            case ADD:
+                for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] + yr[j * sy];
+                break;
+            case SUB:
+                for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] - yr[j * sy];
+                break;
+            case MUL:
+                for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] * yr[j * sy];
+                break;
+            case DIV:
+                for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] / yr[j * sy];
+                break;
             }
         }
     });
@@ -169,11 +176,24 @@ static void binary_backward_input(const ag_tensor *out, int which)
             switch (kind * 2 + which) {
             case ADD * 2 + 0:
             case ADD * 2 + 1:
-            case SUB * 2 + 0: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j]; break;
-            case SUB * 2 + 1: for (int64_t j = 0; j < n; j++) dr[j * sd] -= gr[j]; break;
-            case MUL * 2 + 0: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j] * yr[j * sy]; break;
-            case MUL * 2 + 1: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j] * xr[j * sx]; break;
-            case DIV * 2 + 0: for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j] / yr[j * sy]; break;
+            case SUB * 2 + 0:
+                for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j];
+                break;
+            case SUB * 2 + 1:
+                for (int64_t j = 0; j < n; j++) dr[j * sd] -= gr[j];
+                break;
+            case MUL * 2 + 0:
+                for (int64_t j = 0; j < n; j++)
+                    dr[j * sd] += gr[j] * yr[j * sy];
+                break;
+            case MUL * 2 + 1:
+                for (int64_t j = 0; j < n; j++)
+                    dr[j * sd] += gr[j] * xr[j * sx];
+                break;
+            case DIV * 2 + 0:
+                for (int64_t j = 0; j < n; j++)
+                    dr[j * sd] += gr[j] / yr[j * sy];
+                break;
             case DIV * 2 + 1:
                 for (int64_t j = 0; j < n; j++) {
                     real yj = yr[j * sy];

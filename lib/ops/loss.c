@@ -58,5 +58,4 @@ ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target)
                      NULL);
 }
 
-const ag_op ag__op_mse_loss = {"mse_loss", 2, false, mse_forward,
-                               mse_backward};
+const ag_op ag__op_mse_loss = {"mse_loss", 2, false, mse_forward, mse_backward};

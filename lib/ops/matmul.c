@@ -7,9 +7,8 @@
 #include <cblas.h>
 
 /* C = alpha op(A) op(B) + beta C for row-major matrices of dtype dt. */
-static void gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m,
-                 int64_t n, int64_t k, const void *A, const void *B,
-                 double beta, void *C)
+static void gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                 int64_t k, const void *A, const void *B, double beta, void *C)
 {
     if (m == 0 || n == 0 || k == 0) return; /* callers clear C when k = 0 */
     enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
@@ -97,8 +96,10 @@ ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
         return NULL;
     }
     if (m > INT_MAX || k > INT_MAX || n > INT_MAX) {
-        ag__error(func, "a matrix dimension of %s @ %s exceeds the BLAS limit "
-                        "%d", bx, by, INT_MAX);
+        ag__error(func,
+                  "a matrix dimension of %s @ %s exceeds the BLAS limit "
+                  "%d",
+                  bx, by, INT_MAX);
         return NULL;
     }
     int ndim;

@@ -11,9 +11,7 @@ enum { SUM, MEAN, MAX };
 
 static int kind_of(const ag_tensor *out)
 {
-    return out->op == &ag__op_sum    ? SUM
-           : out->op == &ag__op_mean ? MEAN
-                                     : MAX;
+    return out->op == &ag__op_sum ? SUM : out->op == &ag__op_mean ? MEAN : MAX;
 }
 
 static void reduce_dims(const ag_tensor *out, int64_t *outer, int64_t *len,
@@ -61,8 +59,7 @@ static int max_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
 {
     int64_t *arg = NULL;
     if (out->requires_grad) {
-        arg = ag__arena_alloc(out->arena, (size_t)out->numel * sizeof *arg,
-                              16);
+        arg = ag__arena_alloc(out->arena, (size_t)out->numel * sizeof *arg, 16);
         if (!arg) {
             ag__error("ag_max", "out of memory");
             return -1;
@@ -93,9 +90,14 @@ static int reduce_forward(ag_tensor *out)
     int64_t outer, len, inner;
     reduce_dims(out, &outer, &len, &inner);
     switch (kind_of(out)) {
-    case SUM: sum_rows(x, out, outer, len, inner, 1.0); return 0;
-    case MEAN: sum_rows(x, out, outer, len, inner, (double)len); return 0;
-    default: return max_rows(x, out, outer, len, inner);
+    case SUM:
+        sum_rows(x, out, outer, len, inner, 1.0);
+        return 0;
+    case MEAN:
+        sum_rows(x, out, outer, len, inner, (double)len);
+        return 0;
+    default:
+        return max_rows(x, out, outer, len, inner);
     }
 }
 
@@ -151,8 +153,10 @@ static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,
             ag__error(func, "cannot take the maximum of no elements, shape %s",
                       buf);
         else
-            ag__error(func, "cannot take the maximum of an empty axis (%d) "
-                            "of shape %s", axis, buf);
+            ag__error(func,
+                      "cannot take the maximum of an empty axis (%d) "
+                      "of shape %s",
+                      axis, buf);
         return NULL;
     }
     return ag__apply(func, a, op, &x, x->dtype, ndim, shape, &args);

@@ -19,8 +19,7 @@ static void reshape_backward(ag_tensor *out)
     });
 }
 
-ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim,
-                      const int64_t *shape)
+ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim, const int64_t *shape)
 {
     const char *func = "ag_reshape";
     if (ag__check_float_inputs(func, a, 1, &x)) return NULL;

@@ -103,10 +103,8 @@ static int cross_entropy_forward(ag_tensor *out)
 {
     const ag_tensor *logits = out->inputs[0], *targets = out->inputs[1];
     int64_t N = logits->shape[0], C = logits->shape[1];
-    void *logp = ag__arena_alloc(out->arena,
-                                 (size_t)logits->numel *
-                                     ag__dtype_size(out->dtype),
-                                 64);
+    void *logp = ag__arena_alloc(
+        out->arena, (size_t)logits->numel * ag__dtype_size(out->dtype), 64);
     if (!logp) {
         ag__error("ag_softmax_cross_entropy", "out of memory");
         return -1;
@@ -162,8 +160,8 @@ static int check_targets(const char *func, const ag_tensor *logits,
     const int32_t *t = targets->data;
     for (int64_t n = 0; n < N; n++)
         if (t[n] < 0 || t[n] >= C) {
-            ag__error(func, "target %d at index %lld is out of [0, %lld)",
-                      t[n], (long long)n, (long long)C);
+            ag__error(func, "target %d at index %lld is out of [0, %lld)", t[n],
+                      (long long)n, (long long)C);
             return -1;
         }
     return 0;
@@ -195,6 +193,6 @@ const ag_op ag__op_softmax = {"softmax", 1, false, softmax_forward,
                               softmax_backward};
 const ag_op ag__op_log_softmax = {"log_softmax", 1, false, softmax_forward,
                                   softmax_backward};
-const ag_op ag__op_softmax_cross_entropy = {
-    "softmax_cross_entropy", 2, false, cross_entropy_forward,
-    cross_entropy_backward};
+const ag_op ag__op_softmax_cross_entropy = {"softmax_cross_entropy", 2, false,
+                                            cross_entropy_forward,
+                                            cross_entropy_backward};

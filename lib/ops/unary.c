@@ -22,12 +22,12 @@ enum { NEG, EXP, LOG, SQRT, ABS, POW, SCALE, SHIFT };
 static int kind_of(const ag_tensor *out)
 {
     const ag_op *op = out->op;
-    return op == &ag__op_neg    ? NEG
-           : op == &ag__op_exp  ? EXP
-           : op == &ag__op_log  ? LOG
-           : op == &ag__op_sqrt ? SQRT
-           : op == &ag__op_abs  ? ABS
-           : op == &ag__op_pow  ? POW
+    return op == &ag__op_neg     ? NEG
+           : op == &ag__op_exp   ? EXP
+           : op == &ag__op_log   ? LOG
+           : op == &ag__op_sqrt  ? SQRT
+           : op == &ag__op_abs   ? ABS
+           : op == &ag__op_pow   ? POW
            : op == &ag__op_scale ? SCALE
                                  : SHIFT;
 }
@@ -41,14 +41,30 @@ static int unary_forward(ag_tensor *out)
         real *y = out->data;
         real s = (real)out->args.scalar;
         switch (kind) {
-        case NEG: for (int64_t i = 0; i < n; i++) y[i] = -x[i]; break;
-        case EXP: for (int64_t i = 0; i < n; i++) y[i] = exp(x[i]); break;
-        case LOG: for (int64_t i = 0; i < n; i++) y[i] = log(x[i]); break;
-        case SQRT: for (int64_t i = 0; i < n; i++) y[i] = sqrt(x[i]); break;
-        case ABS: for (int64_t i = 0; i < n; i++) y[i] = fabs(x[i]); break;
-        case POW: for (int64_t i = 0; i < n; i++) y[i] = pow(x[i], s); break;
-        case SCALE: for (int64_t i = 0; i < n; i++) y[i] = s * x[i]; break;
-        case SHIFT: for (int64_t i = 0; i < n; i++) y[i] = x[i] + s; break;
+        case NEG:
+            for (int64_t i = 0; i < n; i++) y[i] = -x[i];
+            break;
+        case EXP:
+            for (int64_t i = 0; i < n; i++) y[i] = exp(x[i]);
+            break;
+        case LOG:
+            for (int64_t i = 0; i < n; i++) y[i] = log(x[i]);
+            break;
+        case SQRT:
+            for (int64_t i = 0; i < n; i++) y[i] = sqrt(x[i]);
+            break;
+        case ABS:
+            for (int64_t i = 0; i < n; i++) y[i] = fabs(x[i]);
+            break;
+        case POW:
+            for (int64_t i = 0; i < n; i++) y[i] = pow(x[i], s);
+            break;
+        case SCALE:
+            for (int64_t i = 0; i < n; i++) y[i] = s * x[i];
+            break;
+        case SHIFT:
+            for (int64_t i = 0; i < n; i++) y[i] = x[i] + s;
+            break;
         }
     });
     return 0;
