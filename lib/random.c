@@ -3,7 +3,7 @@
  * machine; uniforms are exact transforms of it. */
 #include "internal.h"
 
-#include <math.h>
+#include <tgmath.h>
 
 #define TWO_PI 6.283185307179586476925286766559
 
@@ -54,11 +54,12 @@ double ag_rng_normal(ag_rng *rng)
     return sqrt(-2.0 * log(u1)) * cos(TWO_PI * u2);
 }
 
-/* A float tensor whose elements are offset + scale * draw(rng). */
+/* A float tensor whose elements are offset + scale * draw(rng), kept below
+ * `bound` (rounding to float can otherwise reach the top of [low, high)). */
 static ag_tensor *random_tensor(const char *func, ag_arena *a, ag_dtype dt,
                                 int ndim, const int64_t *shape, double offset,
-                                double scale, double (*draw)(ag_rng *),
-                                ag_rng *rng)
+                                double scale, double bound,
+                                double (*draw)(ag_rng *), ag_rng *rng)
 {
     if (!rng) {
         ag__error(func, "rng is NULL");
@@ -72,8 +73,11 @@ static ag_tensor *random_tensor(const char *func, ag_arena *a, ag_dtype dt,
     if (!t) return NULL;
     AG_DISPATCH_FLOAT(dt, {
         real *v = t->data;
-        for (int64_t i = 0; i < t->numel; i++)
+        for (int64_t i = 0; i < t->numel; i++) {
             v[i] = (real)(offset + scale * draw(rng));
+            if (v[i] >= bound && bound > offset)
+                v[i] = nextafter((real)bound, (real)offset);
+        }
     });
     return t;
 }
@@ -86,7 +90,7 @@ ag_tensor *ag_rand(ag_arena *a, ag_dtype dt, int ndim, const int64_t *shape,
                   high);
         return NULL;
     }
-    return random_tensor("ag_rand", a, dt, ndim, shape, low, high - low,
+    return random_tensor("ag_rand", a, dt, ndim, shape, low, high - low, high,
                          ag_rng_uniform, rng);
 }
 
@@ -100,6 +104,6 @@ ag_tensor *ag_randn(ag_arena *a, ag_dtype dt, int ndim, const int64_t *shape,
                   mean, std);
         return NULL;
     }
-    return random_tensor("ag_randn", a, dt, ndim, shape, mean, std,
+    return random_tensor("ag_randn", a, dt, ndim, shape, mean, std, INFINITY,
                          ag_rng_normal, rng);
 }
