@@ -84,7 +84,7 @@ void *ag__arena_alloc(ag_arena *a, size_t size, size_t align)
     if (!a->first) {
         a->first = b;
     } else {
-        block *last = a->current;
+        block *last = a->first;
         while (last->next) last = last->next;
         last->next = b;
     }

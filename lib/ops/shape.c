@@ -67,7 +67,8 @@ static void swap_axes(const ag_tensor *out, const void *src, void *dst,
     const ag_tensor *x = out->inputs[0];
     int ndim = x->ndim, d0 = out->args.axis, d1 = out->args.axis2;
     /* Strides of x, then permuted to the order of out's dimensions. */
-    int64_t xstride[AG_MAX_DIMS], stride[AG_MAX_DIMS], index[AG_MAX_DIMS] = {0};
+    int64_t xstride[AG_MAX_DIMS] = {0}, stride[AG_MAX_DIMS] = {0};
+    int64_t index[AG_MAX_DIMS] = {0};
     int64_t s = 1;
     for (int d = ndim - 1; d >= 0; d--) {
         xstride[d] = s;
