@@ -17,8 +17,9 @@
  * "ag_matmul: inner dimensions differ: (4,3) @ (5,2)". An op given a NULL
  * input returns NULL and keeps the earlier message, so a whole expression can
  * be built and checked once at the end. No input crashes or aborts the
- * process. A failed call changes nothing: no tensor, gradient or arena is
- * left half-written.
+ * process. A failed call changes no tensor and no gradient: nothing is left
+ * half-written (it may have taken memory from the arena, which the next
+ * reset reclaims).
  *
  * Threads. The error message and the grad mode are per thread; there is no
  * other global state. Separate arenas may be used from separate threads at
@@ -137,8 +138,10 @@ AG_API double ag_rng_uniform(ag_rng *rng);
  * per two uniforms; nothing is cached in between. */
 AG_API double ag_rng_normal(ag_rng *rng);
 
-/* A float tensor of ag_rng_uniform() values scaled to [low, high). Errors as
- * for ag_zeros, plus a NULL rng, an AG_I32 dtype, or high < low. */
+/* A float tensor of ag_rng_uniform() values scaled to [low, high) (every
+ * value is below high, also after rounding to f32). Errors as for ag_zeros,
+ * plus a NULL rng, an AG_I32 dtype, high < low, a bound outside the dtype's
+ * finite range, or high - low overflowing. */
 AG_API ag_tensor *ag_rand(ag_arena *a, ag_dtype dt, int ndim,
                           const int64_t *shape, double low, double high,
                           ag_rng *rng);
@@ -212,9 +215,12 @@ AG_API void ag_zero_grad(ag_tensor *t);
  * their gradients. The graph is sorted without recursion, so any depth
  * works. Memory for gradients is taken from each tensor's arena, and the
  * sort's working memory from the loss's arena (kept between resets).
- * Returns 0, or -1 with an error for NULL, a loss with more than one
- * element, an integer loss, a loss that does not require a gradient, or out
- * of memory (in which case no gradient has changed). */
+ * Returns 0, or -1 with an error for a loss with more than one element, an
+ * integer loss, a loss that does not require a gradient, or out of memory
+ * (in which case no gradient has changed). For NULL it returns -1 and keeps
+ * the earlier message, as ops do, so `ag_backward(expression)` reports the
+ * op that failed. A leaf whose requires_grad was cleared after it was used
+ * gets no gradient. */
 AG_API int ag_backward(ag_tensor *loss);
 
 /* Turns recording on or off for this thread and returns the previous mode.

@@ -55,7 +55,9 @@ static int64_t topological_order(ag_tensor *loss, ag_tensor ***order_out)
             if (in->requires_grad && in->mark == UNSEEN) next = in;
         }
         if (next) {
-            if (depth == cap || count == cap) {
+            /* Every visited tensor is on the stack or in the order, never
+             * both, so depth + count bounds both arrays. */
+            if (depth + count == cap) {
                 cap *= 2;
                 stack = ag__arena_scratch(a, 0, cap);
                 order = ag__arena_scratch(a, 1, cap);
@@ -80,13 +82,21 @@ out_of_memory: /* the arrays still hold what was marked so far */
     return -1;
 }
 
+/* Whether t was made by an op some of whose inputs (still) require a
+ * gradient; a leaf whose flag was cleared after use gets none. Ops with two
+ * inputs check each one themselves. */
+static bool needs_backward(const ag_tensor *t)
+{
+    if (!t->op) return false;
+    for (int i = 0; i < t->op->arity; i++)
+        if (t->inputs[i]->requires_grad) return true;
+    return false;
+}
+
 int ag_backward(ag_tensor *loss)
 {
     const char *func = "ag_backward";
-    if (!loss) {
-        ag__error(func, "loss is NULL");
-        return -1;
-    }
+    if (!loss) return -1; /* keep the message of the op that failed */
     char buf[AG_SHAPE_STR_MAX];
     if (loss->numel != 1 || loss->dtype == AG_I32) {
         ag__error(func, "the loss must be one float element, got %s %s",
@@ -125,7 +135,7 @@ int ag_backward(ag_tensor *loss)
             if (order[i]->op) ag_zero_grad(order[i]);
         AG_DISPATCH_FLOAT(loss->dtype, { *(real *)loss->grad->data += 1; });
         for (int64_t i = count - 1; i >= 0; i--)
-            if (order[i]->op) order[i]->op->backward(order[i]);
+            if (needs_backward(order[i])) order[i]->op->backward(order[i]);
     }
     for (int64_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
     return status;

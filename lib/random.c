@@ -3,6 +3,7 @@
  * machine; uniforms are exact transforms of it. */
 #include "internal.h"
 
+#include <float.h>
 #include <tgmath.h>
 
 #define TWO_PI 6.283185307179586476925286766559
@@ -85,9 +86,13 @@ static ag_tensor *random_tensor(const char *func, ag_arena *a, ag_dtype dt,
 ag_tensor *ag_rand(ag_arena *a, ag_dtype dt, int ndim, const int64_t *shape,
                    double low, double high, ag_rng *rng)
 {
-    if (!isfinite(low) || !isfinite(high) || high < low) {
-        ag__error("ag_rand", "need finite low <= high, got [%g, %g)", low,
-                  high);
+    double limit = dt == AG_F32 ? FLT_MAX : DBL_MAX;
+    if (!(low <= high) || fabs(low) > limit || fabs(high) > limit ||
+        !isfinite(high - low)) {
+        ag__error("ag_rand",
+                  "need low <= high, both finite in %s and high - low "
+                  "finite, got [%g, %g)",
+                  ag_dtype_name(dt), low, high);
         return NULL;
     }
     return random_tensor("ag_rand", a, dt, ndim, shape, low, high - low, high,

@@ -42,7 +42,9 @@ int ag__check_shape(const char *func, int ndim, const int64_t *shape,
         return -1;
     }
     char buf[AG_SHAPE_STR_MAX];
-    int64_t count = 1;
+    /* The product of the non-zero sizes must fit too: strides of an empty
+     * tensor are still computed from them. */
+    int64_t count = 1, nonzero = 1;
     bool overflow = false;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0) {
@@ -51,6 +53,8 @@ int ag__check_shape(const char *func, int ndim, const int64_t *shape,
             return -1;
         }
         overflow |= __builtin_mul_overflow(count, shape[d], &count);
+        if (shape[d])
+            overflow |= __builtin_mul_overflow(nonzero, shape[d], &nonzero);
     }
     if (overflow) {
         ag__error(func, "element count of shape %s overflows int64_t",
@@ -148,14 +152,16 @@ ag_tensor *ag_full(ag_arena *a, ag_dtype dt, int ndim, const int64_t *shape,
 ag_tensor *ag_from_data(ag_arena *a, ag_dtype dt, int ndim,
                         const int64_t *shape, const void *data)
 {
+    int64_t numel;
+    if (!data && !ag__check_shape("ag_from_data", ndim, shape, &numel) &&
+        numel > 0) {
+        ag__error("ag_from_data", "data is NULL for %lld elements",
+                  (long long)numel);
+        return NULL;
+    }
     ag_tensor *t = ag__tensor_new("ag_from_data", a, dt, ndim, shape, true);
     if (!t) return NULL;
     if (t->numel == 0) return t;
-    if (!data) {
-        ag__error("ag_from_data", "data is NULL for %lld elements",
-                  (long long)t->numel);
-        return NULL;
-    }
     memcpy(t->data, data, (size_t)t->numel * ag__dtype_size(dt));
     return t;
 }

@@ -31,7 +31,8 @@ static int activation_forward(ag_tensor *out)
             for (int64_t i = 0; i < n; i++) y[i] = tanh(x[i]);
             break;
         case RELU:
-            for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+            for (int64_t i = 0; i < n; i++)
+                y[i] = x[i] < 0 ? 0 : x[i]; /* NaN stays */
             break;
         }
     });

@@ -44,7 +44,15 @@ ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim, const int64_t *shape)
     }
     int64_t numel;
     if (ag__check_shape(func, ndim, resolved, &numel)) return NULL;
-    if (inferred >= 0 && numel > 0 && x->numel % numel == 0)
+    if (inferred >= 0 && numel == 0) {
+        char bs[AG_SHAPE_STR_MAX];
+        ag__error(func,
+                  "cannot infer the -1 in %s: the other sizes have no "
+                  "elements",
+                  ag__shape_str(bs, ndim, shape));
+        return NULL;
+    }
+    if (inferred >= 0 && x->numel % numel == 0)
         resolved[inferred] = x->numel / numel;
     if (ag__check_shape(func, ndim, resolved, &numel)) return NULL;
     if (numel != x->numel) {

@@ -96,22 +96,25 @@ ag_tensor *ag_log_softmax(ag_arena *a, ag_tensor *x, int axis)
     return softmax_op("ag_log_softmax", &ag__op_log_softmax, a, x, axis);
 }
 
-/* Softmax cross-entropy. logits (N, C), targets (N) int32; saved is
- * log_softmax(logits), (N, C).
+/* Softmax cross-entropy. logits (N, C), targets (N) int32. saved holds
+ * log_softmax(logits), (N, C), then a copy of the checked targets, so that a
+ * later change to the targets' values cannot reach the backward.
  *   loss = -1/N sum_n logp[n, t_n] */
 static int cross_entropy_forward(ag_tensor *out)
 {
     const ag_tensor *logits = out->inputs[0], *targets = out->inputs[1];
     int64_t N = logits->shape[0], C = logits->shape[1];
-    void *logp = ag__arena_alloc(
-        out->arena, (size_t)logits->numel * ag__dtype_size(out->dtype), 64);
+    size_t logp_bytes = (size_t)logits->numel * ag__dtype_size(out->dtype);
+    void *logp = ag__arena_alloc(out->arena,
+                                 logp_bytes + (size_t)N * sizeof(int32_t), 64);
     if (!logp) {
         ag__error("ag_softmax_cross_entropy", "out of memory");
         return -1;
     }
     out->saved = logp;
+    int32_t *t = (int32_t *)((char *)logp + logp_bytes);
+    memcpy(t, targets->data, (size_t)N * sizeof *t);
     softmax_columns(out->dtype, logits->data, logp, N, C, 1, true);
-    const int32_t *t = targets->data;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *lp = logp;
         double loss = 0;
@@ -124,9 +127,10 @@ static int cross_entropy_forward(ag_tensor *out)
 /* dlogits[n, c] = g * (e^(logp[n, c]) - [c == t_n]) / N */
 static void cross_entropy_backward(ag_tensor *out)
 {
-    const ag_tensor *logits = out->inputs[0], *targets = out->inputs[1];
+    const ag_tensor *logits = out->inputs[0];
     int64_t N = logits->shape[0], C = logits->shape[1];
-    const int32_t *t = targets->data;
+    size_t logp_bytes = (size_t)logits->numel * ag__dtype_size(out->dtype);
+    const int32_t *t = (const int32_t *)((const char *)out->saved + logp_bytes);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *lp = out->saved;
         real *dx = logits->grad->data;

@@ -96,7 +96,8 @@ static void unary_backward(ag_tensor *out)
             for (int64_t i = 0; i < n; i++)
                 dx[i] += x[i] > 0 ? g[i] : x[i] < 0 ? -g[i] : 0;
             break;
-        case POW: /* dx = g * p * x^(p-1) */
+        case POW: /* dx = g * p * x^(p-1); 0 for p = 0, even at x = 0 */
+            if (s == 0) break;
             for (int64_t i = 0; i < n; i++)
                 dx[i] += g[i] * s * pow(x[i], s - 1);
             break;
