@@ -868,6 +868,70 @@ START_TEST(test_reduction_values)
 }
 END_TEST
 
+/* ---- regressions found in review ---- */
+
+/* A leaf whose requires_grad is cleared after it was used gets no gradient,
+ * through one-input ops as well as two-input ones, and nothing crashes. */
+START_TEST(test_cleared_requires_grad)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *x = vec64(a, 3, (const double[]){1, 2, 3}, true);
+    ag_tensor *w = vec64(a, 3, (const double[]){4, 5, 6}, true);
+    ag_tensor *loss = total(a, ag_add(a, ag_exp(a, x), ag_mul(a, x, w)));
+    ag_requires_grad(x, false);
+    backward_ok(loss);
+    ck_assert_ptr_null(ag_grad(x));
+    expect_close(ag_grad(w), (const double[]){1, 2, 3}, 3, 0);
+    /* Only x feeds this loss: no op's backward runs at all. */
+    ag_tensor *only_x = total(a, ag_relu(a, ag_transpose(a, x, 0, 0)));
+    ck_assert_int_eq(ag_backward(only_x), -1); /* no longer needs a grad */
+    ag_arena_free(a);
+}
+END_TEST
+
+/* d/dx x^0 = 0 everywhere, also at x = 0 where p x^(p-1) would be 0 * inf. */
+START_TEST(test_pow_zero_exponent)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *x = vec64(a, 2, (const double[]){0, 2}, true);
+    backward_ok(total(a, ag_pow(a, x, 0)));
+    expect_close(ag_grad(x), (const double[]){0, 0}, 2, 0);
+    ag_arena_free(a);
+}
+END_TEST
+
+/* Changing the targets' values after the forward cannot reach the backward:
+ * it uses the targets that were checked. */
+START_TEST(test_cross_entropy_keeps_targets)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *logits = tensor64(a, 2, (const int64_t[]){2, 3},
+                                 (const double[]){0, 0, 0, 0, 0, 0}, true);
+    ag_tensor *t = ag_from_data(a, AG_I32, 1, (const int64_t[]){2},
+                                (const int32_t[]){0, 2});
+    ag_tensor *loss = ag_softmax_cross_entropy(a, logits, t);
+    ck_assert_ptr_nonnull(loss);
+    ((int32_t *)ag_data(t))[1] = 1000000;
+    backward_ok(loss);
+    const double third = 1.0 / 3;
+    expect_close(ag_grad(logits),
+                 (const double[]){(third - 1) / 2, third / 2, third / 2,
+                                  third / 2, third / 2, (third - 1) / 2},
+                 6, 1e-15);
+    ag_arena_free(a);
+}
+END_TEST
+
+/* ReLU passes NaN through (as PyTorch), so NaNs are not hidden. */
+START_TEST(test_relu_keeps_nan)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *x = vec64(a, 3, (const double[]){NAN, -1, 2}, false);
+    expect_close(ag_relu(a, x), (const double[]){NAN, 0, 2}, 3, 0);
+    ag_arena_free(a);
+}
+END_TEST
+
 static Suite *autograd_suite(void)
 {
     Suite *s = suite_create("autograd");
@@ -899,6 +963,13 @@ static Suite *autograd_suite(void)
     tcase_add_test(tc, test_transpose_values);
     tcase_add_test(tc, test_reshape_shares);
     tcase_add_test(tc, test_reduction_values);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("regressions");
+    tcase_add_test(tc, test_cleared_requires_grad);
+    tcase_add_test(tc, test_pow_zero_exponent);
+    tcase_add_test(tc, test_cross_entropy_keeps_targets);
+    tcase_add_test(tc, test_relu_keeps_nan);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,7 @@
 #include <autograd.h>
 
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -324,6 +325,10 @@ START_TEST(test_element_count_overflow)
     ag_tensor *x = T(a, AG_F64, 2, 3);
     EXPECT_NULL(a, ag_reshape(a, x, 2, SHAPE(big, big)), "ag_reshape",
                 "(1099511627776,1099511627776)");
+    /* No elements, but sizes whose product still overflows: refused too,
+     * since strides are computed from them. */
+    EXPECT_NULL(a, ag_zeros(a, AG_F32, 3, SHAPE(0, INT64_MAX, INT64_MAX)),
+                "ag_zeros", "(0,9223372036854775807,9223372036854775807)");
     expect_reset_works(a);
 }
 END_TEST
@@ -395,6 +400,13 @@ START_TEST(test_bad_dtype_and_values)
     EXPECT_NULL(a, ag_full(a, AG_I32, 1, SHAPE(2), 1.5), "ag_full", "1.5");
     EXPECT_NULL(a, ag_from_data(a, AG_F64, 2, SHAPE(2, 3), NULL),
                 "ag_from_data", "(2,3)|6");
+    /* Refused before any memory is taken for it. */
+    ag_arena *fresh = ag_arena_new();
+    ck_assert_ptr_null(
+        ag_from_data(fresh, AG_F32, 1, SHAPE(INT64_C(1) << 22), NULL));
+    ck_assert_ptr_nonnull(strstr(ag_last_error(), "ag_from_data: "));
+    ck_assert_uint_eq(ag_arena_capacity(fresh), 0);
+    ag_arena_free(fresh);
     expect_reset_works(a);
 }
 END_TEST
@@ -428,6 +440,11 @@ START_TEST(test_random)
                 "3", "1");
     EXPECT_NULL(a, ag_randn(a, AG_F64, 1, SHAPE(4), 0.0, -2.0, &rng),
                 "ag_randn", "-2");
+    /* Ranges whose width overflows, or bounds beyond the dtype. */
+    EXPECT_NULL(a, ag_rand(a, AG_F64, 1, SHAPE(4), -DBL_MAX, DBL_MAX, &rng),
+                "ag_rand", "f64");
+    EXPECT_NULL(a, ag_rand(a, AG_F32, 1, SHAPE(4), 0.0, 1e39, &rng), "ag_rand",
+                "f32", "1e+39");
     expect_reset_works(a);
 }
 END_TEST
@@ -485,6 +502,10 @@ START_TEST(test_reshape_count)
     EXPECT_NULL(a, ag_reshape(a, x, 2, SHAPE(-1, -1)), "ag_reshape", "(-1,-1)");
     EXPECT_NULL(a, ag_reshape(a, x, 3, SHAPE(-1, 3, -1)), "ag_reshape",
                 "(-1,3,-1)");
+    /* -1 beside a 0 is ambiguous: any size would do. */
+    ag_tensor *empty = T(a, AG_F64, 0, 3);
+    EXPECT_NULL(a, ag_reshape(a, empty, 2, SHAPE(-1, 0)), "ag_reshape",
+                "(-1,0)");
     expect_reset_works(a);
 }
 END_TEST
