@@ -10,6 +10,7 @@
  * same inputs, written out in each test. */
 #include <autograd.h>
 
+#include "support.h"
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -976,9 +977,5 @@ static Suite *autograd_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(autograd_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return run_suite(autograd_suite());
 }

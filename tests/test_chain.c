@@ -8,6 +8,7 @@
  * every expected number below is exact in double. */
 #include <autograd.h>
 
+#include "support.h"
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -267,9 +268,5 @@ static Suite *chain_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(chain_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return run_suite(chain_suite());
 }

@@ -6,6 +6,7 @@
  * returns NULL and keeps the earlier message. No input may crash. */
 #include <autograd.h>
 
+#include "support.h"
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -924,9 +925,5 @@ static Suite *errors_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(errors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int number_failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return number_failed != 0;
+    return run_suite(errors_suite());
 }

@@ -2,6 +2,7 @@
  * inputs; values and gradients agree within float tolerance. */
 #include "gradcheck.h"
 
+#include "support.h"
 #include <check.h>
 #include <math.h>
 
@@ -67,9 +68,5 @@ int main(void)
     TCase *tc = tcase_create("ops");
     tcase_add_loop_test(tc, test_f32_matches_f64, 0, gc_case_count);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return run_suite(s);
 }

@@ -3,6 +3,7 @@
  * case fails the suite. */
 #include "gradcheck.h"
 
+#include "support.h"
 #include <check.h>
 #include <math.h>
 #include <string.h>
@@ -79,9 +80,5 @@ static Suite *gradcheck_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(gradcheck_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return run_suite(gradcheck_suite());
 }

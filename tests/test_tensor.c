@@ -6,6 +6,7 @@
  * safety, independence of separate arenas). */
 #include <autograd.h>
 
+#include "support.h"
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -674,9 +675,5 @@ static Suite *tensor_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(tensor_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return run_suite(tensor_suite());
 }

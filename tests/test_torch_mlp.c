@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "fixtures/mlp_torch.h"
+#include "support.h"
 
 /* The leaves of the model: the input and the parameters, each with its
  * PyTorch value and gradient. */
@@ -249,10 +250,5 @@ int main(void)
     tcase_add_test(tc, test_mlp_f32);
     tcase_add_test(tc, test_mlp_accumulate);
     suite_add_tcase(s, tc);
-
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures != 0;
+    return run_suite(s);
 }
