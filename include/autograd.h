@@ -99,8 +99,9 @@ AG_API ag_tensor *ag_zeros(ag_arena *a, ag_dtype dt, int ndim,
 AG_API ag_tensor *ag_ones(ag_arena *a, ag_dtype dt, int ndim,
                           const int64_t *shape);
 
-/* A tensor with every element equal to `value` (converted to dt; for AG_I32
- * the value must be an integer in the int32 range). */
+/* A tensor with every element equal to `value`, converted to dt. For AG_I32
+ * the value must be an integer in the int32 range; for AG_F32 a finite value
+ * must not overflow float (infinities and NaN are kept as they are). */
 AG_API ag_tensor *ag_full(ag_arena *a, ag_dtype dt, int ndim,
                           const int64_t *shape, double value);
 
@@ -183,7 +184,8 @@ AG_API double ag_item(const ag_tensor *t);
 AG_API const char *ag_dtype_name(ag_dtype dt);
 
 /* Writes the shape, dtype and values of `t` (at most `max_values` of them,
- * then "...") to `f` in a readable form. Returns 0, or -1 for NULL input. */
+ * then "..."; all of them when max_values is negative) to `f` in a readable
+ * form. Returns 0, or -1 for NULL input. */
 AG_API int ag_print(const ag_tensor *t, FILE *f, int64_t max_values);
 
 /* ------------------------------------------------------------------ */

@@ -90,8 +90,10 @@ ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt, int ndim,
 int ag__check_float_inputs(const char *func, ag_arena *a, int n,
                            ag_tensor *const *inputs);
 
-/* Normalises an axis in [-ndim, ndim) to [0, ndim), or reports it. */
-int ag__normalize_axis(const char *func, int axis, int ndim, int *out);
+/* Normalises an axis of x in [-ndim, ndim) to [0, ndim), or reports it
+ * with x's shape. */
+int ag__normalize_axis(const char *func, int axis, const ag_tensor *x,
+                       int *out);
 
 /* ---- graph (graph.c) ---- */
 

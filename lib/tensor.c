@@ -2,6 +2,7 @@
  * every op shares (shapes, dtypes, axes). */
 #include "internal.h"
 
+#include <float.h>
 #include <math.h>
 
 size_t ag__dtype_size(ag_dtype dt)
@@ -144,6 +145,10 @@ ag_tensor *ag_full(ag_arena *a, ag_dtype dt, int ndim, const int64_t *shape,
 {
     if (dt == AG_I32 && !fits_i32(value)) {
         ag__error("ag_full", "value %g is not an int32 for dtype i32", value);
+        return NULL;
+    }
+    if (dt == AG_F32 && isfinite(value) && fabs(value) > FLT_MAX) {
+        ag__error("ag_full", "value %g overflows dtype f32", value);
         return NULL;
     }
     return filled("ag_full", a, dt, ndim, shape, value);
@@ -356,10 +361,13 @@ int ag__check_float_inputs(const char *func, ag_arena *a, int n,
     return 0;
 }
 
-int ag__normalize_axis(const char *func, int axis, int ndim, int *out)
+int ag__normalize_axis(const char *func, int axis, const ag_tensor *x, int *out)
 {
+    int ndim = x->ndim;
     if (axis < -ndim || axis >= ndim) {
-        ag__error(func, "axis %d out of range for %d dimensions", axis, ndim);
+        char buf[AG_SHAPE_STR_MAX];
+        ag__error(func, "axis %d out of range for shape %s (%d dimensions)",
+                  axis, ag__shape_str(buf, ndim, x->shape), ndim);
         return -1;
     }
     *out = axis < 0 ? axis + ndim : axis;

@@ -399,6 +399,8 @@ START_TEST(test_bad_dtype_and_values)
     EXPECT_NULL(a, ag_from_data(a, (ag_dtype)-1, 1, SHAPE(2), data),
                 "ag_from_data", "-1");
     EXPECT_NULL(a, ag_full(a, AG_I32, 1, SHAPE(2), 1.5), "ag_full", "1.5");
+    EXPECT_NULL(a, ag_full(a, AG_F32, 1, SHAPE(2), 1e39), "ag_full", "1e+39",
+                "f32");
     EXPECT_NULL(a, ag_from_data(a, AG_F64, 2, SHAPE(2, 3), NULL),
                 "ag_from_data", "(2,3)|6");
     /* Refused before any memory is taken for it. */
@@ -578,13 +580,13 @@ START_TEST(test_axis_out_of_range)
     ag_tensor *x = T(a, AG_F64, 4, 5);
     for (int i = 0; i < COUNT(reduce_ops); i++) {
         const char *fn = reduce_ops[i].name;
-        EXPECT_NULL(a, reduce_ops[i].fn(a, x, 2, false), fn, "2");
+        EXPECT_NULL(a, reduce_ops[i].fn(a, x, 2, false), fn, "axis 2", "(4,5)");
         EXPECT_NULL(a, reduce_ops[i].fn(a, x, -3, true), fn, "-3");
         EXPECT_NULL(a, reduce_ops[i].fn(a, x, 7, false), fn, "7");
     }
     for (int i = 0; i < COUNT(softmax_ops); i++) {
         const char *fn = softmax_ops[i].name;
-        EXPECT_NULL(a, softmax_ops[i].fn(a, x, 2), fn, "2");
+        EXPECT_NULL(a, softmax_ops[i].fn(a, x, 2), fn, "axis 2", "(4,5)");
         EXPECT_NULL(a, softmax_ops[i].fn(a, x, -3), fn, "-3");
     }
     EXPECT_NULL(a, ag_transpose(a, x, 0, 2), "ag_transpose", "2");

@@ -138,7 +138,7 @@ static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,
         if (keepdim)
             for (ndim = 0; ndim < x->ndim; ndim++) shape[ndim] = 1;
     } else {
-        if (ag__normalize_axis(func, axis, x->ndim, &args.axis)) return NULL;
+        if (ag__normalize_axis(func, axis, x, &args.axis)) return NULL;
         for (int d = 0; d < x->ndim; d++)
             if (d != args.axis)
                 shape[ndim++] = x->shape[d];

@@ -23,9 +23,12 @@ ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim, const int64_t *shape)
 {
     const char *func = "ag_reshape";
     if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
-    if (ndim < 0 || ndim > AG_MAX_DIMS || (ndim > 0 && !shape)) {
-        ag__error(func, "ndim must be in [0, %d] with a shape, got %d",
-                  AG_MAX_DIMS, ndim);
+    if (ndim < 0 || ndim > AG_MAX_DIMS) {
+        ag__error(func, "ndim must be in [0, %d], got %d", AG_MAX_DIMS, ndim);
+        return NULL;
+    }
+    if (ndim > 0 && !shape) {
+        ag__error(func, "shape is NULL for ndim %d", ndim);
         return NULL;
     }
     int64_t resolved[AG_MAX_DIMS];
@@ -123,8 +126,8 @@ ag_tensor *ag_transpose(ag_arena *a, ag_tensor *x, int d0, int d1)
     const char *func = "ag_transpose";
     if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
     ag_op_args args = {0};
-    if (ag__normalize_axis(func, d0, x->ndim, &args.axis) ||
-        ag__normalize_axis(func, d1, x->ndim, &args.axis2))
+    if (ag__normalize_axis(func, d0, x, &args.axis) ||
+        ag__normalize_axis(func, d1, x, &args.axis2))
         return NULL;
     int64_t shape[AG_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);

@@ -82,7 +82,7 @@ static ag_tensor *softmax_op(const char *func, const ag_op *op, ag_arena *a,
 {
     if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
     ag_op_args args = {0};
-    if (ag__normalize_axis(func, axis, x->ndim, &args.axis)) return NULL;
+    if (ag__normalize_axis(func, axis, x, &args.axis)) return NULL;
     return ag__apply(func, a, op, &x, x->dtype, x->ndim, x->shape, &args);
 }
 
