@@ -18,7 +18,8 @@ typedef struct {
     bool keepdim;  /* reductions */
 } ag_op_args;
 
-/* One entry of the op table. forward computes out's values from
+/* One entry of the op table, written {name, arity, view, kind, forward,
+ * backward}. forward computes out's values from
  * out->inputs (out's data is already allocated, except for view ops);
  * backward adds out->grad's contribution to the gradients of those inputs
  * that require one (their buffers exist). forward returns 0 or -1 with an
@@ -27,6 +28,7 @@ typedef struct ag_op {
     const char *name;
     int arity;
     bool view; /* the result shares its input's data instead of owning some */
+    int kind;  /* which op of its family, for kernels that serve several */
     int (*forward)(ag_tensor *out);
     void (*backward)(ag_tensor *out);
 } ag_op;

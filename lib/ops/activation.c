@@ -6,16 +6,9 @@
 
 enum { SIGMOID, TANH, RELU };
 
-static int kind_of(const ag_tensor *out)
-{
-    return out->op == &ag__op_sigmoid ? SIGMOID
-           : out->op == &ag__op_tanh  ? TANH
-                                      : RELU;
-}
-
 static int activation_forward(ag_tensor *out)
 {
-    int kind = kind_of(out);
+    int kind = out->op->kind;
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data;
@@ -41,7 +34,7 @@ static int activation_forward(ag_tensor *out)
 
 static void activation_backward(ag_tensor *out)
 {
-    int kind = kind_of(out);
+    int kind = out->op->kind;
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *y = out->data, *g = out->grad->data;
@@ -75,9 +68,12 @@ ag_tensor *ag_relu(ag_arena *a, ag_tensor *x)
     return ag__unary("ag_relu", &ag__op_relu, a, x, 0);
 }
 
-const ag_op ag__op_sigmoid = {"sigmoid", 1, false, activation_forward,
-                              activation_backward};
-const ag_op ag__op_tanh = {"tanh", 1, false, activation_forward,
-                           activation_backward};
-const ag_op ag__op_relu = {"relu", 1, false, activation_forward,
-                           activation_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_sigmoid =
+    {"sigmoid", 1, false, SIGMOID, activation_forward, activation_backward};
+const ag_op ag__op_tanh =
+    {"tanh", 1, false, TANH, activation_forward, activation_backward};
+const ag_op ag__op_relu =
+    {"relu", 1, false, RELU, activation_forward, activation_backward};
+/* clang-format on */

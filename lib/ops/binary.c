@@ -105,16 +105,6 @@ void ag__bcast_next(ag_bcast *it)
 
 enum { ADD, SUB, MUL, DIV };
 
-/* Which of add, sub, mul, div made out. */
-static int kind_of(const ag_tensor *out)
-{
-    const ag_op *op = out->op;
-    return op == &ag__op_add   ? ADD
-           : op == &ag__op_sub ? SUB
-           : op == &ag__op_mul ? MUL
-                               : DIV;
-}
-
 static void bcast_over(ag_bcast *it, const ag_tensor *out)
 {
     ag__bcast_init(it, out->inputs[0], out->inputs[1], 0, 1, 1, out->ndim,
@@ -123,7 +113,7 @@ static void bcast_over(ag_bcast *it, const ag_tensor *out)
 
 static int binary_forward(ag_tensor *out)
 {
-    int kind = kind_of(out);
+    int kind = out->op->kind;
     ag_bcast it;
     bcast_over(&it, out);
     AG_DISPATCH_FLOAT(out->dtype, {
@@ -160,7 +150,7 @@ static int binary_forward(ag_tensor *out)
  * summed over the broadcast dimensions through stride-0 writes. */
 static void binary_backward_input(const ag_tensor *out, int which)
 {
-    int kind = kind_of(out);
+    int kind = out->op->kind;
     ag_bcast it;
     bcast_over(&it, out);
     AG_DISPATCH_FLOAT(out->dtype, {
@@ -244,7 +234,14 @@ ag_tensor *ag_div(ag_arena *a, ag_tensor *x, ag_tensor *y)
     return binary("ag_div", &ag__op_div, a, x, y);
 }
 
-const ag_op ag__op_add = {"add", 2, false, binary_forward, binary_backward};
-const ag_op ag__op_sub = {"sub", 2, false, binary_forward, binary_backward};
-const ag_op ag__op_mul = {"mul", 2, false, binary_forward, binary_backward};
-const ag_op ag__op_div = {"div", 2, false, binary_forward, binary_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_add =
+    {"add", 2, false, ADD, binary_forward, binary_backward};
+const ag_op ag__op_sub =
+    {"sub", 2, false, SUB, binary_forward, binary_backward};
+const ag_op ag__op_mul =
+    {"mul", 2, false, MUL, binary_forward, binary_backward};
+const ag_op ag__op_div =
+    {"div", 2, false, DIV, binary_forward, binary_backward};
+/* clang-format on */

@@ -58,4 +58,8 @@ ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target)
                      NULL);
 }
 
-const ag_op ag__op_mse_loss = {"mse_loss", 2, false, mse_forward, mse_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_mse_loss =
+    {"mse_loss", 2, false, 0, mse_forward, mse_backward};
+/* clang-format on */

@@ -111,5 +111,8 @@ ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
                      NULL);
 }
 
-const ag_op ag__op_matmul = {"matmul", 2, false, matmul_forward,
-                             matmul_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_matmul =
+    {"matmul", 2, false, 0, matmul_forward, matmul_backward};
+/* clang-format on */

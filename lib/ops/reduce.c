@@ -9,11 +9,6 @@
 
 enum { SUM, MEAN, MAX };
 
-static int kind_of(const ag_tensor *out)
-{
-    return out->op == &ag__op_sum ? SUM : out->op == &ag__op_mean ? MEAN : MAX;
-}
-
 static void reduce_dims(const ag_tensor *out, int64_t *outer, int64_t *len,
                         int64_t *inner)
 {
@@ -89,7 +84,7 @@ static int reduce_forward(ag_tensor *out)
     const ag_tensor *x = out->inputs[0];
     int64_t outer, len, inner;
     reduce_dims(out, &outer, &len, &inner);
-    switch (kind_of(out)) {
+    switch (out->op->kind) {
     case SUM:
         sum_rows(x, out, outer, len, inner, 1.0);
         return 0;
@@ -106,7 +101,7 @@ static int reduce_forward(ag_tensor *out)
  * max:  dx[o,l,i] = g[o,i] where l is the saved argmax, else 0 */
 static void reduce_backward(ag_tensor *out)
 {
-    int kind = kind_of(out);
+    int kind = out->op->kind;
     int64_t outer, len, inner;
     reduce_dims(out, &outer, &len, &inner);
     const int64_t *arg = out->saved;
@@ -177,6 +172,12 @@ ag_tensor *ag_max(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
     return reduce("ag_max", &ag__op_max, a, x, axis, keepdim);
 }
 
-const ag_op ag__op_sum = {"sum", 1, false, reduce_forward, reduce_backward};
-const ag_op ag__op_mean = {"mean", 1, false, reduce_forward, reduce_backward};
-const ag_op ag__op_max = {"max", 1, false, reduce_forward, reduce_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_sum =
+    {"sum", 1, false, SUM, reduce_forward, reduce_backward};
+const ag_op ag__op_mean =
+    {"mean", 1, false, MEAN, reduce_forward, reduce_backward};
+const ag_op ag__op_max =
+    {"max", 1, false, MAX, reduce_forward, reduce_backward};
+/* clang-format on */

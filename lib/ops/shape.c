@@ -137,7 +137,10 @@ ag_tensor *ag_transpose(ag_arena *a, ag_tensor *x, int d0, int d1)
                      &args);
 }
 
-const ag_op ag__op_reshape = {"reshape", 1, true, reshape_forward,
-                              reshape_backward};
-const ag_op ag__op_transpose = {"transpose", 1, false, transpose_forward,
-                                transpose_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_reshape =
+    {"reshape", 1, true, 0, reshape_forward, reshape_backward};
+const ag_op ag__op_transpose =
+    {"transpose", 1, false, 0, transpose_forward, transpose_backward};
+/* clang-format on */

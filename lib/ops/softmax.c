@@ -10,6 +10,8 @@
 
 #include <tgmath.h>
 
+enum { SOFTMAX, LOG_SOFTMAX };
+
 /* Writes softmax (or log_softmax when take_log) of every column of x into y.
  * Both are (outer, len, inner) arrays of dtype dt. */
 static void softmax_columns(ag_dtype dt, const void *xv, void *yv,
@@ -38,17 +40,12 @@ static void softmax_columns(ag_dtype dt, const void *xv, void *yv,
     });
 }
 
-static bool is_log(const ag_tensor *out)
-{
-    return out->op == &ag__op_log_softmax;
-}
-
 static int softmax_forward(ag_tensor *out)
 {
     int64_t outer, len, inner;
     ag__split_axis(out, out->args.axis, &outer, &len, &inner);
     softmax_columns(out->dtype, out->inputs[0]->data, out->data, outer, len,
-                    inner, is_log(out));
+                    inner, out->op->kind == LOG_SOFTMAX);
     return 0;
 }
 
@@ -58,7 +55,7 @@ static void softmax_backward(ag_tensor *out)
 {
     int64_t outer, len, inner;
     ag__split_axis(out, out->args.axis, &outer, &len, &inner);
-    bool take_log = is_log(out);
+    bool take_log = out->op->kind == LOG_SOFTMAX;
     AG_DISPATCH_FLOAT(out->dtype, {
         for (int64_t o = 0; o < outer; o++)
             for (int64_t i = 0; i < inner; i++) {
@@ -193,10 +190,13 @@ ag_tensor *ag_softmax_cross_entropy(ag_arena *a, ag_tensor *logits,
                      logits->dtype, 0, NULL, NULL);
 }
 
-const ag_op ag__op_softmax = {"softmax", 1, false, softmax_forward,
-                              softmax_backward};
-const ag_op ag__op_log_softmax = {"log_softmax", 1, false, softmax_forward,
-                                  softmax_backward};
-const ag_op ag__op_softmax_cross_entropy = {"softmax_cross_entropy", 2, false,
-                                            cross_entropy_forward,
-                                            cross_entropy_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_softmax =
+    {"softmax", 1, false, SOFTMAX, softmax_forward, softmax_backward};
+const ag_op ag__op_log_softmax =
+    {"log_softmax", 1, false, LOG_SOFTMAX, softmax_forward, softmax_backward};
+const ag_op ag__op_softmax_cross_entropy =
+    {"softmax_cross_entropy", 2, false, 0, cross_entropy_forward,
+     cross_entropy_backward};
+/* clang-format on */

@@ -19,22 +19,9 @@ ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
 
 enum { NEG, EXP, LOG, SQRT, ABS, POW, SCALE, SHIFT };
 
-static int kind_of(const ag_tensor *out)
-{
-    const ag_op *op = out->op;
-    return op == &ag__op_neg     ? NEG
-           : op == &ag__op_exp   ? EXP
-           : op == &ag__op_log   ? LOG
-           : op == &ag__op_sqrt  ? SQRT
-           : op == &ag__op_abs   ? ABS
-           : op == &ag__op_pow   ? POW
-           : op == &ag__op_scale ? SCALE
-                                 : SHIFT;
-}
-
 static int unary_forward(ag_tensor *out)
 {
-    int kind = kind_of(out);
+    int kind = out->op->kind;
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data;
@@ -72,7 +59,7 @@ static int unary_forward(ag_tensor *out)
 
 static void unary_backward(ag_tensor *out)
 {
-    int kind = kind_of(out);
+    int kind = out->op->kind;
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data, *y = out->data;
@@ -151,11 +138,22 @@ ag_tensor *ag_shift(ag_arena *a, ag_tensor *x, double s)
     return ag__unary("ag_shift", &ag__op_shift, a, x, s);
 }
 
-const ag_op ag__op_neg = {"neg", 1, false, unary_forward, unary_backward};
-const ag_op ag__op_exp = {"exp", 1, false, unary_forward, unary_backward};
-const ag_op ag__op_log = {"log", 1, false, unary_forward, unary_backward};
-const ag_op ag__op_sqrt = {"sqrt", 1, false, unary_forward, unary_backward};
-const ag_op ag__op_abs = {"abs", 1, false, unary_forward, unary_backward};
-const ag_op ag__op_pow = {"pow", 1, false, unary_forward, unary_backward};
-const ag_op ag__op_scale = {"scale", 1, false, unary_forward, unary_backward};
-const ag_op ag__op_shift = {"shift", 1, false, unary_forward, unary_backward};
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_neg =
+    {"neg", 1, false, NEG, unary_forward, unary_backward};
+const ag_op ag__op_exp =
+    {"exp", 1, false, EXP, unary_forward, unary_backward};
+const ag_op ag__op_log =
+    {"log", 1, false, LOG, unary_forward, unary_backward};
+const ag_op ag__op_sqrt =
+    {"sqrt", 1, false, SQRT, unary_forward, unary_backward};
+const ag_op ag__op_abs =
+    {"abs", 1, false, ABS, unary_forward, unary_backward};
+const ag_op ag__op_pow =
+    {"pow", 1, false, POW, unary_forward, unary_backward};
+const ag_op ag__op_scale =
+    {"scale", 1, false, SCALE, unary_forward, unary_backward};
+const ag_op ag__op_shift =
+    {"shift", 1, false, SHIFT, unary_forward, unary_backward};
+/* clang-format on */
