@@ -15,8 +15,11 @@
  * Errors. A function that fails returns NULL (or a negative int, or NaN for
  * ag_item) and ag_last_error() says what failed and where, for example
  * "ag_matmul: inner dimensions differ: (4,3) @ (5,2)". An op given a NULL
- * input returns NULL and keeps the earlier message, so a whole expression can
- * be built and checked once at the end. No input crashes or aborts the
+ * input returns NULL and keeps the pending message (or, when none is
+ * pending, says which input was NULL), so a whole expression can be built
+ * and checked once at the end. A program that handles an error and goes on
+ * should call ag_clear_error(), so that the old message is not taken for the
+ * cause of a later NULL. No input crashes or aborts the
  * process. A failed call changes no tensor and no gradient: nothing is left
  * half-written (it may have taken memory from the arena, which the next
  * reset reclaims).
@@ -171,9 +174,10 @@ AG_API int64_t ag_numel(const ag_tensor *t);
 AG_API ag_dtype ag_type(const ag_tensor *t);
 
 /* The contiguous row-major values (float, double or int32_t), owned by the
- * tensor's arena. The caller may change them in place; gradients already
- * computed do not follow. A tensor made by ag_reshape shares the values of
- * its input. */
+ * tensor's arena. The caller may change them in place (an optimizer step
+ * does), but not between building a graph that uses the tensor and calling
+ * ag_backward on it: backward reads the values as they are then. A tensor
+ * made by ag_reshape shares the values of its input. */
 AG_API void *ag_data(ag_tensor *t);
 
 /* The value of a one-element tensor as a double. For another element count
@@ -185,17 +189,21 @@ AG_API const char *ag_dtype_name(ag_dtype dt);
 
 /* Writes the shape, dtype and values of `t` (at most `max_values` of them,
  * then "..."; all of them when max_values is negative) to `f` in a readable
- * form. Returns 0, or -1 for NULL input. */
+ * form. Returns 0, or -1: silently for a NULL tensor, as the other functions
+ * of this section, and with an error for a NULL f. */
 AG_API int ag_print(const ag_tensor *t, FILE *f, int64_t max_values);
 
 /* ------------------------------------------------------------------ */
 /* Autograd                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Marks a leaf tensor (one made by a constructor, not by an op) as a
- * parameter whose gradient ag_backward() should compute. It is an error,
- * reported through ag_last_error() with `t` unchanged, to call it on an
- * AG_I32 tensor or to clear it on an op's result (use ag_detach). */
+/* Marks a leaf tensor as a parameter whose gradient ag_backward() should
+ * compute (on) or not (off). A leaf is a tensor without recorded history:
+ * made by a constructor, by ag_detach, or by an op that recorded nothing.
+ * On a recorded op result, `on` changes nothing (it already requires a
+ * gradient). It is an error, reported through ag_last_error() with `t`
+ * unchanged, to set it on an AG_I32 tensor or to clear it on a recorded op
+ * result (use ag_detach). */
 AG_API void ag_requires_grad(ag_tensor *t, bool on);
 
 /* Whether `t` requires a gradient: set by ag_requires_grad, or an op result
@@ -249,9 +257,10 @@ AG_API const char *ag_last_error(void);
 /* Forgets the last error of this thread. */
 AG_API void ag_clear_error(void);
 
-/* Sets how many threads the BLAS library (and the library's own kernels)
- * may use; 1 or more. Returns 0, or -1 with an error for n < 1. This is a
- * process-wide setting of OpenBLAS. */
+/* Sets how many threads OpenBLAS may use for matrix products; 1 or more.
+ * The library's own elementwise kernels run on the calling thread. Returns
+ * 0, or -1 with an error for n < 1. This is a process-wide setting of
+ * OpenBLAS (the same one OPENBLAS_NUM_THREADS gives at start-up). */
 AG_API int ag_set_num_threads(int n);
 
 /* The number of threads set by ag_set_num_threads (OpenBLAS's own count). */
@@ -268,7 +277,8 @@ AG_API int ag_get_num_threads(void);
  * ag_backward; otherwise nothing is recorded. Each op returns NULL with an
  * error for a NULL arena, a wrong dtype, shapes it cannot combine, an axis
  * out of range or out of memory; for a NULL input it returns NULL and keeps
- * the earlier message. Axes count from 0; -1 is the last axis. */
+ * the pending message. Axes count from 0; -1 is the last axis; AG_ALL only
+ * where an op says so. */
 
 /* Elementwise a + b, a - b, a * b, a / b, with NumPy broadcasting: shapes
  * are aligned at the right and each pair of sizes must be equal or one of
@@ -334,8 +344,9 @@ AG_API ag_tensor *ag_log_softmax(ag_arena *a, ag_tensor *x, int axis);
  * one fused, stable pass; a scalar. `logits` is a float (N, C) tensor and
  * `targets` an AG_I32 (N) tensor of classes in [0, C). Its gradient with
  * respect to the logits is (softmax(logits) - onehot(targets)) / N. Errors:
- * logits not 2-D, targets not AG_I32 or of another count, a target out of
- * [0, C), N = 0. */
+ * logits not 2-D, targets not an AG_I32 tensor of shape (N), a target out
+ * of [0, C), N = 0. The targets are copied: changing them afterwards does
+ * not change the gradient. */
 AG_API ag_tensor *ag_softmax_cross_entropy(ag_arena *a, ag_tensor *logits,
                                            ag_tensor *targets);
 
@@ -354,8 +365,9 @@ AG_API int ag_op_count(void);
  * NULL when out of range. */
 AG_API const char *ag_op_name(int i);
 
-/* The name of the op that made `t` ("leaf" for a tensor made by a
- * constructor or while grad mode was off); NULL for NULL. */
+/* The name of the op that made `t`, or "leaf" for a tensor without recorded
+ * history (made by a constructor, while grad mode was off, or by an op none
+ * of whose inputs required a gradient); NULL for NULL. */
 AG_API const char *ag_tensor_op_name(const ag_tensor *t);
 
 #ifdef __cplusplus

@@ -18,6 +18,12 @@ void ag__error(const char *func, const char *fmt, ...)
     va_end(ap);
 }
 
+int ag__null_input(const char *func, int index)
+{
+    if (!last_error[0]) ag__error(func, "input %d is NULL", index);
+    return -1;
+}
+
 const char *ag_last_error(void)
 {
     return last_error;

@@ -96,7 +96,7 @@ static bool needs_backward(const ag_tensor *t)
 int ag_backward(ag_tensor *loss)
 {
     const char *func = "ag_backward";
-    if (!loss) return -1; /* keep the message of the op that failed */
+    if (!loss) return ag__null_input(func, 0);
     char buf[AG_SHAPE_STR_MAX];
     if (loss->numel != 1 || loss->dtype == AG_I32) {
         ag__error(func, "the loss must be one float element, got %s %s",
@@ -105,8 +105,9 @@ int ag_backward(ag_tensor *loss)
         return -1;
     }
     if (!loss->requires_grad) {
-        ag__error(func, "the loss does not require a gradient: no tensor it "
-                        "was computed from has ag_requires_grad set");
+        ag__error(func, "the loss has no recorded history: no tensor it was "
+                        "computed from required a gradient, or grad mode was "
+                        "off when it was computed");
         return -1;
     }
     ag_tensor **order;

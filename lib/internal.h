@@ -67,6 +67,11 @@ ag_tensor **ag__arena_scratch(ag_arena *a, int which, size_t count);
 void ag__error(const char *func, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Reports a NULL input of func: keeps the pending message (the one that
+ * explains where the NULL came from) or, when there is none, says that input
+ * `index` is NULL. Returns -1. */
+int ag__null_input(const char *func, int index);
+
 /* Writes "(d0,d1,...)" into buf, of AG_SHAPE_STR_MAX bytes, and returns
  * buf. */
 #define AG_SHAPE_STR_MAX 192

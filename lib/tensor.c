@@ -184,15 +184,18 @@ ag_tensor *ag_arange(ag_arena *a, ag_dtype dt, double start, double stop,
     }
     double count = ceil((stop - start) / step);
     if (count < 0) count = 0;
-    if (count >= 0x1p63) {
-        ag__error(func, "%g elements overflow int64_t", count);
+    if (!(count < 0x1p63)) {
+        ag__error(func,
+                  "the element count of [%g, %g) by %g overflows "
+                  "int64_t",
+                  start, stop, step);
         return NULL;
     }
-    if (dt == AG_I32 &&
-        (!fits_i32(start) || !fits_i32(step) ||
-         !fits_i32(start + step * (count > 0 ? count - 1 : 0)))) {
-        ag__error(func, "start %g, step %g do not give int32 values", start,
-                  step);
+    double last = start + step * (count > 0 ? count - 1 : 0);
+    if (dt == AG_I32 && count > 0 &&
+        (!fits_i32(start) || !fits_i32(step) || !fits_i32(last))) {
+        ag__error(func, "values from %g by %g up to %g are not all int32",
+                  start, step, last);
         return NULL;
     }
     int64_t n = (int64_t)count;
@@ -265,7 +268,11 @@ double ag_item(const ag_tensor *t)
 
 int ag_print(const ag_tensor *t, FILE *f, int64_t max_values)
 {
-    if (!t || !f) return -1;
+    if (!t) return -1;
+    if (!f) {
+        ag__error("ag_print", "the FILE is NULL");
+        return -1;
+    }
     char buf[AG_SHAPE_STR_MAX];
     fprintf(f, "tensor %s %s%s [", ag_dtype_name(t->dtype),
             ag__shape_str(buf, t->ndim, t->shape),
@@ -337,7 +344,7 @@ int ag__check_float_inputs(const char *func, ag_arena *a, int n,
                            ag_tensor *const *inputs)
 {
     for (int i = 0; i < n; i++)
-        if (!inputs[i]) return -1; /* keep the message that made the NULL */
+        if (!inputs[i]) return ag__null_input(func, i);
     if (!a) {
         ag__error(func, "arena is NULL");
         return -1;
@@ -364,6 +371,11 @@ int ag__check_float_inputs(const char *func, ag_arena *a, int n,
 int ag__normalize_axis(const char *func, int axis, const ag_tensor *x, int *out)
 {
     int ndim = x->ndim;
+    if (axis == AG_ALL) {
+        ag__error(func, "AG_ALL is not accepted here; give one axis of %d",
+                  ndim);
+        return -1;
+    }
     if (axis < -ndim || axis >= ndim) {
         char buf[AG_SHAPE_STR_MAX];
         ag__error(func, "axis %d out of range for shape %s (%d dimensions)",

@@ -172,7 +172,11 @@ ag_tensor *ag_softmax_cross_entropy(ag_arena *a, ag_tensor *logits,
                                     ag_tensor *targets)
 {
     const char *func = "ag_softmax_cross_entropy";
-    if (!targets || ag__check_float_inputs(func, a, 1, &logits)) return NULL;
+    if (ag__check_float_inputs(func, a, 1, &logits)) return NULL;
+    if (!targets) {
+        ag__null_input(func, 1);
+        return NULL;
+    }
     char bl[AG_SHAPE_STR_MAX];
     if (logits->ndim != 2) {
         ag__error(func, "logits must be 2-D (N,C), got %s",
