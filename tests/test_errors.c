@@ -424,6 +424,11 @@ START_TEST(test_arange)
                 "inf");
     EXPECT_NULL(a, ag_arange(a, AG_F64, 0.0, 1e300, 1.0), "ag_arange");
     EXPECT_NULL(a, ag_arange(a, AG_I32, 0.0, 2.0, 0.5), "ag_arange", "0.5");
+    /* The message names the value that does not fit, not start and step. */
+    EXPECT_NULL(a, ag_arange(a, AG_I32, 0.0, 5e9, 1.0), "ag_arange", "5e+09",
+                "int32");
+    EXPECT_NULL(a, ag_arange(a, AG_F64, 0.0, 1e300, 1e-300), "ag_arange",
+                "1e+300", "overflows");
     expect_reset_works(a);
 }
 END_TEST
@@ -593,6 +598,8 @@ START_TEST(test_axis_out_of_range)
     EXPECT_NULL(a, ag_transpose(a, x, -3, 1), "ag_transpose", "-3");
     EXPECT_NULL(a, ag_transpose(a, x, 1, -3), "ag_transpose", "-3");
     EXPECT_NULL(a, ag_transpose(a, x, 7, 0), "ag_transpose", "7");
+    /* AG_ALL is for reductions only. */
+    EXPECT_NULL(a, ag_softmax(a, x, AG_ALL), "ag_softmax", "AG_ALL");
     expect_reset_works(a);
 }
 END_TEST
