@@ -13,7 +13,9 @@
 #include "support.h"
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- helpers ---- */
@@ -883,9 +885,13 @@ START_TEST(test_cleared_requires_grad)
     backward_ok(loss);
     ck_assert_ptr_null(ag_grad(x));
     expect_close(ag_grad(w), (const double[]){1, 2, 3}, 3, 0);
-    /* Only x feeds this loss: no op's backward runs at all. */
-    ag_tensor *only_x = total(a, ag_relu(a, ag_transpose(a, x, 0, 0)));
-    ck_assert_int_eq(ag_backward(only_x), -1); /* no longer needs a grad */
+    /* A recorded graph whose only leaf was cleared since: backward succeeds,
+     * runs no op's backward, and gives the leaf nothing. */
+    ag_tensor *y = vec64(a, 3, (const double[]){-1, 2, 3}, true);
+    ag_tensor *only_y = total(a, ag_relu(a, ag_transpose(a, y, 0, 0)));
+    ag_requires_grad(y, false);
+    backward_ok(only_y);
+    ck_assert_ptr_null(ag_grad(y));
     ag_arena_free(a);
 }
 END_TEST
@@ -933,6 +939,102 @@ START_TEST(test_relu_keeps_nan)
 }
 END_TEST
 
+/* Kinks: d|x|/dx and d relu/dx at x = 0 are 0 (header; PyTorch agrees). */
+START_TEST(test_kinks_at_zero)
+{
+    ag_arena *a = ag_arena_new();
+    for (ag_dtype dt = AG_F32; dt <= AG_F64; dt++) {
+        ag_tensor *x = ag_arange(a, dt, -1, 2, 1); /* -1, 0, 1 */
+        ag_requires_grad(x, true);
+        ck_assert_int_eq(ag_backward(ag_sum(a, ag_abs(a, x), AG_ALL, false)),
+                         0);
+        const double wa[3] = {-1, 0, 1};
+        for (int i = 0; i < 3; i++) {
+            double got = dt == AG_F32 ? ((float *)ag_data(ag_grad(x)))[i]
+                                      : ((double *)ag_data(ag_grad(x)))[i];
+            ck_assert_msg(got == wa[i], "abs' at %d: %g want %g", i - 1, got,
+                          wa[i]);
+        }
+        ag_zero_grad(x);
+        ck_assert_int_eq(ag_backward(ag_sum(a, ag_relu(a, x), AG_ALL, false)),
+                         0);
+        const double wr[3] = {0, 0, 1};
+        for (int i = 0; i < 3; i++) {
+            double got = dt == AG_F32 ? ((float *)ag_data(ag_grad(x)))[i]
+                                      : ((double *)ag_data(ag_grad(x)))[i];
+            ck_assert_msg(got == wr[i], "relu' at %d: %g want %g", i - 1, got,
+                          wr[i]);
+        }
+    }
+    ag_arena_free(a);
+}
+END_TEST
+
+/* max propagates NaN (as torch.max) and its gradient goes to the first NaN. */
+START_TEST(test_max_nan)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *x = ag_from_data(a, AG_F64, 2, (int64_t[]){2, 4},
+                                (double[]){1, NAN, 3, NAN, 1, 5, 2, 0});
+    ag_requires_grad(x, true);
+    ag_tensor *m = ag_max(a, x, 1, false);
+    ck_assert(isnan(((double *)ag_data(m))[0]));
+    ck_assert(((double *)ag_data(m))[1] == 5);
+    ck_assert(isnan(ag_item(ag_max(a, x, AG_ALL, false))));
+    ck_assert_int_eq(ag_backward(ag_sum(a, m, AG_ALL, false)), 0);
+    const double want[8] = {0, 1, 0, 0, 0, 1, 0, 0};
+    for (int i = 0; i < 8; i++)
+        ck_assert(((double *)ag_data(ag_grad(x)))[i] == want[i]);
+    ag_arena_free(a);
+}
+END_TEST
+
+/* transpose(x, d, d) is a copy (header: "A copy of x"). */
+START_TEST(test_transpose_same_axis_copies)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *x = ag_arange(a, AG_F64, 0, 6, 1);
+    ag_tensor *t = ag_transpose(a, x, 0, 0);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_ne(ag_data(t), ag_data(x));
+    ((double *)ag_data(x))[2] = -7;
+    ck_assert(((double *)ag_data(t))[2] == 2);
+    ag_arena_free(a);
+}
+END_TEST
+
+/* Error message and grad mode are per thread. */
+static void *other_thread(void *arg)
+{
+    int *ok = arg;
+    *ok = ag_is_grad_enabled() && strcmp(ag_last_error(), "") == 0;
+    ag_set_grad_enabled(false);
+    ag_arena *a = ag_arena_new();
+    ag_zeros(a, AG_F64, 1, (int64_t[]){-3}); /* sets this thread's error */
+    ag_arena_free(a);
+    return NULL;
+}
+
+START_TEST(test_thread_local_state)
+{
+    ag_arena *a = ag_arena_new();
+    ag_clear_error();
+    ck_assert_ptr_null(
+        ag_transpose(a, ag_zeros(a, AG_F64, 1, (int64_t[]){2}), 0, 5));
+    char mine[512];
+    snprintf(mine, sizeof mine, "%s", ag_last_error());
+    ck_assert_str_ne(mine, "");
+    int ok = 0;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, other_thread, &ok), 0);
+    pthread_join(th, NULL);
+    ck_assert_msg(ok, "a new thread saw this thread's error or grad mode");
+    ck_assert(ag_is_grad_enabled());
+    ck_assert_str_eq(ag_last_error(), mine);
+    ag_arena_free(a);
+}
+END_TEST
+
 static Suite *autograd_suite(void)
 {
     Suite *s = suite_create("autograd");
@@ -971,6 +1073,10 @@ static Suite *autograd_suite(void)
     tcase_add_test(tc, test_pow_zero_exponent);
     tcase_add_test(tc, test_cross_entropy_keeps_targets);
     tcase_add_test(tc, test_relu_keeps_nan);
+    tcase_add_test(tc, test_kinks_at_zero);
+    tcase_add_test(tc, test_max_nan);
+    tcase_add_test(tc, test_transpose_same_axis_copies);
+    tcase_add_test(tc, test_thread_local_state);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -427,6 +427,8 @@ START_TEST(test_arange)
     /* The message names the value that does not fit, not start and step. */
     EXPECT_NULL(a, ag_arange(a, AG_I32, 0.0, 5e9, 1.0), "ag_arange", "5e+09",
                 "int32");
+    EXPECT_NULL(a, ag_arange(a, AG_I32, 2147483640.0, 2147483650.0, 1.0),
+                "ag_arange", "2.14748e+09", "int32");
     EXPECT_NULL(a, ag_arange(a, AG_F64, 0.0, 1e300, 1e-300), "ag_arange",
                 "1e+300", "overflows");
     expect_reset_works(a);
@@ -690,6 +692,11 @@ START_TEST(test_num_threads)
     int before = ag_get_num_threads();
     EXPECT_FAIL(a, ag_set_num_threads(0), "ag_set_num_threads", "0");
     EXPECT_FAIL(a, ag_set_num_threads(-2), "ag_set_num_threads", "-2");
+    ck_assert_int_eq(ag_get_num_threads(), before);
+    /* A valid count takes effect, and the old one can be restored. */
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+    ck_assert_int_eq(ag_get_num_threads(), 1);
+    ck_assert_int_eq(ag_set_num_threads(before), 0);
     ck_assert_int_eq(ag_get_num_threads(), before);
     expect_reset_works(a);
 }

@@ -26,7 +26,6 @@ static void softmax_columns(ag_dtype dt, const void *xv, void *yv,
                 real m = -INFINITY;
                 for (int64_t l = 0; l < len; l++)
                     if (x[l * inner] > m) m = x[l * inner];
-                if (m == -INFINITY) m = 0; /* all -inf: avoid -inf - -inf */
                 real sum = 0;
                 for (int64_t l = 0; l < len; l++) {
                     y[l * inner] = exp(x[l * inner] - m);
