@@ -22,7 +22,7 @@
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
-static long allocations;
+static _Atomic long allocations; /* OpenBLAS threads allocate too */
 
 void *malloc(size_t n);
 void *calloc(size_t n, size_t size);
