@@ -82,7 +82,12 @@ const char *ag__shape_str(char *buf, int ndim, const int64_t *shape);
 /* Size in bytes of one element of dt (0 for an unknown dtype). */
 size_t ag__dtype_size(ag_dtype dt);
 
-/* Checks a shape and computes its element count; reports errors as func. */
+/* Checks that ndim is in [0, AG_MAX_DIMS] and that shape is given when
+ * ndim > 0; reports errors as func. */
+int ag__check_ndim(const char *func, int ndim, const int64_t *shape);
+
+/* Checks a shape (ag__check_ndim, then sizes >= 0 whose product fits) and
+ * computes its element count; reports errors as func. */
 int ag__check_shape(const char *func, int ndim, const int64_t *shape,
                     int64_t *numel);
 
@@ -180,6 +185,12 @@ extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
             __VA_ARGS__                                                        \
         }                                                                      \
     } while (0)
+
+/* Bytes of t's values. */
+static inline size_t ag__tensor_bytes(const ag_tensor *t)
+{
+    return (size_t)t->numel * ag__dtype_size(t->dtype);
+}
 
 /* Splits a tensor's shape around `axis` as (outer, len, inner). */
 static inline void ag__split_axis(const ag_tensor *t, int axis, int64_t *outer,

@@ -31,8 +31,7 @@ const char *ag_dtype_name(ag_dtype dt)
     return "unknown";
 }
 
-int ag__check_shape(const char *func, int ndim, const int64_t *shape,
-                    int64_t *numel)
+int ag__check_ndim(const char *func, int ndim, const int64_t *shape)
 {
     if (ndim < 0 || ndim > AG_MAX_DIMS) {
         ag__error(func, "ndim must be in [0, %d], got %d", AG_MAX_DIMS, ndim);
@@ -42,6 +41,13 @@ int ag__check_shape(const char *func, int ndim, const int64_t *shape,
         ag__error(func, "shape is NULL for ndim %d", ndim);
         return -1;
     }
+    return 0;
+}
+
+int ag__check_shape(const char *func, int ndim, const int64_t *shape,
+                    int64_t *numel)
+{
+    if (ag__check_ndim(func, ndim, shape)) return -1;
     char buf[AG_SHAPE_STR_MAX];
     /* The product of the non-zero sizes must fit too: strides of an empty
      * tensor are still computed from them. */
@@ -167,7 +173,7 @@ ag_tensor *ag_from_data(ag_arena *a, ag_dtype dt, int ndim,
     ag_tensor *t = ag__tensor_new("ag_from_data", a, dt, ndim, shape, true);
     if (!t) return NULL;
     if (t->numel == 0) return t;
-    memcpy(t->data, data, (size_t)t->numel * ag__dtype_size(dt));
+    memcpy(t->data, data, ag__tensor_bytes(t));
     return t;
 }
 
@@ -318,9 +324,7 @@ ag_tensor *ag_grad(const ag_tensor *t)
 
 void ag_zero_grad(ag_tensor *t)
 {
-    if (t && t->grad)
-        memset(t->grad->data, 0,
-               (size_t)t->grad->numel * ag__dtype_size(t->grad->dtype));
+    if (t && t->grad) memset(t->grad->data, 0, ag__tensor_bytes(t->grad));
 }
 
 ag_tensor *ag_detach(ag_arena *a, ag_tensor *t)
@@ -328,9 +332,7 @@ ag_tensor *ag_detach(ag_arena *a, ag_tensor *t)
     if (!t) return NULL;
     ag_tensor *copy =
         ag__tensor_new("ag_detach", a, t->dtype, t->ndim, t->shape, true);
-    if (copy && t->numel)
-        memcpy(copy->data, t->data,
-               (size_t)t->numel * ag__dtype_size(t->dtype));
+    if (copy && t->numel) memcpy(copy->data, t->data, ag__tensor_bytes(t));
     return copy;
 }
 

@@ -64,7 +64,7 @@ static int matmul_forward(ag_tensor *out)
 {
     const ag_tensor *x = out->inputs[0];
     if (x->shape[x->ndim - 1] == 0) /* an empty sum: every z is 0 */
-        memset(out->data, 0, (size_t)out->numel * ag__dtype_size(out->dtype));
+        memset(out->data, 0, ag__tensor_bytes(out));
     else
         matmul_batches(out, FORWARD);
     return 0;

@@ -22,15 +22,9 @@ static void reshape_backward(ag_tensor *out)
 ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim, const int64_t *shape)
 {
     const char *func = "ag_reshape";
-    if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
-    if (ndim < 0 || ndim > AG_MAX_DIMS) {
-        ag__error(func, "ndim must be in [0, %d], got %d", AG_MAX_DIMS, ndim);
+    if (ag__check_float_inputs(func, a, 1, &x) ||
+        ag__check_ndim(func, ndim, shape))
         return NULL;
-    }
-    if (ndim > 0 && !shape) {
-        ag__error(func, "shape is NULL for ndim %d", ndim);
-        return NULL;
-    }
     int64_t resolved[AG_MAX_DIMS];
     int inferred = -1;
     for (int d = 0; d < ndim; d++) {

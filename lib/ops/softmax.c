@@ -92,6 +92,12 @@ ag_tensor *ag_log_softmax(ag_arena *a, ag_tensor *x, int axis)
     return softmax_op("ag_log_softmax", &ag__op_log_softmax, a, x, axis);
 }
 
+/* The copy of the targets inside out->saved, after the log-probabilities. */
+static int32_t *saved_targets(const ag_tensor *out)
+{
+    return (int32_t *)((char *)out->saved + ag__tensor_bytes(out->inputs[0]));
+}
+
 /* Softmax cross-entropy. logits (N, C), targets (N) int32. saved holds
  * log_softmax(logits), (N, C), then a copy of the checked targets, so that a
  * later change to the targets' values cannot reach the backward.
@@ -100,16 +106,15 @@ static int cross_entropy_forward(ag_tensor *out)
 {
     const ag_tensor *logits = out->inputs[0], *targets = out->inputs[1];
     int64_t N = logits->shape[0], C = logits->shape[1];
-    size_t logp_bytes = (size_t)logits->numel * ag__dtype_size(out->dtype);
-    void *logp = ag__arena_alloc(out->arena,
-                                 logp_bytes + (size_t)N * sizeof(int32_t), 64);
+    void *logp = ag__arena_alloc(
+        out->arena, ag__tensor_bytes(logits) + ag__tensor_bytes(targets), 64);
     if (!logp) {
         ag__error("ag_softmax_cross_entropy", "out of memory");
         return -1;
     }
     out->saved = logp;
-    int32_t *t = (int32_t *)((char *)logp + logp_bytes);
-    memcpy(t, targets->data, (size_t)N * sizeof *t);
+    int32_t *t = saved_targets(out);
+    memcpy(t, targets->data, ag__tensor_bytes(targets));
     softmax_columns(out->dtype, logits->data, logp, N, C, 1, true);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *lp = logp;
@@ -125,8 +130,7 @@ static void cross_entropy_backward(ag_tensor *out)
 {
     const ag_tensor *logits = out->inputs[0];
     int64_t N = logits->shape[0], C = logits->shape[1];
-    size_t logp_bytes = (size_t)logits->numel * ag__dtype_size(out->dtype);
-    const int32_t *t = (const int32_t *)((const char *)out->saved + logp_bytes);
+    const int32_t *t = saved_targets(out);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *lp = out->saved;
         real *dx = logits->grad->data;
