@@ -2,6 +2,7 @@
  * table of cases, several per op and shape (broadcasting, batches, a tensor
  * used twice), that covers every entry of the op table. */
 #include "gradcheck.h"
+#include "support.h"
 
 #include <math.h>
 #include <string.h>
@@ -151,13 +152,8 @@ int gc_make_inputs(const gc_case *c, ag_arena *a, ag_dtype dt, uint64_t seed,
     for (int i = 0; i < c->n_inputs; i++) {
         ag_tensor *t = ag_zeros(a, dt, c->ndim[i], c->shape[i]);
         if (!t) return -1;
-        for (int64_t j = 0; j < ag_numel(t); j++) {
-            double v = draw(c->values[i], &rng);
-            if (dt == AG_F32)
-                ((float *)ag_data(t))[j] = (float)v;
-            else
-                ((double *)ag_data(t))[j] = v;
-        }
+        for (int64_t j = 0; j < ag_numel(t); j++)
+            tensor_set(t, j, draw(c->values[i], &rng));
         ag_requires_grad(t, true);
         inputs[i] = t;
     }

@@ -1,5 +1,31 @@
-/* support.c: the Check runner that every test program's main calls. */
+/* support.c: the Check runner that every test program's main calls, and
+ * element access whatever the dtype. */
 #include "support.h"
+
+#include <math.h>
+
+double tensor_at(const ag_tensor *t, int64_t i)
+{
+    ck_assert_ptr_nonnull(t);
+    const void *data = ag_data((ag_tensor *)t);
+    switch (ag_type(t)) {
+    case AG_F32:
+        return ((const float *)data)[i];
+    case AG_F64:
+        return ((const double *)data)[i];
+    case AG_I32:
+        return ((const int32_t *)data)[i];
+    }
+    return NAN;
+}
+
+void tensor_set(ag_tensor *t, int64_t i, double v)
+{
+    if (ag_type(t) == AG_F32)
+        ((float *)ag_data(t))[i] = (float)v;
+    else
+        ((double *)ag_data(t))[i] = v;
+}
 
 int run_suite(Suite *s)
 {

@@ -9,13 +9,6 @@
 #define VALUE_TOLERANCE 1e-5
 #define GRAD_TOLERANCE 1e-4
 
-/* Element i of a float tensor as a double. */
-static double at(ag_tensor *t, int64_t i)
-{
-    return ag_type(t) == AG_F32 ? ((float *)ag_data(t))[i]
-                                : ((double *)ag_data(t))[i];
-}
-
 /* Asserts |f32 - f64| <= tol * max(1, |f64|) element by element. */
 static void assert_close(ag_tensor *t32, ag_tensor *t64, double tol,
                          const gc_case *c, const char *what)
@@ -24,7 +17,7 @@ static void assert_close(ag_tensor *t32, ag_tensor *t64, double tol,
     ck_assert_ptr_nonnull(t64);
     ck_assert_int_eq(ag_numel(t32), ag_numel(t64));
     for (int64_t i = 0; i < ag_numel(t64); i++) {
-        double want = at(t64, i), got = at(t32, i);
+        double want = tensor_at(t64, i), got = tensor_at(t32, i);
         ck_assert_msg(fabs(got - want) <= tol * fmax(1.0, fabs(want)),
                       "%s %s: %s element %lld: f32 %.9g f64 %.9g", c->op,
                       c->label, what, (long long)i, got, want);

@@ -15,20 +15,6 @@
 
 /* ---- helpers ---- */
 
-/* Element i of t as a double, whatever its dtype. */
-static double at(ag_tensor *t, int64_t i)
-{
-    switch (ag_type(t)) {
-    case AG_F32:
-        return ((const float *)ag_data(t))[i];
-    case AG_F64:
-        return ((const double *)ag_data(t))[i];
-    case AG_I32:
-        return ((const int32_t *)ag_data(t))[i];
-    }
-    return NAN;
-}
-
 /* Asserts that t is non-NULL with dtype dt and the given shape. */
 static void expect_shape(ag_tensor *t, ag_dtype dt, int ndim,
                          const int64_t *shape)
@@ -48,9 +34,9 @@ static void expect_shape(ag_tensor *t, ag_dtype dt, int ndim,
 static void expect_all(ag_tensor *t, double want)
 {
     for (int64_t i = 0; i < ag_numel(t); i++)
-        if (at(t, i) != want)
+        if (tensor_at(t, i) != want)
             ck_abort_msg("element %lld is %.17g, want %.17g", (long long)i,
-                         at(t, i), want);
+                         tensor_at(t, i), want);
 }
 
 /* Asserts that t's n elements equal want[] exactly. */
@@ -58,9 +44,9 @@ static void expect_values(ag_tensor *t, const double *want, int64_t n)
 {
     ck_assert_int_eq(ag_numel(t), n);
     for (int64_t i = 0; i < n; i++)
-        if (at(t, i) != want[i])
+        if (tensor_at(t, i) != want[i])
             ck_abort_msg("element %lld is %.17g, want %.17g", (long long)i,
-                         at(t, i), want[i]);
+                         tensor_at(t, i), want[i]);
 }
 
 /* Asserts that t is a 1-D tensor of dtype dt equal to NumPy's
@@ -74,9 +60,9 @@ static void expect_arange(ag_arena *a, ag_dtype dt, double start, double stop,
     for (int64_t i = 0; i < n; i++) {
         double want = start + (double)i * step;
         if (dt == AG_F32) want = (float)want;
-        if (at(t, i) != want)
+        if (tensor_at(t, i) != want)
             ck_abort_msg("arange(%g, %g, %g)[%lld] = %.9g", start, stop, step,
-                         (long long)i, at(t, i));
+                         (long long)i, tensor_at(t, i));
     }
 }
 
@@ -422,10 +408,10 @@ END_TEST
 static void expect_in_range(ag_tensor *t, double low, double high)
 {
     for (int64_t i = 0; i < ag_numel(t); i++)
-        if (!(at(t, i) >= low && at(t, i) < high))
+        if (!(tensor_at(t, i) >= low && tensor_at(t, i) < high))
             ck_abort_msg("%s element %lld = %.17g not in [%g, %g)",
-                         ag_dtype_name(ag_type(t)), (long long)i, at(t, i), low,
-                         high);
+                         ag_dtype_name(ag_type(t)), (long long)i,
+                         tensor_at(t, i), low, high);
 }
 
 START_TEST(test_rand)
@@ -440,10 +426,10 @@ START_TEST(test_rand)
     for (int64_t i = 0; i < ag_numel(t); i++) {
         /* The documented transform of ag_rng_uniform. */
         double want = -3 + 8 * ag_rng_uniform(&copy);
-        if (!(fabs(at(t, i) - want) <= 1e-15 * 8))
+        if (!(fabs(tensor_at(t, i) - want) <= 1e-15 * 8))
             ck_abort_msg("element %lld: %.17g, want %.17g", (long long)i,
-                         at(t, i), want);
-        sum += at(t, i);
+                         tensor_at(t, i), want);
+        sum += tensor_at(t, i);
     }
     ck_assert_msg(fabs(sum / 10000 - 1) < 0.1, "mean %g", sum / 10000);
     ck_assert(memcmp(&rng, &copy, sizeof rng) == 0); /* rng advanced */
@@ -489,7 +475,8 @@ START_TEST(test_randn)
     expect_shape(t1, AG_F64, 2, shape);
     ck_assert(memcmp(ag_data(t1), ag_data(t2), 150 * sizeof(double)) == 0);
     int differ = 0;
-    for (int i = 0; i < 150; i++) differ += at(t1, i) != at(t3, i);
+    for (int i = 0; i < 150; i++)
+        differ += tensor_at(t1, i) != tensor_at(t3, i);
     ck_assert_int_gt(differ, 140);
     /* The next draw continues the stream: not a repeat of the first. */
     ag_tensor *t4 = ag_randn(a, AG_F64, 2, shape, 0, 1, &r1);
@@ -500,8 +487,8 @@ START_TEST(test_randn)
     ag_tensor *big = ag_randn(a, AG_F32, 1, (int64_t[]){100000}, 5, 2, &r);
     double sum = 0, sum2 = 0;
     for (int64_t i = 0; i < 100000; i++) {
-        sum += at(big, i);
-        sum2 += at(big, i) * at(big, i);
+        sum += tensor_at(big, i);
+        sum2 += tensor_at(big, i) * tensor_at(big, i);
     }
     double mean = sum / 100000, var = sum2 / 100000 - mean * mean;
     ck_assert_msg(fabs(mean - 5) < 0.03, "mean %g", mean);
@@ -529,7 +516,7 @@ static void arena_step(ag_arena *a, void **ptrs)
     }
     for (int i = 0; i < 50; i++) {
         int64_t n = ag_numel(ts[i]);
-        if (at(ts[i], 0) != i + 1 || at(ts[i], n - 1) != i + 1)
+        if (tensor_at(ts[i], 0) != i + 1 || tensor_at(ts[i], n - 1) != i + 1)
             ck_abort_msg("tensor %d was overwritten", i);
     }
 }
@@ -626,7 +613,7 @@ START_TEST(test_arena_independent)
     ag_tensor *u = ag_ones(keep, AG_F64, 1, (int64_t[]){10});
     expect_all(u, 1);
     for (int64_t i = 0; i < 5000; i++)
-        if (at(t, i) != (double)i)
+        if (tensor_at(t, i) != (double)i)
             ck_abort_msg("element %lld changed", (long long)i);
     ag_arena_free(keep);
 }
