@@ -334,6 +334,33 @@ AG_API ag_tensor *ag_sigmoid(ag_arena *a, ag_tensor *x);
 AG_API ag_tensor *ag_tanh(ag_arena *a, ag_tensor *x);
 AG_API ag_tensor *ag_relu(ag_arena *a, ag_tensor *x);
 
+/* GELU with the exact normal CDF, x * (1 + erf(x / sqrt 2)) / 2, as
+ * PyTorch's nn.GELU() computes it by default. */
+AG_API ag_tensor *ag_gelu(ag_arena *a, ag_tensor *x);
+
+/* Leaky ReLU: x for x > 0, slope * x otherwise (PyTorch's default slope is
+ * 0.01). `slope` must be finite. */
+AG_API ag_tensor *ag_leaky_relu(ag_arena *a, ag_tensor *x, double slope);
+
+/* Inverted dropout: each element is zeroed with probability p and the
+ * others are scaled by 1 / (1 - p), so the expected value is unchanged.
+ * The mask is drawn from `rng` (which advances) and kept for backward.
+ * p = 0 returns a copy; p must be in [0, 1). */
+AG_API ag_tensor *ag_dropout(ag_arena *a, ag_tensor *x, double p, ag_rng *rng);
+
+/* y = x @ weight^T + bias, the affine map of a PyTorch nn.Linear, in one
+ * op: x is (..., in), weight (out, in), bias (out) or NULL for none; the
+ * result is (..., out). The product runs in one BLAS call with the
+ * transpose passed as a flag, and the bias is added in the same pass. */
+AG_API ag_tensor *ag_linear(ag_arena *a, ag_tensor *x, ag_tensor *weight,
+                            ag_tensor *bias);
+
+/* The index of the largest element along `axis` (the first one on ties; NaN
+ * counts as largest), as an AG_I32 tensor with that axis removed. Not
+ * differentiable: the result never requires a gradient. Errors: an empty
+ * axis, a non-float input. */
+AG_API ag_tensor *ag_argmax(ag_arena *a, ag_tensor *x, int axis);
+
 /* softmax(x)_i = e^(x_i - m) / sum_j e^(x_j - m) and
  * log_softmax(x)_i = x_i - m - log sum_j e^(x_j - m) along `axis`, with m the
  * maximum along the axis, so that large inputs do not overflow. */
@@ -373,5 +400,11 @@ AG_API const char *ag_tensor_op_name(const ag_tensor *t);
 #ifdef __cplusplus
 }
 #endif
+
+/* The layers above the core, each in its own header. */
+#include "autograd/nn.h"
+#include "autograd/optim.h"
+#include "autograd/io.h"
+#include "autograd/tools.h"
 
 #endif /* AUTOGRAD_H */

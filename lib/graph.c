@@ -135,8 +135,9 @@ int ag_backward(ag_tensor *loss)
         for (int64_t i = 0; i < count; i++)
             if (order[i]->op) ag_zero_grad(order[i]);
         AG_DISPATCH_FLOAT(loss->dtype, { *(real *)loss->grad->data += 1; });
-        for (int64_t i = count - 1; i >= 0; i--)
-            if (needs_backward(order[i])) order[i]->op->backward(order[i]);
+        for (int64_t i = count - 1; i >= 0 && !status; i--)
+            if (needs_backward(order[i]))
+                status = order[i]->op->backward(order[i]);
     }
     for (int64_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
     return status;

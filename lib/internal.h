@@ -22,18 +22,19 @@ typedef struct {
  * backward}. forward computes out's values from
  * out->inputs (out's data is already allocated, except for view ops);
  * backward adds out->grad's contribution to the gradients of those inputs
- * that require one (their buffers exist). forward returns 0 or -1 with an
- * error (it may allocate saved state in out's arena). */
+ * that require one (their buffers exist). Both return 0, or -1 with an error
+ * (forward may allocate saved state in out's arena; only user-defined
+ * functions' backward can fail). */
 typedef struct ag_op {
     const char *name;
     int arity;
     bool view; /* the result shares its input's data instead of owning some */
     int kind;  /* which op of its family, for kernels that serve several */
     int (*forward)(ag_tensor *out);
-    void (*backward)(ag_tensor *out);
+    int (*backward)(ag_tensor *out);
 } ag_op;
 
-#define AG_MAX_INPUTS 2
+#define AG_MAX_INPUTS 4
 
 struct ag_tensor {
     ag_dtype dtype;

@@ -32,7 +32,7 @@ static int activation_forward(ag_tensor *out)
     return 0;
 }
 
-static void activation_backward(ag_tensor *out)
+static int activation_backward(ag_tensor *out)
 {
     int kind = out->op->kind;
     int64_t n = out->numel;
@@ -51,6 +51,7 @@ static void activation_backward(ag_tensor *out)
             break;
         }
     });
+    return 0;
 }
 
 ag_tensor *ag_sigmoid(ag_arena *a, ag_tensor *x)

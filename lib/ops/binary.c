@@ -195,11 +195,12 @@ static void binary_backward_input(const ag_tensor *out, int which)
     });
 }
 
-static void binary_backward(ag_tensor *out)
+static int binary_backward(ag_tensor *out)
 {
     for (int which = 0; which < 2; which++)
         if (out->inputs[which]->requires_grad)
             binary_backward_input(out, which);
+    return 0;
 }
 
 /* The shared front of the four ops: checks, broadcast shape, apply. */

@@ -19,7 +19,7 @@ static int mse_forward(ag_tensor *out)
 }
 
 /* dp_i = g * 2 (p_i - t_i) / n,  dt_i = -dp_i */
-static void mse_backward(ag_tensor *out)
+static int mse_backward(ag_tensor *out)
 {
     ag_tensor *pred = out->inputs[0], *target = out->inputs[1];
     AG_DISPATCH_FLOAT(out->dtype, {
@@ -33,6 +33,7 @@ static void mse_backward(ag_tensor *out)
             if (dt) dt[i] -= d;
         }
     });
+    return 0;
 }
 
 ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target)

@@ -70,10 +70,11 @@ static int matmul_forward(ag_tensor *out)
     return 0;
 }
 
-static void matmul_backward(ag_tensor *out)
+static int matmul_backward(ag_tensor *out)
 {
     if (out->inputs[0]->requires_grad) matmul_batches(out, GRAD_X);
     if (out->inputs[1]->requires_grad) matmul_batches(out, GRAD_Y);
+    return 0;
 }
 
 ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)

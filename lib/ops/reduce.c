@@ -99,7 +99,7 @@ static int reduce_forward(ag_tensor *out)
 /* sum:  dx[o,l,i] = g[o,i]
  * mean: dx[o,l,i] = g[o,i] / len
  * max:  dx[o,l,i] = g[o,i] where l is the saved argmax, else 0 */
-static void reduce_backward(ag_tensor *out)
+static int reduce_backward(ag_tensor *out)
 {
     int kind = out->op->kind;
     int64_t outer, len, inner;
@@ -120,6 +120,7 @@ static void reduce_backward(ag_tensor *out)
                 }
             }
     });
+    return 0;
 }
 
 static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,

@@ -10,13 +10,14 @@ static int reshape_forward(ag_tensor *out)
 }
 
 /* dx = g, element for element */
-static void reshape_backward(ag_tensor *out)
+static int reshape_backward(ag_tensor *out)
 {
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *g = out->grad->data;
         real *dx = out->inputs[0]->grad->data;
         for (int64_t i = 0; i < out->numel; i++) dx[i] += g[i];
     });
+    return 0;
 }
 
 ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim, const int64_t *shape)
@@ -110,9 +111,10 @@ static int transpose_forward(ag_tensor *out)
 }
 
 /* dx = g with the axes swapped back */
-static void transpose_backward(ag_tensor *out)
+static int transpose_backward(ag_tensor *out)
 {
     swap_axes(out, out->grad->data, out->inputs[0]->grad->data, false);
+    return 0;
 }
 
 ag_tensor *ag_transpose(ag_arena *a, ag_tensor *x, int d0, int d1)

@@ -50,7 +50,7 @@ static int softmax_forward(ag_tensor *out)
 
 /* softmax:     dx_l = y_l (g_l - sum_j g_j y_j)
  * log_softmax: dx_l = g_l - e^(y_l) sum_j g_j */
-static void softmax_backward(ag_tensor *out)
+static int softmax_backward(ag_tensor *out)
 {
     int64_t outer, len, inner;
     ag__split_axis(out, out->args.axis, &outer, &len, &inner);
@@ -71,6 +71,7 @@ static void softmax_backward(ag_tensor *out)
                                          : y[l * inner] * (g[l * inner] - s);
             }
     });
+    return 0;
 }
 
 static ag_tensor *softmax_op(const char *func, const ag_op *op, ag_arena *a,
@@ -126,7 +127,7 @@ static int cross_entropy_forward(ag_tensor *out)
 }
 
 /* dlogits[n, c] = g * (e^(logp[n, c]) - [c == t_n]) / N */
-static void cross_entropy_backward(ag_tensor *out)
+static int cross_entropy_backward(ag_tensor *out)
 {
     const ag_tensor *logits = out->inputs[0];
     int64_t N = logits->shape[0], C = logits->shape[1];
@@ -141,6 +142,7 @@ static void cross_entropy_backward(ag_tensor *out)
             dx[n * C + t[n]] -= scale;
         }
     });
+    return 0;
 }
 
 /* Checks the targets: AG_I32, shape (N), every class in [0, C). */

@@ -57,7 +57,7 @@ static int unary_forward(ag_tensor *out)
     return 0;
 }
 
-static void unary_backward(ag_tensor *out)
+static int unary_backward(ag_tensor *out)
 {
     int kind = out->op->kind;
     int64_t n = out->numel;
@@ -96,6 +96,7 @@ static void unary_backward(ag_tensor *out)
             break;
         }
     });
+    return 0;
 }
 
 ag_tensor *ag_neg(ag_arena *a, ag_tensor *x)

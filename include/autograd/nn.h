@@ -1,0 +1,184 @@
+/* autograd/nn.h: parameter sets, weight initialisation, Linear layers and
+ * multi-layer perceptrons. Included by autograd.h; include that instead.
+ *
+ * A model lives in one arena (its parameters, their gradients and the
+ * model's own bookkeeping); ag_arena_free() of that arena frees the model.
+ * Forward passes build their graph in another arena, reset every step. */
+#ifndef AUTOGRAD_NN_H
+#define AUTOGRAD_NN_H
+
+#include "../autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Parameter sets                                                      */
+/* ------------------------------------------------------------------ */
+
+/* An ordered list of named tensors: what optimizers update, checkpoints
+ * save and load, and users iterate over. Names follow PyTorch's
+ * state_dict ("layers.0.weight"). */
+typedef struct ag_params ag_params;
+
+/* The longest parameter name, in bytes without the terminating 0. */
+#define AG_PARAM_NAME_MAX 127
+
+/* Makes an empty parameter set in arena `a` (freed with it). Returns NULL
+ * and an error when `a` is NULL or out of memory. */
+AG_API ag_params *ag_params_new(ag_arena *a);
+
+/* Appends tensor `t` under `name` (copied). `t` is not copied: the set
+ * refers to it, so it must outlive the set (make both in one arena).
+ * Returns 0, or -1 and an error for a NULL argument, an empty name or one
+ * longer than AG_PARAM_NAME_MAX, a name already in the set, an AG_I32
+ * tensor, or no memory. */
+AG_API int ag_params_add(ag_params *p, const char *name, ag_tensor *t);
+
+/* Appends every tensor of `from`, each name prefixed with `prefix` and a
+ * dot ("encoder" + "weight" -> "encoder.weight"; prefix NULL or "" adds
+ * the names as they are). Returns 0, or -1 and an error as ag_params_add
+ * (on error the set keeps the tensors added before the failing one). */
+AG_API int ag_params_extend(ag_params *p, const char *prefix,
+                            const ag_params *from);
+
+/* Number of tensors in the set (0 for NULL). */
+AG_API int ag_params_count(const ag_params *p);
+
+/* Tensor `i` (0 <= i < count), or NULL when out of range. */
+AG_API ag_tensor *ag_params_tensor(const ag_params *p, int i);
+
+/* Name of tensor `i`, owned by the set, or NULL when out of range. */
+AG_API const char *ag_params_name(const ag_params *p, int i);
+
+/* The tensor named `name`, or NULL (without an error) when there is none. */
+AG_API ag_tensor *ag_params_find(const ag_params *p, const char *name);
+
+/* Total element count of all tensors. */
+AG_API int64_t ag_params_numel(const ag_params *p);
+
+/* Sets ag_requires_grad(t, on) for every tensor. */
+AG_API void ag_params_requires_grad(ag_params *p, bool on);
+
+/* Zeroes every tensor's gradient (ag_zero_grad). */
+AG_API void ag_params_zero_grad(ag_params *p);
+
+/* ------------------------------------------------------------------ */
+/* Initialisation                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Each fills a float tensor in place with draws from `rng` (which
+ * advances) and returns 0, or -1 and an error (NULL, AG_I32, a 0-d or
+ * 1-d tensor where fans are needed, bad bounds). fan_in and fan_out are
+ * those of PyTorch: for a (out, in, ...) weight, fan_in = in * receptive
+ * field and fan_out = out * receptive field. */
+
+/* U(low, high). */
+AG_API int ag_init_uniform(ag_tensor *t, double low, double high, ag_rng *rng);
+
+/* N(mean, std^2). */
+AG_API int ag_init_normal(ag_tensor *t, double mean, double std, ag_rng *rng);
+
+/* Kaiming (He) uniform, U(-b, b) with b = gain * sqrt(3 / fan_in) and
+ * gain = sqrt(2 / (1 + a^2)), as torch.nn.init.kaiming_uniform_(t, a) with
+ * mode fan_in and a leaky_relu nonlinearity. nn.Linear's default weight
+ * init is a = sqrt(5), which gives b = 1 / sqrt(fan_in). */
+AG_API int ag_init_kaiming_uniform(ag_tensor *t, double a, ag_rng *rng);
+
+/* Xavier (Glorot) uniform, U(-b, b) with
+ * b = gain * sqrt(6 / (fan_in + fan_out)), as xavier_uniform_. */
+AG_API int ag_init_xavier_uniform(ag_tensor *t, double gain, ag_rng *rng);
+
+/* ------------------------------------------------------------------ */
+/* Linear layers and MLPs                                              */
+/* ------------------------------------------------------------------ */
+
+/* How weights are initialised. */
+typedef enum {
+    AG_INIT_DEFAULT, /* PyTorch nn.Linear: Kaiming uniform with a = sqrt(5)
+                        for the weight, U(-1/sqrt(in), 1/sqrt(in)) bias */
+    AG_INIT_XAVIER,  /* Xavier uniform (gain 1) weight, zero bias */
+    AG_INIT_KAIMING, /* Kaiming uniform for ReLU (a = 0) weight, zero bias */
+    AG_INIT_NORMAL,  /* N(0, 0.01^2) weight, zero bias */
+} ag_init;
+
+/* y = x W^T + b with W (out, in) and b (out), as PyTorch's nn.Linear. */
+typedef struct {
+    int64_t in, out;
+    ag_tensor *weight; /* (out, in), requires a gradient */
+    ag_tensor *bias;   /* (out), or NULL without a bias */
+    ag_params *params; /* "weight" and "bias" */
+} ag_linear_layer;
+
+/* Makes a Linear layer in arena `a` with weights drawn from `rng`. Returns
+ * NULL and an error for a NULL arena or rng, sizes < 1, an AG_I32 dtype,
+ * an unknown init, or no memory. */
+AG_API ag_linear_layer *ag_linear_layer_new(ag_arena *a, ag_dtype dt,
+                                            int64_t in, int64_t out,
+                                            bool bias, ag_init init,
+                                            ag_rng *rng);
+
+/* ag_linear(step, x, layer->weight, layer->bias) in arena `step`. */
+AG_API ag_tensor *ag_linear_layer_forward(ag_arena *step,
+                                          const ag_linear_layer *layer,
+                                          ag_tensor *x);
+
+/* The activation placed between an MLP's layers. */
+typedef enum {
+    AG_ACT_RELU,
+    AG_ACT_TANH,
+    AG_ACT_SIGMOID,
+    AG_ACT_GELU,
+    AG_ACT_LEAKY_RELU, /* slope 0.01 */
+    AG_ACT_NONE,
+} ag_activation;
+
+/* Applies activation `act` to x (AG_ACT_NONE returns x itself). */
+AG_API ag_tensor *ag_activate(ag_arena *a, ag_tensor *x, ag_activation act);
+
+/* The options of an MLP; all-zero gives PyTorch's defaults: f32, ReLU
+ * between layers, biases, nn.Linear's init, no dropout, seed 0. */
+typedef struct {
+    ag_dtype dtype;
+    ag_activation activation; /* between layers, not after the last */
+    bool no_bias;
+    ag_init init;
+    double dropout; /* probability, after each hidden activation, in
+                       training mode only */
+    uint64_t seed;  /* for the weights and the dropout masks */
+} ag_mlp_options;
+
+/* Layers sizes[0] -> sizes[1] -> ... -> sizes[n-1] with an activation (and
+ * dropout, when set) between them and none after the last. Parameters are
+ * named like a PyTorch module holding `self.layers = nn.ModuleList(...)`:
+ * "layers.0.weight", "layers.0.bias", "layers.1.weight", ... */
+typedef struct {
+    int num_layers;
+    ag_linear_layer **layers;
+    ag_mlp_options options;
+    bool training; /* dropout applies only in training mode */
+    ag_rng dropout_rng;
+    ag_params *params;
+} ag_mlp;
+
+/* Makes an MLP in arena `a`, in training mode. `sizes` has n >= 2 entries,
+ * each >= 1; `options` may be NULL for the defaults. Returns NULL and an
+ * error for bad sizes, options (dtype, activation, dropout outside [0,
+ * 1)) or no memory. */
+AG_API ag_mlp *ag_mlp_new(ag_arena *a, int n, const int64_t *sizes,
+                          const ag_mlp_options *options);
+
+/* The forward pass on x (..., sizes[0]) -> (..., sizes[n-1]) in arena
+ * `step`; the output is the last layer's affine map (logits). Returns NULL
+ * and an error as the ops it runs. Draws dropout masks in training mode. */
+AG_API ag_tensor *ag_mlp_forward(ag_arena *step, ag_mlp *m, ag_tensor *x);
+
+/* Switches training mode (dropout on) or evaluation mode (dropout off). */
+AG_API void ag_mlp_set_training(ag_mlp *m, bool training);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AUTOGRAD_NN_H */

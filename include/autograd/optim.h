@@ -1,0 +1,108 @@
+/* autograd/optim.h: optimizers (SGD, Adam, AdamW), gradient clipping and
+ * learning-rate schedules. Included by autograd.h; include that instead.
+ *
+ * The update rules are PyTorch's (torch.optim, 1.13), with its defaults, so
+ * that the same model, data and seed follow the same trajectory. */
+#ifndef AUTOGRAD_OPTIM_H
+#define AUTOGRAD_OPTIM_H
+
+#include "../autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An optimizer over a parameter set; its state (momentum, moments) lives in
+ * the arena it was made in, allocated once, so steps allocate nothing. */
+typedef struct ag_optimizer ag_optimizer;
+
+/* SGD: with weight decay wd, momentum mu, dampening d:
+ *   g = grad + wd * p
+ *   b = g at the first step, else b = mu * b + (1 - d) * g   (mu != 0)
+ *   g = g + mu * b when nesterov, else g = b                 (mu != 0)
+ *   p = p - lr * g */
+typedef struct {
+    double lr;
+    double momentum;
+    double dampening;
+    double weight_decay;
+    bool nesterov; /* needs momentum > 0 and dampening 0 */
+} ag_sgd_options;
+
+/* Adam and AdamW, at step t (from 1):
+ *   Adam:  g = grad + wd * p        AdamW: p = p * (1 - lr * wd), g = grad
+ *   m = b1 * m + (1 - b1) * g,  v = b2 * v + (1 - b2) * g^2
+ *   p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+typedef struct {
+    double lr;
+    double beta1, beta2;
+    double eps;
+    double weight_decay;
+} ag_adam_options;
+
+/* PyTorch's defaults: SGD lr as given, no momentum, dampening or decay;
+ * Adam lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0; AdamW the
+ * same with weight decay 1e-2. */
+AG_API ag_sgd_options ag_sgd_defaults(double lr);
+AG_API ag_adam_options ag_adam_defaults(void);
+AG_API ag_adam_options ag_adamw_defaults(void);
+
+/* Makes an optimizer for the tensors of `params` (which must outlive it),
+ * its state in arena `a`. `options` NULL means the defaults (SGD has no
+ * default lr and needs options). Returns NULL and an error for NULL
+ * arguments, an empty set, options out of range (lr, momentum, weight
+ * decay or eps negative or not finite, betas outside [0, 1), Nesterov
+ * without momentum or with dampening) or no memory. */
+AG_API ag_optimizer *ag_sgd_new(ag_arena *a, ag_params *params,
+                                const ag_sgd_options *options);
+AG_API ag_optimizer *ag_adam_new(ag_arena *a, ag_params *params,
+                                 const ag_adam_options *options);
+AG_API ag_optimizer *ag_adamw_new(ag_arena *a, ag_params *params,
+                                  const ag_adam_options *options);
+
+/* Updates every parameter that has a gradient (parameters whose gradient
+ * is NULL are skipped, as PyTorch skips grad None). Returns 0, or -1 and an
+ * error for NULL. */
+AG_API int ag_optimizer_step(ag_optimizer *opt);
+
+/* Zeroes the gradients of the optimizer's parameters. */
+AG_API void ag_optimizer_zero_grad(ag_optimizer *opt);
+
+/* The learning rate used by the next step, and a way to change it (for
+ * schedules). set returns 0, or -1 and an error for a negative or
+ * non-finite rate. */
+AG_API double ag_optimizer_lr(const ag_optimizer *opt);
+AG_API int ag_optimizer_set_lr(ag_optimizer *opt, double lr);
+
+/* Steps taken so far. */
+AG_API int64_t ag_optimizer_steps(const ag_optimizer *opt);
+
+/* Clips gradients by their global 2-norm, as
+ * torch.nn.utils.clip_grad_norm_: with total = sqrt(sum of every squared
+ * gradient element), every gradient is multiplied by
+ * min(1, max_norm / (total + 1e-6)). Tensors without a gradient are
+ * skipped. Returns the total norm before clipping, or -1 and an error for
+ * NULL or a max_norm that is negative or not finite. */
+AG_API double ag_clip_grad_norm(ag_params *params, double max_norm);
+
+/* Learning-rate schedules: pure functions of the step (or epoch) number,
+ * to pass to ag_optimizer_set_lr.
+ *
+ * Step decay (PyTorch StepLR): base_lr * gamma^floor(step / step_size).
+ * Returns NaN and an error for step < 0 or step_size < 1. */
+AG_API double ag_lr_step_decay(double base_lr, int64_t step,
+                               int64_t step_size, double gamma);
+
+/* Linear warmup then cosine decay: for step < warmup,
+ * base_lr * (step + 1) / warmup; after it, with
+ * progress = (step - warmup) / (total - warmup) clamped to [0, 1],
+ * min_lr + (base_lr - min_lr) * (1 + cos(pi * progress)) / 2. Returns NaN
+ * and an error for step < 0, warmup < 0 or total <= warmup. */
+AG_API double ag_lr_cosine(double base_lr, double min_lr, int64_t step,
+                           int64_t warmup, int64_t total);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AUTOGRAD_OPTIM_H */

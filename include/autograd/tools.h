@@ -1,0 +1,163 @@
+/* autograd/tools.h: the research toolkit: user-defined differentiable
+ * functions, the gradient checker, anomaly detection and graph pictures.
+ * Included by autograd.h; include that instead. */
+#ifndef AUTOGRAD_TOOLS_H
+#define AUTOGRAD_TOOLS_H
+
+#include "../autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* User-defined differentiable functions                               */
+/* ------------------------------------------------------------------ */
+
+/* The most inputs, and the most saved tensors, of one function call. */
+#define AG_FUNCTION_MAX_INPUTS 4
+#define AG_FUNCTION_MAX_SAVED 8
+
+/* What a call of a user-defined function keeps for its backward. */
+typedef struct ag_function_ctx ag_function_ctx;
+
+/* A differentiable function defined by the user, the C counterpart of
+ * torch.autograd.Function. Define one as a static constant and call it
+ * with ag_function_apply.
+ *
+ * forward computes the output from the inputs (all float, of one dtype)
+ * and returns it as a new tensor made in arena `a` during this call, for
+ * example with ag_zeros and a loop, or with library ops (grad mode is off
+ * while forward runs, so they record nothing). It may save tensors for
+ * backward with ag_function_save. Returns NULL with an error (ag_function_
+ * error) to fail.
+ *
+ * backward adds the gradient of the loss with respect to each input to
+ * grad_inputs[i] (a tensor of input i's shape and dtype), given the
+ * gradient of the loss with respect to the output, grad_output (the
+ * output's shape); grad_inputs[i] is NULL for an input that needs no
+ * gradient. It runs with grad mode off. Returns 0, or -1 with an error
+ * (which ag_backward then returns). */
+typedef struct {
+    const char *name; /* shown in errors, anomaly reports and DOT */
+    ag_tensor *(*forward)(ag_function_ctx *ctx, ag_arena *a,
+                          ag_tensor *const *inputs, int n);
+    int (*backward)(ag_function_ctx *ctx, const ag_tensor *grad_output,
+                    ag_tensor *const *grad_inputs);
+} ag_function;
+
+/* Calls fn on n inputs (1 <= n <= AG_FUNCTION_MAX_INPUTS) and records it in
+ * the graph like a built-in op when grad mode is on and some input requires
+ * a gradient. `user` is handed to forward and backward through
+ * ag_function_user. Returns the output (in arena `a`) or NULL and an error:
+ * NULL arguments, inputs that are not float or differ in dtype, a forward
+ * that fails or returns something other than a new float tensor of the
+ * inputs' dtype in `a`. */
+AG_API ag_tensor *ag_function_apply(ag_arena *a, const ag_function *fn, int n,
+                                    ag_tensor *const *inputs, void *user);
+
+/* Inside forward and backward: the user pointer, input i, the output
+ * (NULL during forward), the arena of the output (for scratch tensors). */
+AG_API void *ag_function_user(const ag_function_ctx *ctx);
+AG_API ag_tensor *ag_function_input(const ag_function_ctx *ctx, int i);
+AG_API ag_tensor *ag_function_output(const ag_function_ctx *ctx);
+AG_API ag_arena *ag_function_arena(const ag_function_ctx *ctx);
+
+/* Keeps `t` for backward (up to AG_FUNCTION_MAX_SAVED; t must live at
+ * least as long as the output) and returns its index, or -1 and an error.
+ * ag_function_saved returns saved tensor i, or NULL. */
+AG_API int ag_function_save(ag_function_ctx *ctx, ag_tensor *t);
+AG_API ag_tensor *ag_function_saved(const ag_function_ctx *ctx, int i);
+
+/* Reports an error from inside forward or backward, as
+ * "<function name>: <message>". */
+AG_API void ag_function_error(const ag_function_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ */
+/* Gradient checking                                                   */
+/* ------------------------------------------------------------------ */
+
+/* The function under test: builds one output tensor from n inputs in arena
+ * `a` (any mix of built-in ops and user-defined functions) or returns NULL
+ * with an error. It is called many times and must be deterministic. */
+typedef ag_tensor *(*ag_gradcheck_fn)(ag_arena *a, ag_tensor *const *inputs,
+                                      int n, void *user);
+
+/* Options; NULL means PyTorch's gradcheck defaults, ag_gradcheck_defaults(). */
+typedef struct {
+    double eps;  /* finite-difference step, 1e-6 */
+    double atol; /* an entry passes when |analytic - numeric| <= */
+    double rtol; /*   atol + rtol * |numeric|; 1e-5 and 1e-3 */
+    bool projection; /* compare v . J for one random unit-variance v over
+                        the output instead of the whole Jacobian */
+    int64_t max_elements; /* check at most this many elements per input,
+                             sampled from seed; 0 checks all */
+    uint64_t seed;
+} ag_gradcheck_options;
+
+AG_API ag_gradcheck_options ag_gradcheck_defaults(void);
+
+/* What the check found: the entry furthest beyond its tolerance (or, when
+ * all pass, the one closest to failing). */
+typedef struct {
+    bool passed;
+    int64_t checked;        /* entries compared */
+    int input;              /* the worst entry: its input, */
+    int ndim;               /* the element as a multi-index into input, */
+    int64_t index[AG_MAX_DIMS];
+    int64_t element;        /* the same as a flat index, */
+    int64_t output_element; /* the output element (flat; -1 in projection
+                               mode, where the entry is v . J) */
+    double analytic, numeric, abs_error, rel_error; /* rel: abs / |numeric| */
+} ag_gradcheck_report;
+
+/* Compares the gradient that ag_backward computes for f with central
+ * finite differences, (f(x + eps) - f(x - eps)) / 2 eps, for every element
+ * (or the sampled ones) of every input that requires a gradient. Inputs
+ * must be AG_F64 (differences in f32 are too coarse to mean anything; make
+ * f64 copies to check f32 code paths). The inputs, their values and
+ * gradients, are left as they were: the check works on copies in its own
+ * arena. `report` may be NULL. Returns 0 when every entry passes, 1 when
+ * one fails (the report says where), -1 and an error when the check could
+ * not run (NULL, n out of [1, AG_FUNCTION_MAX_INPUTS], a non-f64 input, no
+ * input that requires a gradient, f failing or giving a non-float or
+ * changing output). */
+AG_API int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs,
+                        void *user, const ag_gradcheck_options *options,
+                        ag_gradcheck_report *report);
+
+/* Writes the report as one line, for example
+ * "gradcheck FAILED: input 0 element (1,2) output 3: analytic 0.51
+ * numeric 0.5 abs error 0.01 rel error 0.02 (24 entries checked)". */
+AG_API void ag_gradcheck_print(FILE *out, const ag_gradcheck_report *report);
+
+/* ------------------------------------------------------------------ */
+/* Anomaly detection                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Turns anomaly detection on or off for this thread and returns the
+ * previous setting; off by default. When on, every op's output is checked
+ * for NaN and infinity after its forward, and every gradient an op adds to
+ * after its backward; the first one found fails the op (NULL) or
+ * ag_backward (-1) with an error naming the op, its input shapes, forward
+ * or backward, and the element. Off, it costs one test per op. */
+AG_API bool ag_set_anomaly_detection(bool on);
+AG_API bool ag_is_anomaly_detection_enabled(void);
+
+/* ------------------------------------------------------------------ */
+/* Graph pictures                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Writes the graph that produced `t` as Graphviz DOT: one node per tensor
+ * (its op name or "leaf", shape, dtype, whether it requires a gradient, and
+ * the 2-norm of its gradient when it has one) and one edge from each input
+ * to the tensor made from it. Render with `dot -Tsvg`. Returns 0, or -1 and
+ * an error for NULL or a failed write. */
+AG_API int ag_write_dot(const ag_tensor *t, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AUTOGRAD_TOOLS_H */
