@@ -16,6 +16,7 @@ typedef struct {
     int axis;      /* reductions, softmax; first axis of transpose */
     int axis2;     /* second axis of transpose */
     bool keepdim;  /* reductions */
+    ag_rng *rng;   /* dropout's forward (NULL afterwards) */
 } ag_op_args;
 
 /* One entry of the op table, written {name, arity, view, kind, forward,
@@ -125,6 +126,14 @@ ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
 ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
                      ag_tensor *x, double scalar);
 
+/* ---- matrix products (ops/matmul.c) ---- */
+
+/* C = op(A) op(B) + beta C for row-major matrices of dtype dt, with op a
+ * transpose when trans_a / trans_b: op(A) is (m,k), op(B) (k,n), C (m,n).
+ * Does nothing when m, n or k is 0. */
+void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
+              int64_t k, const void *A, const void *B, double beta, void *C);
+
 /* ---- broadcasting (ops/binary.c) ---- */
 
 /* The NumPy broadcast of x's and y's shapes, leaving out their last `skip`
@@ -166,7 +175,9 @@ extern const ag_op ag__op_neg, ag__op_exp, ag__op_log, ag__op_sqrt, ag__op_abs,
 extern const ag_op ag__op_matmul;
 extern const ag_op ag__op_sum, ag__op_mean, ag__op_max;
 extern const ag_op ag__op_reshape, ag__op_transpose;
-extern const ag_op ag__op_sigmoid, ag__op_tanh, ag__op_relu;
+extern const ag_op ag__op_sigmoid, ag__op_tanh, ag__op_relu, ag__op_gelu,
+    ag__op_leaky_relu, ag__op_dropout;
+extern const ag_op ag__op_linear, ag__op_linear_no_bias;
 extern const ag_op ag__op_softmax, ag__op_log_softmax;
 extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
 

@@ -48,6 +48,12 @@ static ag_tensor *f_softmax0(ag_arena *a, ag_tensor **x) { return ag_softmax(a, 
 static ag_tensor *f_log_softmax1(ag_arena *a, ag_tensor **x) { return ag_log_softmax(a, x[0], 1); }
 static ag_tensor *f_log_softmax_last(ag_arena *a, ag_tensor **x) { return ag_log_softmax(a, x[0], -1); }
 static ag_tensor *f_mse(ag_arena *a, ag_tensor **x) { return ag_mse_loss(a, x[0], x[1]); }
+static ag_tensor *f_gelu(ag_arena *a, ag_tensor **x) { return ag_gelu(a, x[0]); }
+static ag_tensor *f_leaky_relu(ag_arena *a, ag_tensor **x) { return ag_leaky_relu(a, x[0], 0.1); }
+static ag_tensor *f_leaky_relu_neg(ag_arena *a, ag_tensor **x) { return ag_leaky_relu(a, x[0], -0.5); }
+static ag_tensor *f_linear(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[1], x[2]); }
+static ag_tensor *f_linear_no_bias(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[1], NULL); }
+static ag_tensor *f_linear_self(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[0], NULL); }
 
 /* clang-format on */
 
@@ -56,6 +62,14 @@ static ag_tensor *f_cross_entropy(ag_arena *a, ag_tensor **x)
     static const int32_t targets[4] = {1, 0, 4, 2};
     ag_tensor *t = ag_from_data(a, AG_I32, 1, (int64_t[]){4}, targets);
     return ag_softmax_cross_entropy(a, x[0], t);
+}
+
+/* Dropout with the same mask at every call: the generator is seeded
+ * afresh. */
+static ag_tensor *f_dropout(ag_arena *a, ag_tensor **x)
+{
+    ag_rng rng = ag_rng_seed(11);
+    return ag_dropout(a, x[0], 0.3, &rng);
 }
 
 /* Ops composed, with one tensor in four places: sigmoid(relu(W W + W) W). */
@@ -70,6 +84,8 @@ static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
     {op, label, 1, {nd, 0}, {s0, {0}}, {v0, GC_ANY}, fn}
 #define TWO(op, label, nd0, s0, v0, nd1, s1, v1, fn)                           \
     {op, label, 2, {nd0, nd1}, {s0, s1}, {v0, v1}, fn}
+#define THREE(op, label, nd0, s0, nd1, s1, nd2, s2, fn)                      \
+    {op, label, 3, {nd0, nd1, nd2}, {s0, s1, s2}, {GC_ANY, GC_ANY, GC_ANY}, fn}
 #define S(...) {__VA_ARGS__}
 
 const gc_case gc_cases[] = {
@@ -122,6 +138,15 @@ const gc_case gc_cases[] = {
     ONE("softmax_cross_entropy", "(4,5)", 2, S(4, 5), GC_ANY, f_cross_entropy),
     TWO("mse_loss", "(3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_mse),
     ONE("matmul", "sigmoid(relu(W W + W) W)", 2, S(3, 3), GC_ANY, f_mlp),
+    ONE("gelu", "(3,4)", 2, S(3, 4), GC_ANY, f_gelu),
+    ONE("leaky_relu", "slope 0.1 (3,4)", 2, S(3, 4), GC_NONZERO, f_leaky_relu),
+    ONE("leaky_relu", "slope -0.5 (5)", 1, S(5), GC_NONZERO, f_leaky_relu_neg),
+    ONE("dropout", "p 0.3 (4,5)", 2, S(4, 5), GC_ANY, f_dropout),
+    THREE("linear", "(3,4) W(5,4) b(5)", 2, S(3, 4), 2, S(5, 4), 1, S(5), f_linear),
+    THREE("linear", "(2,3,4) W(2,4) b(2)", 3, S(2, 3, 4), 2, S(2, 4), 1, S(2), f_linear),
+    THREE("linear", "(4) W(3,4) b(3)", 1, S(4), 2, S(3, 4), 1, S(3), f_linear),
+    TWO("linear_no_bias", "(3,4) W(2,4)", 2, S(3, 4), GC_ANY, 2, S(2, 4), GC_ANY, f_linear_no_bias),
+    ONE("linear_no_bias", "x x^T", 2, S(3, 3), GC_ANY, f_linear_self),
 };
 
 /* clang-format on */

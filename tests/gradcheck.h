@@ -17,7 +17,7 @@ typedef enum {
     GC_NONZERO,  /* |x| in [0.1, 2] with random sign (relu, abs kinks) */
 } gc_values;
 
-#define GC_MAX_INPUTS 2
+#define GC_MAX_INPUTS 3
 
 typedef struct {
     const char *op;    /* the op-table name this case covers */

@@ -49,8 +49,10 @@ static int add_named(const char *func, ag_params *p, const char *prefix,
                      const char *name, ag_tensor *t)
 {
     if (!p || !name || !t) {
-        ag__error(func, "%s is NULL", !p ? "parameter set" : !name ? "name"
-                                                                   : "tensor");
+        ag__error(func, "%s is NULL",
+                  !p      ? "parameter set"
+                  : !name ? "name"
+                          : "tensor");
         return -1;
     }
     size_t plen = prefix && *prefix ? strlen(prefix) + 1 : 0;
@@ -142,6 +144,5 @@ void ag_params_requires_grad(ag_params *p, bool on)
 
 void ag_params_zero_grad(ag_params *p)
 {
-    for (int i = 0; p && i < p->count; i++)
-        ag_zero_grad(p->entries[i].tensor);
+    for (int i = 0; p && i < p->count; i++) ag_zero_grad(p->entries[i].tensor);
 }

@@ -1,10 +1,17 @@
-/* activation.c: the elementwise activations sigmoid, tanh and ReLU, each
- * forward beside its derivative written in terms of the saved output y. */
+/* activation.c: the elementwise activations sigmoid, tanh, ReLU, GELU and
+ * leaky ReLU, each forward beside its derivative (in terms of the output y
+ * where that is cheaper than the input x). */
 #include "../internal.h"
 
 #include <tgmath.h>
 
-enum { SIGMOID, TANH, RELU };
+enum { SIGMOID, TANH, RELU, GELU, LEAKY_RELU };
+
+/* The standard normal CDF and density, for GELU. */
+#define SQRT_HALF 0.70710678118654752440    /* 1 / sqrt(2) */
+#define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
+#define NORMAL_CDF(x) ((1 + erf((x) * (real)SQRT_HALF)) / 2)
+#define NORMAL_PDF(x) (exp(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
 
 static int activation_forward(ag_tensor *out)
 {
@@ -12,7 +19,7 @@ static int activation_forward(ag_tensor *out)
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data;
-        real *y = out->data;
+        real *y = out->data, slope = (real)out->args.scalar;
         switch (kind) {
         case SIGMOID: /* y = 1 / (1 + e^-x), in a form that never overflows */
             for (int64_t i = 0; i < n; i++) {
@@ -27,6 +34,13 @@ static int activation_forward(ag_tensor *out)
             for (int64_t i = 0; i < n; i++)
                 y[i] = x[i] < 0 ? 0 : x[i]; /* NaN stays */
             break;
+        case GELU: /* y = x * Phi(x) */
+            for (int64_t i = 0; i < n; i++) y[i] = x[i] * NORMAL_CDF(x[i]);
+            break;
+        case LEAKY_RELU: /* y = x for x > 0, slope * x otherwise */
+            for (int64_t i = 0; i < n; i++)
+                y[i] = x[i] > 0 ? x[i] : slope * x[i];
+            break;
         }
     });
     return 0;
@@ -38,6 +52,7 @@ static int activation_backward(ag_tensor *out)
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *y = out->data, *g = out->grad->data;
+        const real *x = out->inputs[0]->data, slope = (real)out->args.scalar;
         real *dx = out->inputs[0]->grad->data;
         switch (kind) {
         case SIGMOID: /* dx = g * y * (1 - y) */
@@ -48,6 +63,14 @@ static int activation_backward(ag_tensor *out)
             break;
         case RELU: /* dx = g * (x > 0), and x > 0 exactly when y > 0 */
             for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0 ? g[i] : 0;
+            break;
+        case GELU: /* dx = g * (Phi(x) + x * phi(x)) */
+            for (int64_t i = 0; i < n; i++)
+                dx[i] += g[i] * (NORMAL_CDF(x[i]) + x[i] * NORMAL_PDF(x[i]));
+            break;
+        case LEAKY_RELU: /* dx = g for x > 0, g * slope otherwise */
+            for (int64_t i = 0; i < n; i++)
+                dx[i] += x[i] > 0 ? g[i] : g[i] * slope;
             break;
         }
     });
@@ -69,6 +92,16 @@ ag_tensor *ag_relu(ag_arena *a, ag_tensor *x)
     return ag__unary("ag_relu", &ag__op_relu, a, x, 0);
 }
 
+ag_tensor *ag_gelu(ag_arena *a, ag_tensor *x)
+{
+    return ag__unary("ag_gelu", &ag__op_gelu, a, x, 0);
+}
+
+ag_tensor *ag_leaky_relu(ag_arena *a, ag_tensor *x, double slope)
+{
+    return ag__unary("ag_leaky_relu", &ag__op_leaky_relu, a, x, slope);
+}
+
 /* The op-table entries: {name, arity, view, kind, forward, backward}. */
 /* clang-format off */
 const ag_op ag__op_sigmoid =
@@ -77,4 +110,9 @@ const ag_op ag__op_tanh =
     {"tanh", 1, false, TANH, activation_forward, activation_backward};
 const ag_op ag__op_relu =
     {"relu", 1, false, RELU, activation_forward, activation_backward};
+const ag_op ag__op_gelu =
+    {"gelu", 1, false, GELU, activation_forward, activation_backward};
+const ag_op ag__op_leaky_relu =
+    {"leaky_relu", 1, false, LEAKY_RELU, activation_forward,
+     activation_backward};
 /* clang-format on */

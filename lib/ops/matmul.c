@@ -6,8 +6,7 @@
 
 #include <cblas.h>
 
-/* C = alpha op(A) op(B) + beta C for row-major matrices of dtype dt. */
-static void gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
+void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
                  int64_t k, const void *A, const void *B, double beta, void *C)
 {
     if (m == 0 || n == 0 || k == 0) return; /* callers clear C when k = 0 */
@@ -42,16 +41,16 @@ static void matmul_batches(ag_tensor *out, int step)
             size_t zo = (size_t)((r * it.row_len + j) * m * n) * elem;
             switch (step) {
             case FORWARD: /* z = x @ y */
-                gemm(out->dtype, false, false, m, n, k, (char *)x->data + xo,
+                ag__gemm(out->dtype, false, false, m, n, k, (char *)x->data + xo,
                      (char *)y->data + yo, 0.0, (char *)out->data + zo);
                 break;
             case GRAD_X: /* dx += dz @ y^T: (m,n) @ (n,k) */
-                gemm(out->dtype, false, true, m, k, n,
+                ag__gemm(out->dtype, false, true, m, k, n,
                      (char *)out->grad->data + zo, (char *)y->data + yo, 1.0,
                      (char *)x->grad->data + xo);
                 break;
             case GRAD_Y: /* dy += x^T @ dz: (k,m) @ (m,n) */
-                gemm(out->dtype, true, false, k, n, m, (char *)x->data + xo,
+                ag__gemm(out->dtype, true, false, k, n, m, (char *)x->data + xo,
                      (char *)out->grad->data + zo, 1.0,
                      (char *)y->grad->data + yo);
                 break;

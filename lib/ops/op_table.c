@@ -12,7 +12,8 @@ const ag_op *const ag__op_table[] = {
     &ag__op_max,      &ag__op_reshape,     &ag__op_transpose,
     &ag__op_sigmoid,  &ag__op_tanh,        &ag__op_relu,
     &ag__op_softmax,  &ag__op_log_softmax, &ag__op_softmax_cross_entropy,
-    &ag__op_mse_loss,
+    &ag__op_mse_loss, &ag__op_gelu,        &ag__op_leaky_relu,
+    &ag__op_dropout,  &ag__op_linear,      &ag__op_linear_no_bias,
 };
 
 const int ag__op_table_size =

@@ -1,5 +1,5 @@
 /* reduce.c: sum, mean and max over one axis or over all (AG_ALL), with or
- * without keepdim.
+ * without keepdim, and argmax (not differentiable) over one axis.
  *
  * Each reduction views its input as (outer, len, inner) around the reduced
  * axis (AG_ALL is (1, numel, 1)) and its output as (outer, inner). */
@@ -47,23 +47,14 @@ static void sum_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
     });
 }
 
-/* y[o,i] = max_l x[o,l,i]; the first index of the maximum (or of the first
- * NaN) is saved for the backward when out records. */
-static int max_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
-                    int64_t len, int64_t inner)
+/* For each (o, i): the first l where x[o,l,i] is largest (or the first NaN)
+ * into arg[o,i], and that value into y[o,i] when y is not NULL. */
+static void max_along(const ag_tensor *x, int64_t outer, int64_t len,
+                      int64_t inner, void *y_out, int64_t *arg)
 {
-    int64_t *arg = NULL;
-    if (out->requires_grad) {
-        arg = ag__arena_alloc(out->arena, (size_t)out->numel * sizeof *arg, 16);
-        if (!arg) {
-            ag__error("ag_max", "out of memory");
-            return -1;
-        }
-        out->saved = arg;
-    }
-    AG_DISPATCH_FLOAT(out->dtype, {
+    AG_DISPATCH_FLOAT(x->dtype, {
         const real *xv = x->data;
-        real *y = out->data;
+        real *y = y_out;
         for (int64_t o = 0; o < outer; o++)
             for (int64_t i = 0; i < inner; i++) {
                 const real *col = xv + o * len * inner + i;
@@ -72,10 +63,25 @@ static int max_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
                     if (col[l * inner] > col[best * inner] ||
                         isnan(col[l * inner]))
                         best = l;
-                y[o * inner + i] = col[best * inner];
-                if (arg) arg[o * inner + i] = best;
+                if (y) y[o * inner + i] = col[best * inner];
+                arg[o * inner + i] = best;
             }
     });
+}
+
+/* y[o,i] = max_l x[o,l,i]; the index of the maximum is kept for the
+ * backward when out records (in a throwaway array otherwise). */
+static int max_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
+                    int64_t len, int64_t inner)
+{
+    int64_t *arg =
+        ag__arena_alloc(out->arena, (size_t)out->numel * sizeof *arg, 16);
+    if (!arg) {
+        ag__error("ag_max", "out of memory");
+        return -1;
+    }
+    if (out->requires_grad) out->saved = arg;
+    max_along(x, outer, len, inner, out->data, arg);
     return 0;
 }
 
@@ -171,6 +177,36 @@ ag_tensor *ag_mean(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
 ag_tensor *ag_max(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
 {
     return reduce("ag_max", &ag__op_max, a, x, axis, keepdim);
+}
+
+ag_tensor *ag_argmax(ag_arena *a, ag_tensor *x, int axis)
+{
+    const char *func = "ag_argmax";
+    if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
+    int ax;
+    if (ag__normalize_axis(func, axis, x, &ax)) return NULL;
+    int64_t outer, len, inner, shape[AG_MAX_DIMS];
+    ag__split_axis(x, ax, &outer, &len, &inner);
+    char buf[AG_SHAPE_STR_MAX];
+    if (len == 0 || len > INT32_MAX) {
+        ag__error(func, "axis %d of shape %s is %s", axis,
+                  ag__shape_str(buf, x->ndim, x->shape),
+                  len ? "too long for i32 indices" : "empty");
+        return NULL;
+    }
+    for (int d = 0, k = 0; d < x->ndim; d++)
+        if (d != ax) shape[k++] = x->shape[d];
+    ag_tensor *out = ag__tensor_new(func, a, AG_I32, x->ndim - 1, shape, true);
+    int64_t *arg =
+        out ? ag__arena_alloc(a, (size_t)out->numel * sizeof *arg, 16) : NULL;
+    if (!arg) {
+        if (out) ag__error(func, "out of memory");
+        return NULL;
+    }
+    max_along(x, outer, len, inner, NULL, arg);
+    int32_t *idx = out->data;
+    for (int64_t i = 0; i < out->numel; i++) idx[i] = (int32_t)arg[i];
+    return out;
 }
 
 /* The op-table entries: {name, arity, view, kind, forward, backward}. */

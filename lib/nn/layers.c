@@ -1,0 +1,175 @@
+/* layers.c: Linear layers and multi-layer perceptrons built from them, with
+ * PyTorch's parameter names and default initialisation. */
+#include "../internal.h"
+
+#include <math.h>
+
+/* Draws a layer's weight and bias according to `init`. */
+static int init_layer(ag_linear_layer *l, ag_init init, ag_rng *rng)
+{
+    int status;
+    switch (init) {
+    case AG_INIT_DEFAULT: /* nn.Linear.reset_parameters */
+        status = ag_init_kaiming_uniform(l->weight, sqrt(5.0), rng);
+        if (!status && l->bias) {
+            double bound = 1 / sqrt((double)l->in);
+            status = ag_init_uniform(l->bias, -bound, bound, rng);
+        }
+        return status;
+    case AG_INIT_XAVIER:
+        return ag_init_xavier_uniform(l->weight, 1.0, rng);
+    case AG_INIT_KAIMING:
+        return ag_init_kaiming_uniform(l->weight, 0.0, rng);
+    case AG_INIT_NORMAL:
+        return ag_init_normal(l->weight, 0.0, 0.01, rng);
+    }
+    return -1;
+}
+
+ag_linear_layer *ag_linear_layer_new(ag_arena *a, ag_dtype dt, int64_t in,
+                                     int64_t out, bool bias, ag_init init,
+                                     ag_rng *rng)
+{
+    const char *func = "ag_linear_layer_new";
+    if (!a || !rng) {
+        ag__error(func, "%s is NULL", !a ? "arena" : "rng");
+        return NULL;
+    }
+    if (in < 1 || out < 1 || (dt != AG_F32 && dt != AG_F64) ||
+        (unsigned)init > AG_INIT_NORMAL) {
+        ag__error(func,
+                  "need in >= 1, out >= 1, a float dtype and a known "
+                  "init; got in %lld, out %lld, %s, init %d",
+                  (long long)in, (long long)out, ag_dtype_name(dt), (int)init);
+        return NULL;
+    }
+    ag_linear_layer *l =
+        ag__arena_alloc(a, sizeof *l, _Alignof(ag_linear_layer));
+    if (!l) {
+        ag__error(func, "out of memory");
+        return NULL;
+    }
+    *l = (ag_linear_layer){.in = in, .out = out};
+    l->weight = ag_zeros(a, dt, 2, (int64_t[]){out, in});
+    l->bias = bias ? ag_zeros(a, dt, 1, &out) : NULL;
+    l->params = ag_params_new(a);
+    if (!l->weight || (bias && !l->bias) || !l->params ||
+        ag_params_add(l->params, "weight", l->weight) ||
+        (bias && ag_params_add(l->params, "bias", l->bias)) ||
+        init_layer(l, init, rng))
+        return NULL;
+    ag_params_requires_grad(l->params, true);
+    return l;
+}
+
+ag_tensor *ag_linear_layer_forward(ag_arena *step, const ag_linear_layer *layer,
+                                   ag_tensor *x)
+{
+    if (!layer) {
+        ag__error("ag_linear_layer_forward", "layer is NULL");
+        return NULL;
+    }
+    return ag_linear(step, x, layer->weight, layer->bias);
+}
+
+ag_tensor *ag_activate(ag_arena *a, ag_tensor *x, ag_activation act)
+{
+    switch (act) {
+    case AG_ACT_RELU:
+        return ag_relu(a, x);
+    case AG_ACT_TANH:
+        return ag_tanh(a, x);
+    case AG_ACT_SIGMOID:
+        return ag_sigmoid(a, x);
+    case AG_ACT_GELU:
+        return ag_gelu(a, x);
+    case AG_ACT_LEAKY_RELU:
+        return ag_leaky_relu(a, x, 0.01);
+    case AG_ACT_NONE:
+        return x;
+    }
+    ag__error("ag_activate", "unknown activation %d", (int)act);
+    return NULL;
+}
+
+/* Checks the sizes and options of ag_mlp_new. */
+static int check_mlp(const char *func, ag_arena *a, int n, const int64_t *sizes,
+                     const ag_mlp_options *o)
+{
+    if (!a || !sizes) {
+        ag__error(func, "%s is NULL", !a ? "arena" : "sizes");
+        return -1;
+    }
+    if (n < 2) {
+        ag__error(func, "need at least 2 sizes (input and output), got %d", n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (sizes[i] < 1) {
+            ag__error(func, "sizes[%d] is %lld; every size must be >= 1", i,
+                      (long long)sizes[i]);
+            return -1;
+        }
+    if ((unsigned)o->activation > AG_ACT_NONE ||
+        !(o->dropout >= 0 && o->dropout < 1)) {
+        ag__error(func,
+                  "bad options: activation %d, dropout %g (must be in "
+                  "[0, 1))",
+                  (int)o->activation, o->dropout);
+        return -1;
+    }
+    return 0;
+}
+
+ag_mlp *ag_mlp_new(ag_arena *a, int n, const int64_t *sizes,
+                   const ag_mlp_options *options)
+{
+    const char *func = "ag_mlp_new";
+    ag_mlp_options o = options ? *options : (ag_mlp_options){0};
+    if (check_mlp(func, a, n, sizes, &o)) return NULL;
+    ag_mlp *m = ag__arena_alloc(a, sizeof *m, _Alignof(ag_mlp));
+    ag_linear_layer **layers =
+        ag__arena_alloc(a, (size_t)(n - 1) * sizeof *layers, 16);
+    ag_params *params = ag_params_new(a);
+    if (!m || !layers || !params) {
+        ag__error(func, "out of memory");
+        return NULL;
+    }
+    ag_rng rng = ag_rng_seed(o.seed);
+    for (int i = 0; i < n - 1; i++) {
+        layers[i] = ag_linear_layer_new(a, o.dtype, sizes[i], sizes[i + 1],
+                                        !o.no_bias, o.init, &rng);
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "layers.%d", i);
+        if (!layers[i] || ag_params_extend(params, prefix, layers[i]->params))
+            return NULL;
+    }
+    *m = (ag_mlp){.num_layers = n - 1,
+                  .layers = layers,
+                  .options = o,
+                  .training = true,
+                  .dropout_rng = ag_rng_seed(o.seed ^ 0x9e3779b97f4a7c15u),
+                  .params = params};
+    return m;
+}
+
+ag_tensor *ag_mlp_forward(ag_arena *step, ag_mlp *m, ag_tensor *x)
+{
+    if (!m) {
+        ag__error("ag_mlp_forward", "model is NULL");
+        return NULL;
+    }
+    double p = m->training ? m->options.dropout : 0;
+    for (int i = 0; i < m->num_layers; i++) {
+        x = ag_linear_layer_forward(step, m->layers[i], x);
+        if (i == m->num_layers - 1) break;
+        x = ag_activate(step, x, m->options.activation);
+        if (p > 0) x = ag_dropout(step, x, p, &m->dropout_rng);
+    }
+    return x;
+}
+
+void ag_mlp_set_training(ag_mlp *m, bool training)
+{
+    if (m) m->training = training;
+}

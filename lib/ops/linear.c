@@ -1,0 +1,99 @@
+/* linear.c: the affine map of a Linear layer, y = x W^T + b, as one op.
+ * Shapes: x is (M, in) after merging its leading dimensions, W (out, in),
+ * b (out), y (M, out). The product is one BLAS call with W's transpose as a
+ * flag; the bias is written into y first and the product added onto it
+ * (beta = 1), so no pass is spent on the addition. */
+#include "../internal.h"
+/* Rows of x: the product of all dimensions but the last. */
+static int64_t leading_rows(const ag_tensor *x)
+{
+    int64_t m = 1;
+    for (int d = 0; d < x->ndim - 1; d++) m *= x->shape[d];
+    return m;
+}
+
+static int linear_forward(ag_tensor *out)
+{
+    const ag_tensor *x = out->inputs[0], *w = out->inputs[1];
+    const ag_tensor *b = out->op->arity == 3 ? out->inputs[2] : NULL;
+    int64_t m = leading_rows(x), in = w->shape[1], n = w->shape[0];
+    size_t row_bytes = (size_t)n * ag__dtype_size(out->dtype);
+    for (int64_t r = 0; r < m; r++) /* y = b, then y += x W^T */
+        if (b)
+            memcpy((char *)out->data + r * row_bytes, b->data, row_bytes);
+        else
+            memset((char *)out->data + r * row_bytes, 0, row_bytes);
+    ag__gemm(out->dtype, false, true, m, n, in, x->data, w->data, 1.0,
+             out->data);
+    return 0;
+}
+
+/* dx += dy W        (M,out) @ (out,in)
+ * dW += dy^T x      (out,M) @ (M,in)
+ * db += sum_rows dy */
+static int linear_backward(ag_tensor *out)
+{
+    ag_tensor *x = out->inputs[0], *w = out->inputs[1];
+    ag_tensor *b = out->op->arity == 3 ? out->inputs[2] : NULL;
+    int64_t m = leading_rows(x), in = w->shape[1], n = w->shape[0];
+    const void *dy = out->grad->data;
+    if (x->requires_grad)
+        ag__gemm(out->dtype, false, false, m, in, n, dy, w->data, 1.0,
+                 x->grad->data);
+    if (w->requires_grad)
+        ag__gemm(out->dtype, true, false, n, in, m, dy, x->data, 1.0,
+                 w->grad->data);
+    if (b && b->requires_grad)
+        AG_DISPATCH_FLOAT(out->dtype, {
+            const real *g = dy;
+            real *db = b->grad->data;
+            for (int64_t r = 0; r < m; r++)
+                for (int64_t j = 0; j < n; j++) db[j] += g[r * n + j];
+        });
+    return 0;
+}
+
+ag_tensor *ag_linear(ag_arena *a, ag_tensor *x, ag_tensor *weight,
+                     ag_tensor *bias)
+{
+    const char *func = "ag_linear";
+    ag_tensor *inputs[3] = {x, weight, bias};
+    int n = bias ? 3 : 2;
+    if (ag__check_float_inputs(func, a, n, inputs)) return NULL;
+    char bx[AG_SHAPE_STR_MAX], bw[AG_SHAPE_STR_MAX], bb[AG_SHAPE_STR_MAX];
+    ag__shape_str(bx, x->ndim, x->shape);
+    ag__shape_str(bw, weight->ndim, weight->shape);
+    if (x->ndim < 1 || weight->ndim != 2 ||
+        weight->shape[1] != x->shape[x->ndim - 1]) {
+        ag__error(func,
+                  "x %s and weight %s do not match: x must be (..., in) "
+                  "and weight (out, in)",
+                  bx, bw);
+        return NULL;
+    }
+    int64_t out_features = weight->shape[0];
+    if (bias && (bias->ndim != 1 || bias->shape[0] != out_features)) {
+        ag__error(func, "bias %s does not match weight %s: it must be (%lld)",
+                  ag__shape_str(bb, bias->ndim, bias->shape), bw,
+                  (long long)out_features);
+        return NULL;
+    }
+    if (leading_rows(x) > INT_MAX || weight->shape[1] > INT_MAX ||
+        out_features > INT_MAX) {
+        ag__error(func, "%s @ %s^T exceeds the BLAS limit %d", bx, bw, INT_MAX);
+        return NULL;
+    }
+    int64_t shape[AG_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = out_features;
+    return ag__apply(func, a, bias ? &ag__op_linear : &ag__op_linear_no_bias,
+                     inputs, x->dtype, x->ndim, shape, NULL);
+}
+
+/* The op-table entries: {name, arity, view, kind, forward, backward}. */
+/* clang-format off */
+const ag_op ag__op_linear =
+    {"linear", 3, false, 0, linear_forward, linear_backward};
+const ag_op ag__op_linear_no_bias =
+    {"linear_no_bias", 2, false, 0, linear_forward, linear_backward};
+/* clang-format on */
