@@ -12,13 +12,18 @@
 extern "C" {
 #endif
 
-/* An optimizer over a parameter set; its state (momentum, moments) lives in
- * the arena it was made in, allocated once, so steps allocate nothing. */
+/* An optimizer over the tensors of a parameter set; its state (momentum,
+ * moments: zeros of each parameter's dtype, f32 or f64) lives in the arena
+ * it was made in, allocated once, so steps allocate nothing. State is kept
+ * per parameter, as PyTorch does: a parameter skipped for lack of a
+ * gradient does not advance, so its first update (momentum buffer = g, Adam
+ * step t = 1) comes at the first step where it has a gradient. */
 typedef struct ag_optimizer ag_optimizer;
 
 /* SGD: with weight decay wd, momentum mu, dampening d:
  *   g = grad + wd * p
- *   b = g at the first step, else b = mu * b + (1 - d) * g   (mu != 0)
+ *   b = g at the parameter's first update, else b = mu * b + (1 - d) * g
+ *                                                            (mu != 0)
  *   g = g + mu * b when nesterov, else g = b                 (mu != 0)
  *   p = p - lr * g */
 typedef struct {
@@ -47,12 +52,15 @@ AG_API ag_sgd_options ag_sgd_defaults(double lr);
 AG_API ag_adam_options ag_adam_defaults(void);
 AG_API ag_adam_options ag_adamw_defaults(void);
 
-/* Makes an optimizer for the tensors of `params` (which must outlive it),
- * its state in arena `a`. `options` NULL means the defaults (SGD has no
- * default lr and needs options). Returns NULL and an error for NULL
- * arguments, an empty set, options out of range (lr, momentum, weight
- * decay or eps negative or not finite, betas outside [0, 1), Nesterov
- * without momentum or with dampening) or no memory. */
+/* Makes an optimizer for the tensors `params` holds now (tensors added to
+ * the set later are not updated; the tensors must outlive the optimizer),
+ * its state and bookkeeping in arena `a` (freed with it). `options` (copied)
+ * NULL means the defaults (SGD has no default lr and needs options).
+ * Returns NULL and an error for NULL arguments, an empty set, a tensor
+ * that is in the set twice (under two names), options out of range (lr,
+ * momentum, weight decay or eps negative or not finite, dampening not
+ * finite, betas outside [0, 1), Nesterov without momentum or with
+ * dampening) or no memory. */
 AG_API ag_optimizer *ag_sgd_new(ag_arena *a, ag_params *params,
                                 const ag_sgd_options *options);
 AG_API ag_optimizer *ag_adam_new(ag_arena *a, ag_params *params,
@@ -61,28 +69,33 @@ AG_API ag_optimizer *ag_adamw_new(ag_arena *a, ag_params *params,
                                   const ag_adam_options *options);
 
 /* Updates every parameter that has a gradient (parameters whose gradient
- * is NULL are skipped, as PyTorch skips grad None). Returns 0, or -1 and an
- * error for NULL. */
+ * is NULL are skipped, their state unchanged, as PyTorch skips grad None)
+ * in place, with the current learning rate. Gradients are read, not
+ * cleared. Allocates nothing. Returns 0, or -1 and an error for NULL. */
 AG_API int ag_optimizer_step(ag_optimizer *opt);
 
-/* Zeroes the gradients of the optimizer's parameters. */
+/* Zeroes the gradients of the optimizer's parameters (those without one
+ * keep none). NULL is ignored. */
 AG_API void ag_optimizer_zero_grad(ag_optimizer *opt);
 
-/* The learning rate used by the next step, and a way to change it (for
- * schedules). set returns 0, or -1 and an error for a negative or
- * non-finite rate. */
+/* The learning rate used by the next step (NaN for NULL), and a way to
+ * change it (for schedules). set returns 0, or -1 and an error (the rate
+ * unchanged) for NULL or a negative or non-finite rate. */
 AG_API double ag_optimizer_lr(const ag_optimizer *opt);
 AG_API int ag_optimizer_set_lr(ag_optimizer *opt, double lr);
 
-/* Steps taken so far. */
+/* Calls of ag_optimizer_step so far (0 for NULL). */
 AG_API int64_t ag_optimizer_steps(const ag_optimizer *opt);
 
 /* Clips gradients by their global 2-norm, as
  * torch.nn.utils.clip_grad_norm_: with total = sqrt(sum of every squared
  * gradient element), every gradient is multiplied by
- * min(1, max_norm / (total + 1e-6)). Tensors without a gradient are
- * skipped. Returns the total norm before clipping, or -1 and an error for
- * NULL or a max_norm that is negative or not finite. */
+ * min(1, max_norm / (total + 1e-6)) (the sum is taken in double, also for
+ * f32 gradients). Tensors without a gradient are skipped; with none, the
+ * total is 0. A total that is not finite (some gradient holds inf or NaN)
+ * is returned with the gradients left as they are, so that the caller can
+ * skip the step. Returns the total norm before clipping, or -1 and an
+ * error for NULL or a max_norm that is negative or not finite. */
 AG_API double ag_clip_grad_norm(ag_params *params, double max_norm);
 
 /* Learning-rate schedules: pure functions of the step (or epoch) number,

@@ -1,0 +1,116 @@
+/* optimizer.c: what every optimizer shares: making one with its state
+ * slots, the step loop that skips parameters without a gradient, zeroing
+ * gradients, and the learning rate and step count. The update rules are in
+ * sgd.c and adam.c. */
+#include "optim.h"
+
+#include <math.h>
+
+int ag__check_nonneg(const char *func, const char *name, double value)
+{
+    if (isfinite(value) && value >= 0) return 0;
+    ag__error(func, "%s is %g; it must be finite and >= 0", name, value);
+    return -1;
+}
+
+/* Points slot s at `param` with `buffers` zeroed state buffers from `a`. */
+static int slot_init(ag_arena *a, ag_opt_slot *s, ag_tensor *param, int buffers)
+{
+    *s = (ag_opt_slot){.param = param};
+    size_t bytes = ag__tensor_bytes(param);
+    for (int k = 0; k < buffers; k++) {
+        s->state[k] = ag__arena_alloc(a, bytes, 64);
+        if (!s->state[k]) return -1;
+        memset(s->state[k], 0, bytes);
+    }
+    return 0;
+}
+
+/* Reports, as func, a tensor that appears twice in `params` (it would be
+ * updated twice per step); returns -1 then, else 0. */
+static int check_unique(const char *func, const ag_params *params, int count)
+{
+    for (int i = 1; i < count; i++)
+        for (int j = 0; j < i; j++)
+            if (ag_params_tensor(params, i) == ag_params_tensor(params, j)) {
+                ag__error(func, "\"%s\" and \"%s\" are the same tensor",
+                          ag_params_name(params, j), ag_params_name(params, i));
+                return -1;
+            }
+    return 0;
+}
+
+ag_optimizer *ag__optimizer_new(const char *func, ag_arena *a,
+                                const ag_params *params, ag_opt_kind kind,
+                                int buffers, double lr, ag_opt_update *update)
+{
+    if (!a || !params) {
+        ag__error(func, "%s is NULL", !a ? "arena" : "parameter set");
+        return NULL;
+    }
+    int count = ag_params_count(params);
+    if (count == 0) {
+        ag__error(func, "the parameter set is empty");
+        return NULL;
+    }
+    if (check_unique(func, params, count)) return NULL;
+    ag_optimizer *opt = ag__arena_alloc(a, sizeof *opt, _Alignof(ag_optimizer));
+    ag_opt_slot *slots = ag__arena_alloc(a, (size_t)count * sizeof *slots,
+                                         _Alignof(ag_opt_slot));
+    for (int i = 0; opt && slots && i < count; i++)
+        if (slot_init(a, &slots[i], ag_params_tensor(params, i), buffers))
+            slots = NULL;
+    if (!opt || !slots) {
+        ag__error(func, "out of memory for the state of %d tensors", count);
+        return NULL;
+    }
+    *opt = (ag_optimizer){.kind = kind,
+                          .lr = lr,
+                          .update = update,
+                          .count = count,
+                          .slots = slots};
+    return opt;
+}
+
+int ag_optimizer_step(ag_optimizer *opt)
+{
+    if (!opt) {
+        ag__error("ag_optimizer_step", "optimizer is NULL");
+        return -1;
+    }
+    for (int i = 0; i < opt->count; i++) {
+        ag_opt_slot *s = &opt->slots[i];
+        if (!s->param->grad) continue; /* as PyTorch skips grad None */
+        s->steps++;
+        opt->update(opt, s, s->param->grad);
+    }
+    opt->steps++;
+    return 0;
+}
+
+void ag_optimizer_zero_grad(ag_optimizer *opt)
+{
+    for (int i = 0; opt && i < opt->count; i++)
+        ag_zero_grad(opt->slots[i].param);
+}
+
+double ag_optimizer_lr(const ag_optimizer *opt)
+{
+    return opt ? opt->lr : NAN;
+}
+
+int ag_optimizer_set_lr(ag_optimizer *opt, double lr)
+{
+    if (!opt) {
+        ag__error("ag_optimizer_set_lr", "optimizer is NULL");
+        return -1;
+    }
+    if (ag__check_nonneg("ag_optimizer_set_lr", "learning rate", lr)) return -1;
+    opt->lr = lr;
+    return 0;
+}
+
+int64_t ag_optimizer_steps(const ag_optimizer *opt)
+{
+    return opt ? opt->steps : 0;
+}

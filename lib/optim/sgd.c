@@ -1,0 +1,66 @@
+/* sgd.c: stochastic gradient descent with momentum, dampening, Nesterov
+ * momentum and weight decay, as torch.optim.SGD (1.13). */
+#include "optim.h"
+
+#include <math.h>
+
+ag_sgd_options ag_sgd_defaults(double lr)
+{
+    return (ag_sgd_options){.lr = lr};
+}
+
+/* One SGD update of slot s (its steps already count this one):
+ *   g = grad + wd * p
+ *   b = g at the parameter's first step, else mu * b + (1 - d) * g
+ *   g = g + mu * b (Nesterov) or b;  p = p - lr * g */
+static void sgd_update(const ag_optimizer *opt, ag_opt_slot *s,
+                       const ag_tensor *grad)
+{
+    const ag_sgd_options *o = &opt->options.sgd;
+    bool first = s->steps == 1;
+    int64_t n = s->param->numel;
+    AG_DISPATCH_FLOAT(s->param->dtype, {
+        real *p = s->param->data, *b = s->state[0];
+        const real *gr = grad->data;
+        const real lr = (real)opt->lr, wd = (real)o->weight_decay;
+        const real mu = (real)o->momentum, keep = (real)(1 - o->dampening);
+        for (int64_t i = 0; i < n; i++) {
+            real g = gr[i] + wd * p[i];
+            if (b) {
+                b[i] = first ? g : mu * b[i] + keep * g;
+                g = o->nesterov ? g + mu * b[i] : b[i];
+            }
+            p[i] -= lr * g;
+        }
+    });
+}
+
+ag_optimizer *ag_sgd_new(ag_arena *a, ag_params *params,
+                         const ag_sgd_options *options)
+{
+    const char *fn = "ag_sgd_new";
+    if (!options) {
+        ag__error(fn, "options are NULL (SGD has no default learning rate)");
+        return NULL;
+    }
+    const ag_sgd_options *o = options;
+    if (ag__check_nonneg(fn, "learning rate", o->lr) ||
+        ag__check_nonneg(fn, "momentum", o->momentum) ||
+        ag__check_nonneg(fn, "weight decay", o->weight_decay))
+        return NULL;
+    if (!isfinite(o->dampening)) {
+        ag__error(fn, "dampening is %g; it must be finite", o->dampening);
+        return NULL;
+    }
+    if (o->nesterov && (o->momentum <= 0 || o->dampening != 0)) {
+        ag__error(fn,
+                  "Nesterov momentum needs momentum > 0 and dampening 0, "
+                  "got momentum %g and dampening %g",
+                  o->momentum, o->dampening);
+        return NULL;
+    }
+    ag_optimizer *opt = ag__optimizer_new(fn, a, params, AG_OPT_SGD,
+                                          o->momentum != 0, o->lr, sgd_update);
+    if (opt) opt->options.sgd = *o;
+    return opt;
+}
