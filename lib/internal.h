@@ -184,7 +184,7 @@ extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
 /* ---- float dispatch ---- */
 
 /* Runs the statements that follow once with `real` defined as float or
- * double, according to dt. Math functions come from <tgmath.h>, so exp(x)
+ * double, according to dt. Kernel files include <tgmath.h>, so exp(x)
  * is expf for floats and exp for doubles. Usage:
  *     AG_DISPATCH_FLOAT(t->dtype, { const real *x = t->data; ... }) */
 #define AG_DISPATCH_FLOAT(dt, ...)                                             \

@@ -779,6 +779,10 @@ START_TEST(test_linear_errors)
                 "bias (4)", "(5,4)", "(5)");
     EXPECT_NULL(ag_linear(a, x, w, WAVE(a, AG_F64, 0, 1, 5)), "ag_linear",
                 "bias (1,5)");
+    EXPECT_NULL(ag_linear(a, x, w, WAVE(a, AG_F64, 0, 5, 1)), "ag_linear",
+                "bias (5,1)");
+    EXPECT_NULL(ag_linear(a, x, w, ag_zeros(a, AG_F64, 0, NULL)), "ag_linear",
+                "bias ()");
     EXPECT_NULL(ag_linear(a, ag_zeros(a, AG_F32, 2, SHAPE(3, 4)), w, b),
                 "ag_linear", "f32", "f64");
     EXPECT_NULL(ag_linear(a, x, w, ag_zeros(a, AG_F32, 1, SHAPE(5))),

@@ -32,8 +32,8 @@ AG_API ag_params *ag_params_new(ag_arena *a);
 /* Appends tensor `t` under `name` (copied). `t` is not copied: the set
  * refers to it, so it must outlive the set (make both in one arena).
  * Returns 0, or -1 and an error for a NULL argument, an empty name or one
- * longer than AG_PARAM_NAME_MAX, a name already in the set, an AG_I32
- * tensor, or no memory. */
+ * longer than AG_PARAM_NAME_MAX, a name or a tensor already in the set
+ * (an optimizer would update it twice), an AG_I32 tensor, or no memory. */
 AG_API int ag_params_add(ag_params *p, const char *name, ag_tensor *t);
 
 /* Appends every tensor of `from`, each name prefixed with `prefix` and a

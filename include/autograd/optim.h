@@ -56,8 +56,8 @@ AG_API ag_adam_options ag_adamw_defaults(void);
  * the set later are not updated; the tensors must outlive the optimizer),
  * its state and bookkeeping in arena `a` (freed with it). `options` (copied)
  * NULL means the defaults (SGD has no default lr and needs options).
- * Returns NULL and an error for NULL arguments, an empty set, a tensor
- * that is in the set twice (under two names), options out of range (lr,
+ * Returns NULL and an error for NULL arguments, an empty set, options out
+ * of range (lr,
  * momentum, weight decay or eps negative or not finite, dampening not
  * finite, betas outside [0, 1), Nesterov without momentum or with
  * dampening) or no memory. */
@@ -103,8 +103,8 @@ AG_API double ag_clip_grad_norm(ag_params *params, double max_norm);
  *
  * Step decay (PyTorch StepLR): base_lr * gamma^floor(step / step_size).
  * Returns NaN and an error for step < 0 or step_size < 1. */
-AG_API double ag_lr_step_decay(double base_lr, int64_t step,
-                               int64_t step_size, double gamma);
+AG_API double ag_lr_step_decay(double base_lr, int64_t step, int64_t step_size,
+                               double gamma);
 
 /* Linear warmup then cosine decay: for step < warmup,
  * base_lr * (step + 1) / warmup; after it, with

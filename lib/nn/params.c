@@ -74,6 +74,13 @@ static int add_named(const char *func, ag_params *p, const char *prefix,
         ag__error(func, "name \"%s\" is already in the set", full);
         return -1;
     }
+    for (int i = 0; i < p->count; i++)
+        if (p->entries[i].tensor == t) {
+            ag__error(func,
+                      "\"%s\": the tensor is already in the set as \"%s\"",
+                      full, p->entries[i].name);
+            return -1;
+        }
     if (t->dtype == AG_I32) {
         ag__error(func, "\"%s\" is an i32 tensor; parameters are float", full);
         return -1;

@@ -26,20 +26,6 @@ static int slot_init(ag_arena *a, ag_opt_slot *s, ag_tensor *param, int buffers)
     return 0;
 }
 
-/* Reports, as func, a tensor that appears twice in `params` (it would be
- * updated twice per step); returns -1 then, else 0. */
-static int check_unique(const char *func, const ag_params *params, int count)
-{
-    for (int i = 1; i < count; i++)
-        for (int j = 0; j < i; j++)
-            if (ag_params_tensor(params, i) == ag_params_tensor(params, j)) {
-                ag__error(func, "\"%s\" and \"%s\" are the same tensor",
-                          ag_params_name(params, j), ag_params_name(params, i));
-                return -1;
-            }
-    return 0;
-}
-
 ag_optimizer *ag__optimizer_new(const char *func, ag_arena *a,
                                 const ag_params *params, ag_opt_kind kind,
                                 int buffers, double lr, ag_opt_update *update)
@@ -53,7 +39,6 @@ ag_optimizer *ag__optimizer_new(const char *func, ag_arena *a,
         ag__error(func, "the parameter set is empty");
         return NULL;
     }
-    if (check_unique(func, params, count)) return NULL;
     ag_optimizer *opt = ag__arena_alloc(a, sizeof *opt, _Alignof(ag_optimizer));
     ag_opt_slot *slots = ag__arena_alloc(a, (size_t)count * sizeof *slots,
                                          _Alignof(ag_opt_slot));
