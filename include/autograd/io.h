@@ -19,26 +19,55 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 /* Saves every tensor of `params` to `path` in the safetensors format (an
- * 8-byte little-endian header length, a JSON header giving each tensor's
- * dtype "F32"/"F64"/"I32", shape and data offsets, then the raw
+ * 8-byte little-endian header length N; N bytes of JSON header, padded with
+ * spaces so that the data starts at a multiple of 8 bytes; then the raw
  * little-endian values), readable by PyTorch's safetensors and any other
- * reader. `metadata` is NULL or a NULL-terminated list of key, value
- * string pairs stored as "__metadata__".
+ * reader. The header gives each tensor's dtype ("F32", "F64" or "I32"),
+ * shape and [begin, end) byte offsets in the data; it lists "__metadata__"
+ * first, then the tensors in the set's order, whose values are packed in
+ * that order. `metadata` is NULL or a NULL-terminated list of key, value
+ * UTF-8 string pairs ({"epoch", "3", NULL}) stored as "__metadata__".
  *
- * The save is atomic: it writes a temporary file in the same folder,
- * flushes and fsyncs it, and renames it over `path`; on any failure the
- * temporary file is removed and a previous file at `path` is left intact.
- * Returns 0, or -1 and an error (with the path and the system's reason). */
+ * The save is atomic: it writes a temporary file "<path>.tmp.XXXXXX" in the
+ * same folder, fsyncs and closes it, renames it over `path` and fsyncs the
+ * folder. An existing file at `path` keeps its permissions; a new file gets
+ * mode 0600 (as mkstemp makes it). On a failure before the rename the
+ * temporary file is removed and a previous file at `path` is left intact;
+ * if only the folder's fsync fails, the new file is in place and the error
+ * says so.
+ *
+ * Returns 0, or -1 and an error naming the path (with the system's reason
+ * for a failed system call): NULL path or set, a metadata key without a
+ * value or given twice, a tensor named "__metadata__", a name or metadata
+ * string that is not valid UTF-8, a folder that cannot be written. */
 AG_API int ag_save_safetensors(const char *path, const ag_params *params,
                                const char *const *metadata);
 
-/* Loads `path` into the tensors of `params`. The file must hold exactly the
- * set's names, each with the tensor's dtype and shape. Everything is checked
- * before any value is copied: header length against the file size, JSON
- * syntax, dtype names, shapes against byte counts, offsets in bounds and not
- * overlapping, names. Returns 0, or -1 and an error, in which case no
- * parameter has changed. */
+/* Loads `path` into the tensors of `params`. The file is read into memory
+ * once and checked completely before any value is copied: its size against
+ * the header length (at most 100,000,000 bytes, as the reference reader),
+ * the JSON syntax (the error gives line and column), every header entry (an
+ * object with exactly "dtype", "shape" and "data_offsets"; a dtype F32, F64
+ * or I32, other safetensors dtypes such as F16, BF16 or I64 being
+ * unsupported; a shape of at most AG_MAX_DIMS integers >= 0; offsets
+ * [begin, end] within the data, holding exactly the bytes of the dtype and
+ * shape, and not overlapping another tensor's), "__metadata__" (if present:
+ * an object of strings), then the names (exactly the set's: the error names
+ * a missing and an unexpected one) and each tensor's dtype and shape against
+ * its parameter's (the error gives both). The order of the tensors in the
+ * file does not matter. Returns 0, or -1 and an error
+ * "ag_load_safetensors: <path>: ...", in which case no parameter has
+ * changed. */
 AG_API int ag_load_safetensors(const char *path, ag_params *params);
+
+/* Reads the "__metadata__" of the safetensors file at `path` as a
+ * NULL-terminated list of key, value pairs in the order of the file (the
+ * form ag_save_safetensors takes; {NULL} when the file has none). The list
+ * and its strings are allocated in arena `a`. The whole file is checked as
+ * ag_load_safetensors checks it, except against a parameter set. Returns
+ * the list, or NULL and an error (NULL arguments, a bad file, no memory). */
+AG_API const char *const *ag_load_safetensors_metadata(ag_arena *a,
+                                                       const char *path);
 
 /* ------------------------------------------------------------------ */
 /* Datasets                                                            */

@@ -1,0 +1,599 @@
+/* safetensors.c: checkpoints in the safetensors format. ag_save_safetensors
+ * writes a parameter set and string metadata atomically;
+ * ag_load_safetensors checks a whole file, then copies its values into a
+ * parameter set; ag_load_safetensors_metadata reads the metadata back.
+ *
+ * Layout: an 8-byte little-endian header length N; N bytes of JSON header,
+ * padded with spaces so that 8 + N is a multiple of 8; the data buffer. The
+ * header maps each tensor's name to {"dtype", "shape", "data_offsets":
+ * [begin, end]} (byte offsets into the data buffer), plus an optional
+ * "__metadata__" object of strings. We write compact JSON with
+ * "__metadata__" first, then the tensors in parameter order, their values
+ * packed one after the other in that order. (The reference implementation
+ * orders tensors by dtype alignment, then name; readers accept any order.) */
+#define _POSIX_C_SOURCE 200809L
+#include "io.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#define METADATA_KEY "__metadata__"
+
+/* The longest header accepted, as in the reference implementation. */
+#define MAX_HEADER_BYTES 100000000u
+
+/* The format's names of the library's dtypes, indexed by ag_dtype. */
+static const char *const dtype_names[] = {
+    [AG_F32] = "F32", [AG_F64] = "F64", [AG_I32] = "I32"};
+
+/* The format's other dtypes, which the library has no tensors for. */
+static const char *const unsupported_dtypes[] = {
+    "BOOL", "U8",  "I8",   "F8_E5M2", "F8_E4M3", "I16",
+    "U16",  "F16", "BF16", "U32",     "I64",     "U64"};
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+/* ------------------------------------------------------------------ */
+/* Saving                                                              */
+/* ------------------------------------------------------------------ */
+
+static const char SAVE[] = "ag_save_safetensors";
+
+/* Adds metadata (key, value, ..., NULL) to header as "__metadata__". */
+static int add_metadata(json_t *header, const char *path,
+                        const char *const *metadata)
+{
+    json_t *m = json_object();
+    if (json_object_set_new(header, METADATA_KEY, m))
+        return ag__file_error(SAVE, path, "out of memory");
+    for (size_t i = 0; metadata[i]; i += 2) {
+        const char *key = metadata[i], *value = metadata[i + 1];
+        if (!value)
+            return ag__file_error(SAVE, path,
+                                  "metadata key \"%s\" has no value", key);
+        if (json_object_get(m, key))
+            return ag__file_error(SAVE, path,
+                                  "metadata key \"%s\" appears twice", key);
+        if (json_object_set_new(m, key, json_string(value)))
+            return ag__file_error(SAVE, path,
+                                  "metadata \"%s\" is not valid UTF-8 (or "
+                                  "out of memory)",
+                                  key);
+    }
+    return 0;
+}
+
+/* {"dtype": ..., "shape": [...], "data_offsets": [begin, end]} for t, or
+ * NULL when out of memory. */
+static json_t *tensor_info(const ag_tensor *t, uint64_t begin, uint64_t end)
+{
+    json_t *shape = json_array();
+    for (int d = 0; shape && d < t->ndim; d++)
+        if (json_array_append_new(shape, json_integer(t->shape[d]))) {
+            json_decref(shape);
+            shape = NULL;
+        }
+    if (!shape) return NULL;
+    return json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype_names[t->dtype],
+                     "shape", shape, "data_offsets", (json_int_t)begin,
+                     (json_int_t)end);
+}
+
+/* The JSON header of params and metadata, or NULL and an error. */
+static json_t *make_header(const char *path, const ag_params *params,
+                           const char *const *metadata)
+{
+    json_t *header = json_object();
+    if (!header) {
+        ag__file_error(SAVE, path, "out of memory");
+        return NULL;
+    }
+    if (metadata && add_metadata(header, path, metadata)) goto fail;
+    uint64_t offset = 0;
+    for (int i = 0; i < ag_params_count(params); i++) {
+        const char *name = ag_params_name(params, i);
+        const ag_tensor *t = ag_params_tensor(params, i);
+        if (strcmp(name, METADATA_KEY) == 0) {
+            ag__file_error(SAVE, path, "a tensor cannot be named \"%s\"",
+                           METADATA_KEY);
+            goto fail;
+        }
+        uint64_t end = offset + ag__tensor_bytes(t);
+        if (json_object_set_new(header, name, tensor_info(t, offset, end))) {
+            ag__file_error(SAVE, path,
+                           "tensor name \"%s\" is not valid UTF-8 (or out "
+                           "of memory)",
+                           name);
+            goto fail;
+        }
+        offset = end;
+    }
+    return header;
+fail:
+    json_decref(header);
+    return NULL;
+}
+
+/* The bytes before the data: the header length and the header padded with
+ * spaces to a multiple of 8 bytes. Returns a malloc'd buffer of *len bytes,
+ * or NULL when out of memory. */
+static unsigned char *header_bytes(const json_t *header, size_t *len)
+{
+    char *json = json_dumps(header, JSON_COMPACT);
+    if (!json) return NULL;
+    size_t n = strlen(json), padded = n + (8 - n % 8) % 8;
+    unsigned char *buf = malloc(8 + padded);
+    if (buf) {
+        for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(padded >> 8 * i);
+        memcpy(buf + 8, json, n);
+        memset(buf + 8 + n, ' ', padded - n);
+        *len = 8 + padded;
+    }
+    free(json);
+    return buf;
+}
+
+/* Writes the values of every tensor of params, in order. */
+static int write_values(ag__atomic_file *f, const ag_params *params)
+{
+    for (int i = 0; i < ag_params_count(params); i++) {
+        const ag_tensor *t = ag_params_tensor(params, i);
+        size_t bytes = ag__tensor_bytes(t);
+        if (bytes && ag__atomic_write(f, t->data, bytes)) return -1;
+    }
+    return 0;
+}
+
+int ag_save_safetensors(const char *path, const ag_params *params,
+                        const char *const *metadata)
+{
+    if (!path || !params) {
+        ag__error(SAVE, "%s is NULL", !path ? "path" : "parameter set");
+        return -1;
+    }
+    json_t *header = make_header(path, params, metadata);
+    if (!header) return -1;
+    size_t len;
+    unsigned char *head = header_bytes(header, &len);
+    json_decref(header);
+    if (!head) return ag__file_error(SAVE, path, "out of memory");
+    ag__atomic_file f;
+    int rc = ag__atomic_begin(&f, SAVE, path) ||
+                     ag__atomic_write(&f, head, len) ||
+                     write_values(&f, params) || ag__atomic_commit(&f)
+                 ? -1
+                 : 0;
+    free(head);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading: a file read and checked                                    */
+/* ------------------------------------------------------------------ */
+
+/* One tensor of the header, checked against the file. */
+typedef struct {
+    const char *name; /* owned by the header */
+    ag_dtype dtype;
+    int ndim;
+    int64_t shape[AG_MAX_DIMS];
+    int64_t numel;
+    uint64_t begin, end; /* byte offsets into the data buffer */
+    ag_tensor *param;    /* the parameter of that name (match_names) */
+} st_entry;
+
+/* A whole file in memory with its parsed header. */
+typedef struct {
+    const char *func, *path;
+    unsigned char *bytes; /* the file (malloc'd) */
+    size_t size;
+    json_t *header;
+    json_t *metadata; /* "__metadata__" of the header, or NULL */
+    const unsigned char *data;
+    uint64_t data_size;
+    st_entry *entries; /* malloc'd */
+    int count;
+} st_file;
+
+/* What kind of JSON value v is, for messages. */
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        break;
+    }
+    return "null";
+}
+
+/* Reads the file, its header length and its JSON header. */
+static int read_header(st_file *f)
+{
+    if (ag__read_file(f->func, f->path, &f->bytes, &f->size)) return -1;
+    if (f->size < 8)
+        return ag__file_error(f->func, f->path,
+                              "file is %zu bytes, too short for the 8-byte "
+                              "header length",
+                              f->size);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | f->bytes[i];
+    if (n > f->size - 8)
+        return ag__file_error(f->func, f->path,
+                              "header length %llu is more than the %zu bytes "
+                              "that follow it (truncated, or not safetensors)",
+                              (unsigned long long)n, f->size - 8);
+    if (n > MAX_HEADER_BYTES)
+        return ag__file_error(f->func, f->path,
+                              "header length %llu is over the limit of %u "
+                              "bytes",
+                              (unsigned long long)n, MAX_HEADER_BYTES);
+    json_error_t err;
+    f->header = json_loadb((const char *)f->bytes + 8, (size_t)n,
+                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!f->header)
+        return ag__file_error(f->func, f->path,
+                              "header is not valid JSON: line %d, column %d: "
+                              "%s",
+                              err.line, err.column, err.text);
+    if (!json_is_object(f->header))
+        return ag__file_error(f->func, f->path,
+                              "header is %s, not a JSON object",
+                              json_kind(f->header));
+    f->data = f->bytes + 8 + n;
+    f->data_size = f->size - 8 - n;
+    return 0;
+}
+
+/* Checks that "__metadata__" is an object of strings. */
+static int check_metadata(st_file *f, json_t *m)
+{
+    if (!json_is_object(m))
+        return ag__file_error(f->func, f->path, "%s is %s, not an object",
+                              METADATA_KEY, json_kind(m));
+    const char *key;
+    json_t *value;
+    json_object_foreach(m, key, value)
+    {
+        if (!json_is_string(value))
+            return ag__file_error(f->func, f->path,
+                                  "%s value of \"%s\" is %s, not a string",
+                                  METADATA_KEY, key, json_kind(value));
+    }
+    f->metadata = m;
+    return 0;
+}
+
+/* The dtype named by v. `where` ("<func>: <path>: tensor "<name>"")
+ * prefixes the error, as in the functions below. */
+static int parse_dtype(const char *where, const json_t *v, ag_dtype *dt)
+{
+    if (!json_is_string(v)) {
+        ag__error(where, "dtype is %s, not a string", json_kind(v));
+        return -1;
+    }
+    const char *s = json_string_value(v);
+    for (size_t i = 0; i < COUNT(dtype_names); i++)
+        if (strcmp(s, dtype_names[i]) == 0) {
+            *dt = (ag_dtype)i;
+            return 0;
+        }
+    for (size_t i = 0; i < COUNT(unsupported_dtypes); i++)
+        if (strcmp(s, unsupported_dtypes[i]) == 0) {
+            ag__error(where,
+                      "unsupported dtype \"%s\" (this library reads F32, "
+                      "F64 and I32)",
+                      s);
+            return -1;
+        }
+    ag__error(where, "unknown dtype \"%s\"", s);
+    return -1;
+}
+
+/* The shape given by v: an array of at most AG_MAX_DIMS sizes >= 0 whose
+ * element count fits int64_t. */
+static int parse_shape(const char *where, const json_t *v, st_entry *e)
+{
+    if (!json_is_array(v)) {
+        ag__error(where, "shape is %s, not an array", json_kind(v));
+        return -1;
+    }
+    size_t ndim = json_array_size(v);
+    if (ndim > AG_MAX_DIMS) {
+        ag__error(where, "shape has %zu dimensions, more than %d", ndim,
+                  AG_MAX_DIMS);
+        return -1;
+    }
+    e->ndim = (int)ndim;
+    for (size_t d = 0; d < ndim; d++) {
+        const json_t *size = json_array_get(v, d);
+        if (!json_is_integer(size)) {
+            ag__error(where, "dimension %zu of the shape is %s, not an integer",
+                      d, json_kind(size));
+            return -1;
+        }
+        e->shape[d] = json_integer_value(size);
+    }
+    return ag__check_shape(where, e->ndim, e->shape, &e->numel);
+}
+
+/* The byte range given by v: [begin, end] with begin <= end <= data size,
+ * holding exactly the bytes of e's dtype and shape. */
+static int parse_offsets(const char *where, const json_t *v, st_entry *e,
+                         uint64_t data_size)
+{
+    const json_t *b = json_array_get(v, 0), *n = json_array_get(v, 1);
+    if (json_array_size(v) != 2 || !json_is_integer(b) || !json_is_integer(n) ||
+        json_integer_value(b) < 0 || json_integer_value(n) < 0) {
+        ag__error(where, "data_offsets is not [begin, end] with two integers "
+                         ">= 0");
+        return -1;
+    }
+    e->begin = (uint64_t)json_integer_value(b);
+    e->end = (uint64_t)json_integer_value(n);
+    if (e->begin > e->end || e->end > data_size) {
+        ag__error(where,
+                  "data_offsets [%llu, %llu] are not a range within the "
+                  "%llu bytes of data",
+                  (unsigned long long)e->begin, (unsigned long long)e->end,
+                  (unsigned long long)data_size);
+        return -1;
+    }
+    uint64_t elem = ag__dtype_size(e->dtype), bytes;
+    if (__builtin_mul_overflow((uint64_t)e->numel, elem, &bytes) ||
+        bytes != e->end - e->begin) {
+        char buf[AG_SHAPE_STR_MAX];
+        ag__error(where,
+                  "%s shape %s has %lld elements of %llu bytes but "
+                  "data_offsets [%llu, %llu] hold %llu bytes",
+                  dtype_names[e->dtype], ag__shape_str(buf, e->ndim, e->shape),
+                  (long long)e->numel, (unsigned long long)elem,
+                  (unsigned long long)e->begin, (unsigned long long)e->end,
+                  (unsigned long long)(e->end - e->begin));
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks the header entry `name`: v must be an object with exactly the keys
+ * dtype, shape and data_offsets, each valid. */
+static int parse_entry(const st_file *f, const char *name, const json_t *v,
+                       st_entry *e)
+{
+    char where[512];
+    snprintf(where, sizeof where, "%s: %s: tensor \"%s\"", f->func, f->path,
+             name);
+    if (!json_is_object(v)) {
+        ag__error(where, "is %s, not an object", json_kind(v));
+        return -1;
+    }
+    const json_t *fields[3] = {NULL, NULL, NULL};
+    static const char *const keys[3] = {"dtype", "shape", "data_offsets"};
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)v, key, value)
+    {
+        size_t k = 0;
+        while (k < 3 && strcmp(key, keys[k]) != 0) k++;
+        if (k == 3) {
+            ag__error(where, "unknown key \"%s\"", key);
+            return -1;
+        }
+        fields[k] = value;
+    }
+    for (int k = 0; k < 3; k++)
+        if (!fields[k]) {
+            ag__error(where, "no \"%s\"", keys[k]);
+            return -1;
+        }
+    e->name = name;
+    return parse_dtype(where, fields[0], &e->dtype) ||
+                   parse_shape(where, fields[1], e) ||
+                   parse_offsets(where, fields[2], e, f->data_size)
+               ? -1
+               : 0;
+}
+
+/* Checks every entry of the header and fills f->entries. */
+static int parse_entries(st_file *f)
+{
+    size_t n = json_object_size(f->header);
+    f->entries = malloc((n ? n : 1) * sizeof *f->entries);
+    if (!f->entries) return ag__file_error(f->func, f->path, "out of memory");
+    const char *key;
+    json_t *value;
+    json_object_foreach(f->header, key, value)
+    {
+        if (strcmp(key, METADATA_KEY) == 0) {
+            if (check_metadata(f, value)) return -1;
+        } else if (parse_entry(f, key, value, &f->entries[f->count++])) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int by_begin(const void *pa, const void *pb)
+{
+    const st_entry *a = pa, *b = pb;
+    if (a->begin != b->begin) return a->begin < b->begin ? -1 : 1;
+    return (a->end > b->end) - (a->end < b->end);
+}
+
+/* Checks that no two tensors share a byte (sorting the entries by offset;
+ * empty tensors hold no bytes). */
+static int check_overlaps(st_file *f)
+{
+    if (f->count)
+        qsort(f->entries, (size_t)f->count, sizeof *f->entries, by_begin);
+    const st_entry *prev = NULL;
+    for (int i = 0; i < f->count; i++) {
+        const st_entry *e = &f->entries[i];
+        if (e->begin == e->end) continue;
+        if (prev && e->begin < prev->end)
+            return ag__file_error(
+                f->func, f->path,
+                "tensors \"%s\" [%llu, %llu] and \"%s\" [%llu, %llu] overlap",
+                prev->name, (unsigned long long)prev->begin,
+                (unsigned long long)prev->end, e->name,
+                (unsigned long long)e->begin, (unsigned long long)e->end);
+        prev = e;
+    }
+    return 0;
+}
+
+/* Reads and checks the file at path; st_close frees what it holds, also
+ * after a failure. */
+static int st_open(st_file *f, const char *func, const char *path)
+{
+    *f = (st_file){.func = func, .path = path};
+    return read_header(f) || parse_entries(f) || check_overlaps(f) ? -1 : 0;
+}
+
+static void st_close(st_file *f)
+{
+    json_decref(f->header);
+    free(f->entries);
+    free(f->bytes);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading: matching the file to a parameter set                       */
+/* ------------------------------------------------------------------ */
+
+static const char LOAD[] = "ag_load_safetensors";
+
+/* Checks that the file's names are the set's names exactly and points each
+ * entry at its parameter. */
+static int match_names(st_file *f, const ag_params *params)
+{
+    const char *unexpected = NULL, *missing = NULL;
+    int n_unexpected = 0, n_missing = 0;
+    for (int i = 0; i < f->count; i++) {
+        st_entry *e = &f->entries[i];
+        e->param = ag_params_find(params, e->name);
+        if (!e->param && !n_unexpected++) unexpected = e->name;
+    }
+    for (int i = 0; i < ag_params_count(params); i++) {
+        const char *name = ag_params_name(params, i);
+        if ((strcmp(name, METADATA_KEY) == 0 ||
+             !json_object_get(f->header, name)) &&
+            !n_missing++)
+            missing = name;
+    }
+    if (!n_missing && !n_unexpected) return 0;
+    char a[300] = "", b[300] = "";
+    if (n_missing)
+        snprintf(a, sizeof a, "no tensor \"%s\" in the file (%d missing)",
+                 missing, n_missing);
+    if (n_unexpected)
+        snprintf(b, sizeof b,
+                 "unexpected tensor \"%s\" in the file (%d not in the "
+                 "parameter set)",
+                 unexpected, n_unexpected);
+    return ag__file_error(f->func, f->path, "%s%s%s", a,
+                          n_missing && n_unexpected ? "; " : "", b);
+}
+
+/* Checks that each entry has its parameter's dtype and shape. */
+static int match_types(const st_file *f)
+{
+    for (int i = 0; i < f->count; i++) {
+        const st_entry *e = &f->entries[i];
+        const ag_tensor *t = e->param;
+        if (e->dtype == t->dtype && e->ndim == t->ndim &&
+            memcmp(e->shape, t->shape, (size_t)e->ndim * sizeof *e->shape) == 0)
+            continue;
+        char fs[AG_SHAPE_STR_MAX], ps[AG_SHAPE_STR_MAX];
+        return ag__file_error(
+            f->func, f->path,
+            "tensor \"%s\" is %s %s in the file but %s %s in the parameter "
+            "set",
+            e->name, dtype_names[e->dtype],
+            ag__shape_str(fs, e->ndim, e->shape), dtype_names[t->dtype],
+            ag__shape_str(ps, t->ndim, t->shape));
+    }
+    return 0;
+}
+
+int ag_load_safetensors(const char *path, ag_params *params)
+{
+    if (!path || !params) {
+        ag__error(LOAD, "%s is NULL", !path ? "path" : "parameter set");
+        return -1;
+    }
+    st_file f;
+    int rc =
+        st_open(&f, LOAD, path) || match_names(&f, params) || match_types(&f)
+            ? -1
+            : 0;
+    for (int i = 0; rc == 0 && i < f.count; i++) {
+        const st_entry *e = &f.entries[i];
+        if (e->end > e->begin)
+            memcpy(e->param->data, f.data + e->begin, e->end - e->begin);
+    }
+    st_close(&f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata                                                            */
+/* ------------------------------------------------------------------ */
+
+static const char METADATA[] = "ag_load_safetensors_metadata";
+
+/* A copy of s in arena a, or NULL. */
+static const char *arena_strdup(ag_arena *a, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *copy = ag__arena_alloc(a, n, 1);
+    if (copy) memcpy(copy, s, n);
+    return copy;
+}
+
+/* The metadata of f as a NULL-terminated list of pairs in arena a. */
+static const char *const *metadata_list(ag_arena *a, const st_file *f)
+{
+    size_t n = f->metadata ? json_object_size(f->metadata) : 0;
+    const char **list =
+        ag__arena_alloc(a, (2 * n + 1) * sizeof *list, _Alignof(const char *));
+    if (!list) return NULL;
+    size_t i = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(f->metadata, key, value)
+    { /* no iterations without metadata */
+        list[i++] = arena_strdup(a, key);
+        list[i++] = arena_strdup(a, json_string_value(value));
+        if (!list[i - 2] || !list[i - 1]) return NULL;
+    }
+    list[i] = NULL;
+    return list;
+}
+
+const char *const *ag_load_safetensors_metadata(ag_arena *a, const char *path)
+{
+    if (!a || !path) {
+        ag__error(METADATA, "%s is NULL", !a ? "arena" : "path");
+        return NULL;
+    }
+    st_file f;
+    const char *const *list = NULL;
+    if (st_open(&f, METADATA, path) == 0) {
+        list = metadata_list(a, &f);
+        if (!list) ag__file_error(METADATA, path, "out of memory");
+    }
+    st_close(&f);
+    return list;
+}
