@@ -38,7 +38,7 @@
     expect_err(__LINE__, #call, (ag_clear_error(), (call)) == -1, __VA_ARGS__, \
                END)
 
-static void expect_err(int line, const char *what, bool failed, ...)
+static void expect_err(int line, const char *what, int failed, ...)
 {
     const char *msg = ag_last_error();
     ck_assert_msg(failed, "line %d: %s did not fail (message \"%s\")", line,
@@ -219,11 +219,13 @@ START_TEST(test_params_add_find)
         ck_assert_ptr_eq(ag_params_find(p, names[i]), tensors[i]);
     }
     /* The name is copied: changing the caller's buffer changes nothing. */
+    ag_tensor *g = ag_zeros(a, AG_F32, 1, SHAPE(2));
     char buf[16] = "gain";
-    ck_assert_int_eq(ag_params_add(p, buf, s), 0);
+    ck_assert_int_eq(ag_params_add(p, buf, g), 0);
     strcpy(buf, "xxxx");
     ck_assert_str_eq(ag_params_name(p, 3), "gain");
-    ck_assert_ptr_eq(ag_params_find(p, "gain"), s);
+    ck_assert_ptr_eq(ag_params_find(p, "gain"), g);
+    ck_assert_int_eq(ag_params_numel(p), 12 + 3 + 1 + 2);
     /* Missing names and out-of-range indices give NULL without an error. */
     ag_clear_error();
     ck_assert_ptr_null(ag_params_find(p, "Weight"));
@@ -292,6 +294,9 @@ START_TEST(test_params_errors)
                 "already in the set");
     EXPECT_FAIL(ag_params_add(p, "w", ag_zeros(a, AG_F32, 1, SHAPE(1))),
                 "already");
+    /* One tensor under two names would be updated twice by an optimizer. */
+    EXPECT_FAIL(ag_params_add(p, "w_again", w), "ag_params_add", "\"w_again\"",
+                "already in the set as \"w\"");
     EXPECT_FAIL(ag_params_add(p, "", w), "ag_params_add", "empty");
     EXPECT_FAIL(ag_params_add(p, "labels", labels), "ag_params_add",
                 "\"labels\"", "i32");
@@ -305,13 +310,14 @@ START_TEST(test_params_errors)
     char name[AG_PARAM_NAME_MAX + 2];
     memset(name, 'n', AG_PARAM_NAME_MAX);
     name[AG_PARAM_NAME_MAX] = '\0';
-    ck_assert_int_eq(ag_params_add(p, name, w), 0);
+    ag_tensor *v = ag_zeros(a, AG_F32, 1, SHAPE(3));
+    ck_assert_int_eq(ag_params_add(p, name, v), 0);
     ck_assert_str_eq(ag_params_name(p, 1), name);
-    ck_assert_ptr_eq(ag_params_find(p, name), w);
+    ck_assert_ptr_eq(ag_params_find(p, name), v);
     name[AG_PARAM_NAME_MAX] = 'm';
     name[AG_PARAM_NAME_MAX + 1] = '\0';
-    EXPECT_FAIL(ag_params_add(p, name, w), "ag_params_add",
-                "longer than AG_PARAM_NAME_MAX");
+    EXPECT_FAIL(ag_params_add(p, name, ag_zeros(a, AG_F32, 1, SHAPE(1))),
+                "ag_params_add", "longer than AG_PARAM_NAME_MAX");
 
     /* No failed call changed the set. */
     ck_assert_int_eq(ag_params_count(p), 2);
@@ -323,71 +329,90 @@ START_TEST(test_params_errors)
 }
 END_TEST
 
+/* A set of two fresh tensors named "weight" (3,2) and "bias" (3). */
+static ag_params *weight_and_bias(ag_arena *a)
+{
+    ag_params *p = ag_params_new(a);
+    ck_assert_int_eq(
+        ag_params_add(p, "weight", ag_zeros(a, AG_F64, 2, SHAPE(3, 2))), 0);
+    ck_assert_int_eq(ag_params_add(p, "bias", ag_zeros(a, AG_F64, 1, SHAPE(3))),
+                     0);
+    return p;
+}
+
 START_TEST(test_params_extend)
 {
     ag_arena *a = ag_arena_new();
-    ag_params *from = ag_params_new(a);
-    ag_tensor *w = ag_zeros(a, AG_F64, 2, SHAPE(3, 2));
-    ag_tensor *b = ag_zeros(a, AG_F64, 1, SHAPE(3));
-    ag_params_add(from, "weight", w);
-    ag_params_add(from, "bias", b);
+    ag_params *enc = weight_and_bias(a), *dec = weight_and_bias(a);
 
     /* With a prefix: "prefix." + name, in order, the same tensors. */
     ag_params *p = ag_params_new(a);
-    ag_params_add(p, "first", b);
-    ck_assert_int_eq(ag_params_extend(p, "encoder", from), 0);
-    ck_assert_int_eq(ag_params_extend(p, "decoder.0", from), 0);
+    ag_tensor *first = ag_zeros(a, AG_F32, 1, SHAPE(4));
+    ag_params_add(p, "first", first);
+    ck_assert_int_eq(ag_params_extend(p, "encoder", enc), 0);
+    ck_assert_int_eq(ag_params_extend(p, "decoder.0", dec), 0);
     const char *want[] = {"first", "encoder.weight", "encoder.bias",
                           "decoder.0.weight", "decoder.0.bias"};
-    ag_tensor *want_t[] = {b, w, b, w, b};
+    ag_tensor *want_t[] = {first, ag_params_tensor(enc, 0),
+                           ag_params_tensor(enc, 1), ag_params_tensor(dec, 0),
+                           ag_params_tensor(dec, 1)};
     ck_assert_int_eq(ag_params_count(p), 5);
     for (int i = 0; i < 5; i++) {
         ck_assert_str_eq(ag_params_name(p, i), want[i]);
         ck_assert_ptr_eq(ag_params_tensor(p, i), want_t[i]);
     }
-    ck_assert_int_eq(ag_params_numel(p), 3 + 2 * (6 + 3));
-    ck_assert_int_eq(ag_params_count(from), 2); /* the source is unchanged */
+    ck_assert_int_eq(ag_params_numel(p), 4 + 2 * (6 + 3));
+    ck_assert_int_eq(ag_params_count(enc), 2); /* the source is unchanged */
+    ck_assert_str_eq(ag_params_name(enc, 0), "weight");
 
     /* Prefix NULL or "": the names as they are. */
     ag_params *q = ag_params_new(a), *r = ag_params_new(a);
-    ck_assert_int_eq(ag_params_extend(q, NULL, from), 0);
-    ck_assert_int_eq(ag_params_extend(r, "", from), 0);
+    ck_assert_int_eq(ag_params_extend(q, NULL, enc), 0);
+    ck_assert_int_eq(ag_params_extend(r, "", enc), 0);
     for (int i = 0; i < 2; i++) {
-        ck_assert_str_eq(ag_params_name(q, i), ag_params_name(from, i));
-        ck_assert_str_eq(ag_params_name(r, i), ag_params_name(from, i));
-        ck_assert_ptr_eq(ag_params_tensor(q, i), ag_params_tensor(from, i));
+        ck_assert_str_eq(ag_params_name(q, i), ag_params_name(enc, i));
+        ck_assert_str_eq(ag_params_name(r, i), ag_params_name(enc, i));
+        ck_assert_ptr_eq(ag_params_tensor(q, i), ag_params_tensor(enc, i));
     }
     /* An empty source adds nothing. */
     ck_assert_int_eq(ag_params_extend(q, "x", ag_params_new(a)), 0);
     ck_assert_int_eq(ag_params_count(q), 2);
 
-    /* A clash half-way keeps the tensors added before it. */
+    /* A name clash half-way keeps the tensors added before it. */
     ag_params *c = ag_params_new(a);
-    ag_params_add(c, "enc.bias", b);
-    EXPECT_FAIL(ag_params_extend(c, "enc", from), "ag_params_extend",
+    ag_params_add(c, "enc.bias", first);
+    EXPECT_FAIL(ag_params_extend(c, "enc", enc), "ag_params_extend",
                 "\"enc.bias\"", "already");
     ck_assert_int_eq(ag_params_count(c), 2);
     ck_assert_str_eq(ag_params_name(c, 1), "enc.weight");
-    EXPECT_FAIL(ag_params_extend(q, NULL, from), "ag_params_extend",
+    EXPECT_FAIL(ag_params_extend(q, NULL, dec), "ag_params_extend",
                 "\"weight\"", "already");
     ck_assert_int_eq(ag_params_count(q), 2);
+    /* So does a tensor clash: the same tensors under another prefix. */
+    EXPECT_FAIL(ag_params_extend(p, "again", enc), "ag_params_extend",
+                "\"again.weight\"", "\"encoder.weight\"");
+    ck_assert_int_eq(ag_params_count(p), 5);
+    /* And a set extended by itself: its first tensor is already there. */
+    EXPECT_FAIL(ag_params_extend(p, "self", p), "ag_params_extend",
+                "\"self.first\"");
+    ck_assert_int_eq(ag_params_count(p), 5);
 
     /* A prefix that makes a name too long. */
     char prefix[AG_PARAM_NAME_MAX];
     memset(prefix, 'p', sizeof prefix - 1);
     prefix[sizeof prefix - 1] = '\0';
     ag_params *e = ag_params_new(a);
-    EXPECT_FAIL(ag_params_extend(e, prefix, from), "ag_params_extend",
+    EXPECT_FAIL(ag_params_extend(e, prefix, enc), "ag_params_extend",
                 "longer than AG_PARAM_NAME_MAX");
     ck_assert_int_eq(ag_params_count(e), 0);
     /* 120 + '.' + "weight" = 127 bytes fits; "bias" is shorter. */
     prefix[120] = '\0';
-    ck_assert_int_eq(ag_params_extend(e, prefix, from), 0);
+    ck_assert_int_eq(ag_params_extend(e, prefix, enc), 0);
     ck_assert_int_eq((int)strlen(ag_params_name(e, 0)), AG_PARAM_NAME_MAX);
 
     EXPECT_FAIL(ag_params_extend(e, "x", NULL), "ag_params_extend",
                 "source set is NULL");
-    EXPECT_FAIL(ag_params_extend(NULL, "x", from), "ag_params_extend",
+    EXPECT_FAIL(ag_params_extend(NULL, "x", enc), "ag_params_extend",
                 "parameter set is NULL");
     ag_arena_free(a);
 }
