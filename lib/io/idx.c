@@ -22,7 +22,7 @@
 #define CHUNK_ELEMS 8192
 #define CHUNK_BYTES (CHUNK_ELEMS * 8)
 
-/* The most compressed data deflate can expand to, per compressed byte. */
+/* Deflate expands one byte of compressed data to at most this many. */
 #define DEFLATE_MAX_RATIO 1032
 
 /* An element type of the IDX format: its code, name and size in bytes. */
