@@ -189,7 +189,7 @@ int main(int argc, char **argv)
            (long long)ag_params_numel(mlp->params));
     double start = progress_now(), accuracy = 0;
     for (long e = 1; e <= o.epochs; e++) {
-        char label[32];
+        char label[64];
         snprintf(label, sizeof label, "epoch %ld/%ld", e, o.epochs);
         double loss = train_epoch(mlp, opt, batches, step, label);
         accuracy = loss < 0 ? -1 : test_accuracy(mlp, &test, step);

@@ -73,44 +73,80 @@ AG_API const char *const *ag_load_safetensors_metadata(ag_arena *a,
 /* Datasets                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Reads an IDX file (the format of MNIST and Fashion-MNIST), gzipped or
- * not, into a tensor of dtype `dt` in arena `a` with the file's shape
- * (for example (60000, 28, 28) images or (60000) labels). Values are
- * converted as they are (bytes stay 0..255). Errors: a file that cannot be
- * read, a bad magic number or element type, dimensions of size 0 or too
- * many, truncated data, trailing bytes, a corrupt gzip stream, AG_I32
- * for float element types. */
+/* Reads an IDX file, gzipped or not, into a new tensor of dtype `dt` in
+ * arena `a` with the file's shape (for example (60000, 28, 28) images or
+ * (60000) labels). IDX is the format of MNIST and Fashion-MNIST: two zero
+ * bytes, an element type (0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32,
+ * 0x0E f64), a dimension count, the sizes as big-endian uint32, then the
+ * values, big-endian, row-major. Values are converted as they are (bytes
+ * stay 0..255: scale them yourself). AG_I32 is allowed for the integer
+ * element types only. The data is read in chunks straight into the tensor,
+ * so memory stays at the tensor's size.
+ *
+ * Returns the tensor (owned by `a`), or NULL and an error
+ * "ag_load_idx: <path>: ..." for: a NULL arena or path, an unknown dtype, a
+ * file that cannot be opened (with the system's reason), bad magic bytes
+ * (shown), an unknown element type, 0 or more than AG_MAX_DIMS dimensions, a
+ * size of 0, sizes whose element or byte count overflows, a header or data
+ * shorter than the header promises (with the bytes expected and got; a
+ * plain file too short, or a gzip file too small to hold that much, is
+ * refused before anything is allocated), trailing bytes after the data, a
+ * corrupt gzip stream (with zlib's reason, a wrong checksum included),
+ * AG_I32 for a float element type, an f64 value beyond the f32 range read
+ * as AG_F32. */
 AG_API ag_tensor *ag_load_idx(ag_arena *a, const char *path, ag_dtype dt);
 
-/* Reads a CSV file of numbers (comma-separated; blank lines skipped) into a
- * 2-D (rows, columns) tensor of dtype `dt` in arena `a`. With `header`, the
- * first line is column names and is skipped. Errors name the line and
- * column: a field that is not a number, a row whose column count differs
- * from the first row's, no rows, a value that does not fit AG_I32. */
+/* Reads a CSV file of numbers into a new 2-D (rows, columns) tensor of
+ * dtype `dt` in arena `a`. Fields are separated by commas, may have spaces
+ * or tabs around them, and are numbers as strtod reads them in the C locale
+ * whatever locale the program set ("1", "-2.5e3", "inf", "nan"). Lines end
+ * in "\n" or "\r\n" and may be of any length; blank lines (empty or only
+ * spaces) are skipped, as is a UTF-8 byte order mark at the start. With
+ * `header`, the first non-blank line is column names and is skipped
+ * unread. The file is read twice: once to check every
+ * field and count the rows, then into the tensor.
+ *
+ * Returns the tensor (owned by `a`), or NULL and an error
+ * "ag_load_csv: <path>: ..." that names the line and column at fault: a
+ * field that is not a number (quoted), an empty field, a row whose column
+ * count differs from the first row's (both counts), no data rows, a value
+ * beyond the range of f64 or f32, for AG_I32 a value that is not an integer
+ * or outside the int32 range; also a NULL arena or path, an unknown dtype,
+ * a file that cannot be opened or read. */
 AG_API ag_tensor *ag_load_csv(ag_arena *a, const char *path, ag_dtype dt,
                               bool header);
 
-/* Mini-batches over examples x (N, ...) and targets y (N, ...): each epoch
- * visits every example once, in an order shuffled from `seed` (a new
- * order each epoch) or in file order. */
+/* Mini-batches over examples x (N, ...) and targets y (N, ...), for
+ * example AG_I32 labels (N): each epoch visits every example once, in an
+ * order shuffled from `seed` (Fisher-Yates driven by ag_rng; a new order
+ * each epoch, the same orders for the same seed) or in the tensors' order. */
 typedef struct ag_batcher ag_batcher;
 
-/* Makes a batcher in arena `a` over x and y (which must outlive it) with
- * batches of `batch` examples; the last batch of an epoch is smaller
- * unless drop_last. Errors: NULL, batch < 1, x and y whose first
- * dimensions differ (or are missing), no examples. */
+/* Makes a batcher in arena `a` over x and y with batches of `batch`
+ * examples; the last batch of an epoch is smaller, or dropped with
+ * drop_last. x and y are not copied: they must outlive the batcher, and
+ * each batch copies their values as they are then. The order of the N
+ * examples (8 N bytes) is allocated here, once; making batches takes no
+ * memory from `a`. Returns the batcher (owned by `a`), or NULL and an error
+ * for: a NULL argument, x or y with no dimensions, first dimensions that
+ * differ ("x has 100 examples, y has 99"), no examples, batch < 1,
+ * drop_last with batch > N (an epoch would have no batch). */
 AG_API ag_batcher *ag_batcher_new(ag_arena *a, ag_tensor *x, ag_tensor *y,
                                   int64_t batch, bool shuffle, uint64_t seed,
                                   bool drop_last);
 
 /* Copies the next batch into new tensors in arena `step`: *bx (B, ...) and
- * *by (B, ...), with x's and y's dtypes. Returns 1 with a batch, 0 at the
- * end of an epoch (no batch; the next call starts the next epoch), -1 and
- * an error. */
+ * *by (B, ...), with x's and y's dtypes, B being the batch size (or fewer
+ * for the last batch); they are leaves that need no gradient. Returns 1
+ * with a batch; 0 at the end of an epoch, with *bx and *by set to NULL (no
+ * batch: the order is reshuffled and the next call starts the next epoch);
+ * or -1 and an error for a NULL argument or out of memory (the batcher's
+ * position is then unchanged). */
 AG_API int ag_batcher_next(ag_batcher *b, ag_arena *step, ag_tensor **bx,
                            ag_tensor **by);
 
-/* Batches per epoch. */
+/* Batches per epoch: N / batch rounded up, or down with drop_last; 0 for
+ * NULL. */
 AG_API int64_t ag_batcher_count(const ag_batcher *b);
 
 #ifdef __cplusplus
