@@ -109,6 +109,13 @@ int ag__check_float_inputs(const char *func, ag_arena *a, int n,
 int ag__normalize_axis(const char *func, int axis, const ag_tensor *x,
                        int *out);
 
+/* ---- random numbers (random.c) ---- */
+
+/* Fills the float tensor t with offset + scale * draw(rng), kept below
+ * `bound` after rounding to t's dtype (INFINITY: no bound). */
+void ag__fill_random(ag_tensor *t, double offset, double scale, double bound,
+                     double (*draw)(ag_rng *), ag_rng *rng);
+
 /* ---- graph (graph.c) ---- */
 
 /* Runs `op` on `inputs`: allocates the result (dtype and shape given) in

@@ -57,6 +57,19 @@ double ag_rng_normal(ag_rng *rng)
 
 /* A float tensor whose elements are offset + scale * draw(rng), kept below
  * `bound` (rounding to float can otherwise reach the top of [low, high)). */
+void ag__fill_random(ag_tensor *t, double offset, double scale, double bound,
+                     double (*draw)(ag_rng *), ag_rng *rng)
+{
+    AG_DISPATCH_FLOAT(t->dtype, {
+        real *v = t->data;
+        for (int64_t i = 0; i < t->numel; i++) {
+            v[i] = (real)(offset + scale * draw(rng));
+            if (v[i] >= bound && bound > offset)
+                v[i] = nextafter((real)bound, (real)offset);
+        }
+    });
+}
+
 static ag_tensor *random_tensor(const char *func, ag_arena *a, ag_dtype dt,
                                 int ndim, const int64_t *shape, double offset,
                                 double scale, double bound,
@@ -71,15 +84,7 @@ static ag_tensor *random_tensor(const char *func, ag_arena *a, ag_dtype dt,
         return NULL;
     }
     ag_tensor *t = ag__tensor_new(func, a, dt, ndim, shape, true);
-    if (!t) return NULL;
-    AG_DISPATCH_FLOAT(dt, {
-        real *v = t->data;
-        for (int64_t i = 0; i < t->numel; i++) {
-            v[i] = (real)(offset + scale * draw(rng));
-            if (v[i] >= bound && bound > offset)
-                v[i] = nextafter((real)bound, (real)offset);
-        }
-    });
+    if (t) ag__fill_random(t, offset, scale, bound, draw, rng);
     return t;
 }
 

@@ -43,7 +43,7 @@ static int write_split(const char *dir, const char *prefix, unsigned n)
             int row = p / SIDE, band = 2 * labels[i] + 1;
             noise = noise * 1103515245u + 12345u;
             int value = (int)((noise >> 16) % 64);
-            if (row >= band && row < band + 3) value += 160;
+            if (row >= band && row < band + 3) value += 24;
             pixels[(size_t)i * SIDE * SIDE + p] = (unsigned char)value;
         }
     }

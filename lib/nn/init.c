@@ -37,26 +37,16 @@ static int fans(const char *func, const ag_tensor *t, double *fan_in,
     return 0;
 }
 
-/* Fills t with values draw(rng) mapped through a * draw + b. */
-static void fill(ag_tensor *t, double (*draw)(ag_rng *), double a, double b,
-                 ag_rng *rng)
-{
-    AG_DISPATCH_FLOAT(t->dtype, {
-        real *v = t->data;
-        for (int64_t i = 0; i < t->numel; i++) v[i] = (real)(a * draw(rng) + b);
-    });
-}
-
 int ag_init_uniform(ag_tensor *t, double low, double high, ag_rng *rng)
 {
     const char *func = "ag_init_uniform";
     if (check_target(func, t, rng)) return -1;
-    if (!(isfinite(low) && isfinite(high) && low <= high)) {
+    if (!(low <= high && isfinite(high - low))) {
         ag__error(func, "bounds must be finite with low <= high, got [%g, %g)",
                   low, high);
         return -1;
     }
-    fill(t, ag_rng_uniform, high - low, low, rng);
+    ag__fill_random(t, low, high - low, high, ag_rng_uniform, rng);
     return 0;
 }
 
@@ -71,7 +61,7 @@ int ag_init_normal(ag_tensor *t, double mean, double std, ag_rng *rng)
                   mean, std);
         return -1;
     }
-    fill(t, ag_rng_normal, std, mean, rng);
+    ag__fill_random(t, mean, std, INFINITY, ag_rng_normal, rng);
     return 0;
 }
 
@@ -86,7 +76,7 @@ static int uniform_bound(const char *func, ag_tensor *t, double bound,
                   bound);
         return -1;
     }
-    fill(t, ag_rng_uniform, 2 * bound, -bound, rng);
+    ag__fill_random(t, -bound, 2 * bound, bound, ag_rng_uniform, rng);
     return 0;
 }
 

@@ -110,12 +110,15 @@ static int check_mlp(const char *func, ag_arena *a, int n, const int64_t *sizes,
                       (long long)sizes[i]);
             return -1;
         }
-    if ((unsigned)o->activation > AG_ACT_NONE ||
+    if ((o->dtype != AG_F32 && o->dtype != AG_F64) ||
+        (unsigned)o->activation > AG_ACT_NONE ||
+        (unsigned)o->init > AG_INIT_NORMAL ||
         !(o->dropout >= 0 && o->dropout < 1)) {
         ag__error(func,
-                  "bad options: activation %d, dropout %g (must be in "
-                  "[0, 1))",
-                  (int)o->activation, o->dropout);
+                  "bad options: dtype %s, activation %d, init %d, "
+                  "dropout %g (must be in [0, 1))",
+                  ag_dtype_name(o->dtype), (int)o->activation, (int)o->init,
+                  o->dropout);
         return -1;
     }
     return 0;

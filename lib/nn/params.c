@@ -106,7 +106,8 @@ int ag_params_extend(ag_params *p, const char *prefix, const ag_params *from)
         ag__error("ag_params_extend", "source set is NULL");
         return -1;
     }
-    for (int i = 0; i < from->count; i++)
+    int count = from->count; /* from may be p itself */
+    for (int i = 0; i < count; i++)
         if (add_named("ag_params_extend", p, prefix, from->entries[i].name,
                       from->entries[i].tensor))
             return -1;
