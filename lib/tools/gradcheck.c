@@ -107,8 +107,7 @@ static ag_tensor *run_f(checker *ck, int i, int64_t j, int sign)
     char b0[AG_SHAPE_STR_MAX], b1[AG_SHAPE_STR_MAX];
     if (y->dtype != AG_F64) {
         ag__error("ag_gradcheck",
-                  "f returned a %s tensor %s; it must be f64 "
-                  "like its inputs",
+                  "f's output is %s %s; it must be f64 like its inputs",
                   ag_dtype_name(y->dtype),
                   ag__shape_str(b0, y->ndim, y->shape));
         return NULL;
