@@ -24,7 +24,8 @@ typedef struct {
  * backward adds out->grad's contribution to the gradients of those inputs
  * that require one (their buffers exist). Both return 0, or -1 with an error
  * (forward may allocate saved state in out's arena; only user-defined
- * functions' backward can fail). */
+ * functions' backward can fail). A user-defined function's per-call entry
+ * (tools/function.c) has no forward: ag_function_apply runs the user's. */
 typedef struct ag_op {
     const char *name;
     int arity;
