@@ -241,6 +241,18 @@ START_TEST(test_function_input_without_gradient)
         ck_assert_double_eq_tol(tensor_at(ag_grad(in[1]), i), X6[i], 1e-15);
     }
     ck_assert_int_eq(ag_gradcheck(gc_fma3, 3, in, NULL, NULL, NULL), 0);
+    /* a leaf whose flag was cleared after it got a gradient: NULL too, and
+     * its old gradient stays as it was */
+    ag_tensor *c = t23(a, Z6, true);
+    backward_ok(ag_sum(a, c, AG_ALL, false));
+    ag_requires_grad(c, false);
+    ag_tensor *again[3] = {in[0], in[1], c};
+    st = (fma3_state){.wrong_element = -1};
+    backward_ok(
+        ag_sum(a, ag_function_apply(a, &fma3, 3, again, &st), AG_ALL, false));
+    ck_assert(st.grad_input_null[2] && !st.grad_input_null[0]);
+    for (int64_t i = 0; i < 6; i++)
+        ck_assert_double_eq(tensor_at(ag_grad(c), i), 1);
     ag_arena_free(a);
 }
 END_TEST
