@@ -1,12 +1,13 @@
-/* context.c: the per-thread state (last error message, grad mode) and the
- * thread count shared with OpenBLAS. */
+/* context.c: the per-thread state (last error message, grad mode, anomaly
+ * detection) and the thread count shared with OpenBLAS. */
 #include "internal.h"
 
 #include <cblas.h>
 #include <stdarg.h>
 
 static _Thread_local char last_error[512];
-static _Thread_local bool grad_disabled; /* zero-initialised: enabled */
+static _Thread_local bool grad_disabled;   /* zero-initialised: enabled */
+static _Thread_local bool anomaly_enabled; /* off by default */
 
 void ag__error(const char *func, const char *fmt, ...)
 {
@@ -44,6 +45,18 @@ bool ag_set_grad_enabled(bool on)
 bool ag_is_grad_enabled(void)
 {
     return !grad_disabled;
+}
+
+bool ag_set_anomaly_detection(bool on)
+{
+    bool previous = anomaly_enabled;
+    anomaly_enabled = on;
+    return previous;
+}
+
+bool ag_is_anomaly_detection_enabled(void)
+{
+    return anomaly_enabled;
 }
 
 int ag_set_num_threads(int n)

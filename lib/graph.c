@@ -5,12 +5,34 @@
  * tensors the loss depends on into topological order with an explicit stack
  * (no recursion, so a chain of any length works), makes sure each has a
  * gradient buffer, seeds the loss gradient with 1, and calls each op's
- * backward in reverse order. */
+ * backward in reverse order, stopping at the first that fails. */
 #include "internal.h"
 
 /* Marks during ag_backward; FRESH: done, and its gradient buffer was made by
  * this pass. */
 enum { UNSEEN = 0, OPEN = 1, DONE = 2, FRESH = 3 };
+
+void ag__record(ag_tensor *out, const ag_op *op, ag_tensor *const *inputs)
+{
+    bool record = false;
+    if (ag_is_grad_enabled())
+        for (int i = 0; i < op->arity; i++) record |= inputs[i]->requires_grad;
+    out->op = op;
+    for (int i = 0; i < op->arity; i++) out->inputs[i] = inputs[i];
+    out->requires_grad = record;
+}
+
+int ag__finish(const char *func, ag_tensor *out)
+{
+    if (ag_is_anomaly_detection_enabled() && ag__anomaly_forward(func, out))
+        return -1;
+    if (!out->requires_grad) { /* a leaf: no references into inputs' arenas */
+        out->op = NULL;
+        memset(out->inputs, 0, sizeof out->inputs);
+        out->saved = NULL;
+    }
+    return 0;
+}
 
 ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
                      ag_tensor *const *inputs, ag_dtype dt, int ndim,
@@ -19,40 +41,29 @@ ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
     ag_tensor *out = ag__tensor_new(func, a, dt, ndim, shape, !op->view);
     if (!out) return NULL;
     if (args) out->args = *args;
-    bool record = false;
-    if (ag_is_grad_enabled())
-        for (int i = 0; i < op->arity; i++) record |= inputs[i]->requires_grad;
-    out->op = op;
-    for (int i = 0; i < op->arity; i++) out->inputs[i] = inputs[i];
-    out->requires_grad = record;
-    if (op->forward(out)) return NULL;
-    if (!record) { /* a leaf: keep no references into the inputs' arenas */
-        out->op = NULL;
-        memset(out->inputs, 0, sizeof out->inputs);
-        out->saved = NULL;
-    }
+    ag__record(out, op, inputs);
+    if (op->forward(out) || ag__finish(func, out)) return NULL;
     return out;
 }
 
-/* Appends to `order` every tensor that `loss` depends on through tensors
- * that require a gradient, inputs before the tensors made from them.
- * Returns the count, or -1 when out of memory (all marks cleared). */
-static int64_t topological_order(ag_tensor *loss, ag_tensor ***order_out)
+int64_t ag__topological_order(ag_tensor *root, bool all_inputs,
+                              ag_tensor ***order_out)
 {
-    ag_arena *a = loss->arena;
+    ag_arena *a = root->arena;
     size_t cap = 1024;
     ag_tensor **stack = ag__arena_scratch(a, 0, cap);
     ag_tensor **order = ag__arena_scratch(a, 1, cap);
     if (!stack || !order) return -1;
     size_t depth = 0, count = 0;
-    stack[depth++] = loss;
-    loss->mark = OPEN;
+    stack[depth++] = root;
+    root->mark = OPEN;
     while (depth > 0) {
         ag_tensor *t = stack[depth - 1];
         ag_tensor *next = NULL;
         for (int i = 0; t->op && i < t->op->arity && !next; i++) {
             ag_tensor *in = t->inputs[i];
-            if (in->requires_grad && in->mark == UNSEEN) next = in;
+            if ((all_inputs || in->requires_grad) && in->mark == UNSEEN)
+                next = in;
         }
         if (next) {
             /* Every visited tensor is on the stack or in the order, never
@@ -111,7 +122,7 @@ int ag_backward(ag_tensor *loss)
         return -1;
     }
     ag_tensor **order;
-    int64_t count = topological_order(loss, &order);
+    int64_t count = ag__topological_order(loss, false, &order);
     if (count < 0) {
         ag__error(func, "out of memory sorting the graph");
         return -1;
@@ -135,9 +146,12 @@ int ag_backward(ag_tensor *loss)
         for (int64_t i = 0; i < count; i++)
             if (order[i]->op) ag_zero_grad(order[i]);
         AG_DISPATCH_FLOAT(loss->dtype, { *(real *)loss->grad->data += 1; });
-        for (int64_t i = count - 1; i >= 0 && !status; i--)
-            if (needs_backward(order[i]))
-                status = order[i]->op->backward(order[i]);
+        bool anomaly = ag_is_anomaly_detection_enabled();
+        for (int64_t i = count - 1; i >= 0 && !status; i--) {
+            if (!needs_backward(order[i])) continue;
+            status = order[i]->op->backward(order[i]) ? -1 : 0;
+            if (!status && anomaly) status = ag__anomaly_backward(order[i]);
+        }
     }
     for (int64_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
     return status;

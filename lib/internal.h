@@ -25,7 +25,8 @@ typedef struct {
  * backward adds out->grad's contribution to the gradients of those inputs
  * that require one (their buffers exist). Both return 0, or -1 with an error
  * (forward may allocate saved state in out's arena; only user-defined
- * functions' backward can fail). */
+ * functions' backward can fail). A user-defined function's per-call entry
+ * (tools/function.c) has no forward: ag_function_apply runs the user's. */
 typedef struct ag_op {
     const char *name;
     int arity;
@@ -119,12 +120,44 @@ void ag__fill_random(ag_tensor *t, double offset, double scale, double bound,
 /* ---- graph (graph.c) ---- */
 
 /* Runs `op` on `inputs`: allocates the result (dtype and shape given) in
- * `a`, stores args, records the inputs when grad mode is on and some input
- * requires a gradient, and calls the op's forward. Returns the result or
- * NULL with an error reported as func. */
+ * `a`, stores args, records it (ag__record), calls the op's forward and
+ * finishes the result (ag__finish). Returns the result or NULL with an
+ * error reported as func. */
 ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
                      ag_tensor *const *inputs, ag_dtype dt, int ndim,
                      const int64_t *shape, const ag_op_args *args);
+
+/* Sets out's op and inputs (which its forward reads), and makes out require
+ * a gradient when grad mode is on and some input requires one. */
+void ag__record(ag_tensor *out, const ag_op *op, ag_tensor *const *inputs);
+
+/* Finishes an op result after its forward: in anomaly mode checks its
+ * values (ag__anomaly_forward, reported as func); unless it requires a
+ * gradient, forgets its op, inputs and saved state, so that it is a leaf.
+ * Returns 0, or -1 with an error. */
+int ag__finish(const char *func, ag_tensor *out);
+
+/* Puts in *order every tensor that `root` depends on, inputs before the
+ * tensors made from them, root last: through every recorded input when
+ * all_inputs is true, else only through inputs that require a gradient.
+ * The array is the scratch memory of root's arena (valid until the next
+ * traversal there). Every listed tensor is left with a non-zero mark that
+ * the caller must set back to 0. Returns the count, or -1 when out of
+ * memory (no error set; all marks cleared). */
+int64_t ag__topological_order(ag_tensor *root, bool all_inputs,
+                              ag_tensor ***order);
+
+/* ---- anomaly detection (tools/anomaly.c) ---- */
+
+/* Checks a float op result for NaN and infinity after its forward; the
+ * first one found is reported as func ("anomaly in forward of op ...")
+ * with the op's input shapes. Returns 0, or -1 with the error. */
+int ag__anomaly_forward(const char *func, const ag_tensor *out);
+
+/* Checks the gradients of out's inputs that require one, after out's op
+ * ran its backward; reports the first NaN or infinity as ag_backward's
+ * error naming the op, the input and the element. Returns 0 or -1. */
+int ag__anomaly_backward(const ag_tensor *out);
 
 /* ---- elementwise fronts (ops/unary.c) ---- */
 

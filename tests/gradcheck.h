@@ -1,6 +1,6 @@
-/* gradcheck.h: the tests' gradient checker and the table of op cases that
- * test_gradcheck (f64 against central differences) and test_f32 (f32
- * against f64) both run. */
+/* gradcheck.h: the table of op cases that test_gradcheck (f64 against
+ * central differences) and test_f32 (f32 against f64) both run, and the
+ * tests' checker, a thin use of the library's ag_gradcheck. */
 #ifndef TESTS_GRADCHECK_H
 #define TESTS_GRADCHECK_H
 
@@ -32,11 +32,14 @@ typedef struct {
 extern const gc_case gc_cases[];
 extern const int gc_case_count;
 
-/* The worst element found by gc_check. */
+/* The atol and rtol that gc_check hands ag_gradcheck. */
+#define GC_TOLERANCE 1e-6
+
+/* The worst Jacobian entry found by gc_check. */
 typedef struct {
     double error; /* |analytic - numeric| / max(1, |analytic|, |numeric|) */
     int input;
-    int64_t index;
+    int64_t index; /* flat, into the input */
     double analytic, numeric;
 } gc_report;
 
@@ -44,11 +47,13 @@ typedef struct {
 int gc_make_inputs(const gc_case *c, ag_arena *a, ag_dtype dt, uint64_t seed,
                    ag_tensor **inputs);
 
-/* Compares the gradient of L = sum(fn(inputs) * w), for fixed random w,
- * from ag_backward with central differences (step eps) for every element of
- * every input. The inputs must be f64 and require gradients. Fills *report
- * with the worst element; returns 0, or -1 if the function failed to run
- * (ag_last_error says why). */
+/* Runs ag_gradcheck on fn (full Jacobian, step eps, atol = rtol =
+ * GC_TOLERANCE): compares every entry of the Jacobian from ag_backward with
+ * central differences, for every element of every input that requires a
+ * gradient. The inputs must be f64; they and their gradients are left as
+ * they were. Fills *report with the worst entry (pass or fail is the
+ * caller's test of report->error); returns 0, or -1 if the check could not
+ * run (ag_last_error says why). */
 int gc_check(gc_fn fn, int n_inputs, ag_tensor **inputs, double eps,
              gc_report *report);
 

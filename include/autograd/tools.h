@@ -36,8 +36,14 @@ typedef struct ag_function_ctx ag_function_ctx;
  * grad_inputs[i] (a tensor of input i's shape and dtype), given the
  * gradient of the loss with respect to the output, grad_output (the
  * output's shape); grad_inputs[i] is NULL for an input that needs no
- * gradient. It runs with grad mode off. Returns 0, or -1 with an error
- * (which ag_backward then returns). */
+ * gradient (an input given twice gets the same buffer twice: add both
+ * contributions). It runs with grad mode off. Returns 0, or non-zero with
+ * an error, which ag_backward then returns (-1) at once; gradients that
+ * earlier ops of that pass added to stay added.
+ *
+ * Both are called with no pending error, so a NULL or failure without a
+ * message is reported as "<name>: forward returned NULL without an
+ * error" (or "backward returned <n> ..."). Example: examples/custom_op.c. */
 typedef struct {
     const char *name; /* shown in errors, anomaly reports and DOT */
     ag_tensor *(*forward)(ag_function_ctx *ctx, ag_arena *a,
@@ -48,11 +54,15 @@ typedef struct {
 
 /* Calls fn on n inputs (1 <= n <= AG_FUNCTION_MAX_INPUTS) and records it in
  * the graph like a built-in op when grad mode is on and some input requires
- * a gradient. `user` is handed to forward and backward through
- * ag_function_user. Returns the output (in arena `a`) or NULL and an error:
- * NULL arguments, inputs that are not float or differ in dtype, a forward
- * that fails or returns something other than a new float tensor of the
- * inputs' dtype in `a`. */
+ * a gradient; ag_tensor_op_name of the output is then fn->name. `user` is
+ * handed to forward and backward through ag_function_user. The context
+ * lives in `a`, with the output. Returns the output (in arena `a`) or NULL
+ * and an error named after the function: NULL arguments, n out of range,
+ * inputs that are not float or differ in dtype (a NULL input keeps the
+ * pending message, as ops do), a forward that fails or returns something
+ * other than a new float tensor of the inputs' dtype made in `a` (one of
+ * the inputs, a tensor of another arena, or one that requires or has a
+ * gradient), or an anomaly in the output (ag_set_anomaly_detection). */
 AG_API ag_tensor *ag_function_apply(ag_arena *a, const ag_function *fn, int n,
                                     ag_tensor *const *inputs, void *user);
 
@@ -93,7 +103,7 @@ typedef struct {
                         the output instead of the whole Jacobian */
     int64_t max_elements; /* check at most this many elements per input,
                              sampled from seed; 0 checks all */
-    uint64_t seed;
+    uint64_t seed; /* draws the sampled elements and v; 0 by default */
 } ag_gradcheck_options;
 
 AG_API ag_gradcheck_options ag_gradcheck_defaults(void);
@@ -114,22 +124,32 @@ typedef struct {
 
 /* Compares the gradient that ag_backward computes for f with central
  * finite differences, (f(x + eps) - f(x - eps)) / 2 eps, for every element
- * (or the sampled ones) of every input that requires a gradient. Inputs
+ * (or the sampled ones) of every input that requires a gradient. In full
+ * mode every entry of the Jacobian d output[o] / d input[k] is compared:
+ * one backward pass per output element and two evaluations of f per
+ * input element, with (output elements x checked elements) doubles of
+ * memory; projection mode needs one backward pass and no Jacobian. Inputs
  * must be AG_F64 (differences in f32 are too coarse to mean anything; make
  * f64 copies to check f32 code paths). The inputs, their values and
  * gradients, are left as they were: the check works on copies in its own
  * arena. `report` may be NULL. Returns 0 when every entry passes, 1 when
  * one fails (the report says where), -1 and an error when the check could
  * not run (NULL, n out of [1, AG_FUNCTION_MAX_INPUTS], a non-f64 input, no
- * input that requires a gradient, f failing or giving a non-float or
- * changing output). */
+ * input that requires a gradient, options out of range, f failing (the
+ * message includes f's) or giving an output that is not f64 or changes
+ * shape, a backward that fails, out of memory). f runs with grad mode off
+ * for the differences and on for the backward passes; the thread's grad
+ * mode is as it was afterwards. An output that does not depend on the
+ * inputs has an analytic gradient of zero. */
 AG_API int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs,
                         void *user, const ag_gradcheck_options *options,
                         ag_gradcheck_report *report);
 
 /* Writes the report as one line, for example
  * "gradcheck FAILED: input 0 element (1,2) output 3: analytic 0.51
- * numeric 0.5 abs error 0.01 rel error 0.02 (24 entries checked)". */
+ * numeric 0.5 abs error 0.01 rel error 0.02 (24 entries checked)";
+ * "passed: worst input ..." when all passed, "output v.J" in projection
+ * mode. NULL out or report writes nothing. */
 AG_API void ag_gradcheck_print(FILE *out, const ag_gradcheck_report *report);
 
 /* ------------------------------------------------------------------ */
@@ -141,7 +161,14 @@ AG_API void ag_gradcheck_print(FILE *out, const ag_gradcheck_report *report);
  * for NaN and infinity after its forward, and every gradient an op adds to
  * after its backward; the first one found fails the op (NULL) or
  * ag_backward (-1) with an error naming the op, its input shapes, forward
- * or backward, and the element. Off, it costs one test per op. */
+ * or backward, and the element, for example
+ * "ag_log: anomaly in forward of op log: element 3 is nan; inputs (2,3)"
+ * "ag_backward: anomaly in backward of op sqrt: gradient of input 0 (2,3)
+ * element 1 is inf". Integer results are not checked; user-defined
+ * functions are, under their name. A gradient is blamed on the first op
+ * whose backward leaves it non-finite, so a leaf gradient already NaN from
+ * an earlier pass is blamed on the first op that adds to it. Off, it costs
+ * one test per op. */
 AG_API bool ag_set_anomaly_detection(bool on);
 AG_API bool ag_is_anomaly_detection_enabled(void);
 
@@ -150,10 +177,17 @@ AG_API bool ag_is_anomaly_detection_enabled(void);
 /* ------------------------------------------------------------------ */
 
 /* Writes the graph that produced `t` as Graphviz DOT: one node per tensor
- * (its op name or "leaf", shape, dtype, whether it requires a gradient, and
- * the 2-norm of its gradient when it has one) and one edge from each input
- * to the tensor made from it. Render with `dot -Tsvg`. Returns 0, or -1 and
- * an error for NULL or a failed write. */
+ * reachable through recorded inputs, also those that need no gradient (its
+ * op name or "leaf", shape, dtype, "requires_grad" when set, and "grad
+ * norm" with the 2-norm of its gradient when it has one; leaves are
+ * ellipses, op results boxes) and one edge from each input to the tensor
+ * made from it (two for an input used twice). Nodes are named n0, n1, ...
+ * in topological order, inputs first and t last, so the same graph gives
+ * the same text. The walk is iterative (any depth) and uses t's arena's
+ * working memory, as ag_backward does. Render with `dot -Tsvg`; see
+ * examples/graph_dot.c. Returns 0, or -1 and an error for a NULL t (which
+ * keeps a pending message, as ops do), a NULL FILE, out of memory or a
+ * failed write (the stream is flushed to find out). */
 AG_API int ag_write_dot(const ag_tensor *t, FILE *out);
 
 #ifdef __cplusplus

@@ -1,0 +1,85 @@
+/* graph_dot.c: draws the graph of a small MLP's loss, after a backward
+ * pass, as Graphviz DOT: every tensor with its op, shape, dtype, whether
+ * it requires a gradient and its gradient's norm.
+ *
+ *   usage: graph_dot [out.dot]        (default mlp.dot)
+ *
+ * When Graphviz's `dot` is on PATH it also renders out.svg; otherwise it
+ * says how to install it. */
+#include <autograd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A parameter of the given shape, uniform in [-0.5, 0.5). */
+static ag_tensor *param(ag_arena *a, int ndim, const int64_t *shape,
+                        ag_rng *rng)
+{
+    ag_tensor *t = ag_rand(a, AG_F32, ndim, shape, -0.5, 0.5, rng);
+    ag_requires_grad(t, true);
+    return t;
+}
+
+/* Renders `dot_path` as SVG next to it with Graphviz, when it is there. */
+static void render(const char *dot_path)
+{
+    if (system("command -v dot >/dev/null 2>&1") != 0) {
+        printf("Graphviz's dot is not on PATH; install it (Debian/Ubuntu: "
+               "apt-get install graphviz) and run\n  dot -Tsvg %s -o "
+               "graph.svg\n",
+               dot_path);
+        return;
+    }
+    char svg[1024], cmd[2200];
+    size_t len = strlen(dot_path);
+    if (strchr(dot_path, '\'') || len + 5 > sizeof svg) {
+        printf("not rendering: unusual path %s\n", dot_path);
+        return;
+    }
+    /* out.dot -> out.svg; any other name gets .svg appended */
+    if (len > 4 && strcmp(dot_path + len - 4, ".dot") == 0) len -= 4;
+    snprintf(svg, sizeof svg, "%.*s.svg", (int)len, dot_path);
+    snprintf(cmd, sizeof cmd, "dot -Tsvg '%s' -o '%s'", dot_path, svg);
+    if (system(cmd) == 0)
+        printf("rendered %s\n", svg);
+    else
+        printf("dot failed: %s\n", cmd);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = argc > 1 ? argv[1] : "mlp.dot";
+    ag_arena *a = ag_arena_new();
+    ag_rng rng = ag_rng_seed(1);
+
+    /* a 3 -> 5 -> 2 MLP on a batch of 4, squared error against targets */
+    ag_tensor *w1 = param(a, 2, (int64_t[]){3, 5}, &rng);
+    ag_tensor *b1 = param(a, 1, (int64_t[]){5}, &rng);
+    ag_tensor *w2 = param(a, 2, (int64_t[]){5, 2}, &rng);
+    ag_tensor *b2 = param(a, 1, (int64_t[]){2}, &rng);
+    ag_tensor *x = ag_rand(a, AG_F32, 2, (int64_t[]){4, 3}, -1, 1, &rng);
+    ag_tensor *y = ag_rand(a, AG_F32, 2, (int64_t[]){4, 2}, -1, 1, &rng);
+    ag_tensor *h = ag_relu(a, ag_add(a, ag_matmul(a, x, w1), b1));
+    ag_tensor *out = ag_add(a, ag_matmul(a, h, w2), b2);
+    ag_tensor *loss = ag_mse_loss(a, out, y);
+    if (!loss || ag_backward(loss)) {
+        fprintf(stderr, "%s\n", ag_last_error());
+        return 1;
+    }
+
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    int status = ag_write_dot(loss, f);
+    if (fclose(f) != 0) status = -1;
+    if (status) {
+        fprintf(stderr, "writing %s: %s\n", path, ag_last_error());
+        return 1;
+    }
+    printf("loss %.4f; wrote the graph to %s\n", ag_item(loss), path);
+    render(path);
+    ag_arena_free(a);
+    return 0;
+}

@@ -1,0 +1,117 @@
+/* dot.c: writes the graph behind a tensor as Graphviz DOT (ag_write_dot).
+ *
+ * The walk is graph.c's iterative topological sort through every recorded
+ * input, so any depth works and node ids (n0, n1, ... in that order, inputs
+ * first) do not depend on addresses: the same graph gives the same file. */
+#include "../internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+/* A tensor's address and its node id, sorted by address for lookups. */
+typedef struct {
+    uintptr_t key;
+    int64_t id;
+} node_id;
+
+static int compare_key(const void *p, const void *q)
+{
+    uintptr_t a = ((const node_id *)p)->key, b = ((const node_id *)q)->key;
+    return (a > b) - (a < b);
+}
+
+/* The id of t, which the walk listed. */
+static int64_t id_of(const node_id *ids, int64_t count, const ag_tensor *t)
+{
+    node_id want = {(uintptr_t)t, 0};
+    const node_id *found =
+        bsearch(&want, ids, (size_t)count, sizeof *ids, compare_key);
+    assert(found);
+    return found->id;
+}
+
+/* Writes s inside a quoted DOT string, escaping quotes, backslashes and
+ * line breaks. */
+static void write_escaped(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', out);
+        if (*s == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*s, out);
+    }
+}
+
+/* The 2-norm of a float tensor. */
+static double norm2(const ag_tensor *g)
+{
+    double sum = 0;
+    AG_DISPATCH_FLOAT(g->dtype, {
+        const real *v = g->data;
+        for (int64_t i = 0; i < g->numel; i++) sum += (double)v[i] * v[i];
+    });
+    return sqrt(sum);
+}
+
+/* One node: op name or "leaf", shape and dtype, requires_grad, grad norm. */
+static int write_node(FILE *out, int64_t id, const ag_tensor *t)
+{
+    char shape[AG_SHAPE_STR_MAX];
+    fprintf(out, "  n%lld [label=\"", (long long)id);
+    write_escaped(out, t->op ? t->op->name : "leaf");
+    fprintf(out, "\\n%s %s", ag__shape_str(shape, t->ndim, t->shape),
+            ag_dtype_name(t->dtype));
+    if (t->requires_grad) fputs("\\nrequires_grad", out);
+    if (t->grad) fprintf(out, "\\ngrad norm %.4g", norm2(t->grad));
+    return fprintf(out, "\"%s];\n", t->op ? "" : ", shape=ellipse");
+}
+
+/* Writes the nodes, then one edge per recorded input. */
+static int write_graph(FILE *out, ag_tensor *const *order, int64_t count,
+                       const node_id *ids)
+{
+    int status = fprintf(out, "digraph autograd {\n"
+                              "  node [shape=box, fontname=\"Helvetica\"];\n");
+    for (int64_t i = 0; i < count && status >= 0; i++)
+        status = write_node(out, i, order[i]);
+    for (int64_t i = 0; i < count && status >= 0; i++)
+        for (int k = 0; order[i]->op && k < order[i]->op->arity; k++)
+            status = fprintf(out, "  n%lld -> n%lld;\n",
+                             (long long)id_of(ids, count, order[i]->inputs[k]),
+                             (long long)i);
+    if (status >= 0) status = fprintf(out, "}\n");
+    return status < 0 || fflush(out) ? -1 : 0;
+}
+
+int ag_write_dot(const ag_tensor *t, FILE *out)
+{
+    const char *func = "ag_write_dot";
+    if (!t) return ag__null_input(func, 0);
+    if (!out) {
+        ag__error(func, "the FILE is NULL");
+        return -1;
+    }
+    ag_tensor **order; /* the walk only sets and clears marks */
+    int64_t count = ag__topological_order((ag_tensor *)t, true, &order);
+    node_id *ids = count > 0 ? malloc((size_t)count * sizeof *ids) : NULL;
+    for (int64_t i = 0; i < count; i++) {
+        order[i]->mark = 0;
+        if (ids) ids[i] = (node_id){(uintptr_t)order[i], i};
+    }
+    if (!ids) {
+        ag__error(func, "out of memory for the graph of %lld tensors",
+                  (long long)count);
+        return -1;
+    }
+    qsort(ids, (size_t)count, sizeof *ids, compare_key);
+    errno = 0;
+    int status = write_graph(out, order, count, ids);
+    free(ids);
+    if (status)
+        ag__error(func, "writing failed: %s",
+                  errno ? strerror(errno) : "stream error");
+    return status;
+}

@@ -1,0 +1,175 @@
+/* function.c: user-defined differentiable functions (ag_function), the C
+ * counterpart of torch.autograd.Function.
+ *
+ * Each call gets a context in the output's arena that holds the function,
+ * the user pointer, the inputs, the saved tensors and a per-call op-table
+ * entry named after the function, whose backward is a trampoline into the
+ * user's backward. The output records that op like a built-in op's result,
+ * so ag_backward, anomaly detection and the DOT writer treat both alike. */
+#include "../internal.h"
+
+#include <stdarg.h>
+
+struct ag_function_ctx {
+    ag_op op; /* this call's op: name and arity from the function */
+    const ag_function *fn;
+    void *user;
+    ag_arena *arena;
+    int n;
+    ag_tensor *inputs[AG_FUNCTION_MAX_INPUTS];
+    ag_tensor *output; /* NULL during forward */
+    int n_saved;
+    ag_tensor *saved[AG_FUNCTION_MAX_SAVED];
+};
+
+_Static_assert(AG_FUNCTION_MAX_INPUTS <= AG_MAX_INPUTS,
+               "a function's inputs must fit in a tensor's input slots");
+
+/* The op's backward: hands the user's backward the gradient buffers of the
+ * inputs that require one (NULL for the others), with grad mode off. */
+static int function_backward(ag_tensor *out)
+{
+    ag_function_ctx *ctx = out->saved;
+    ag_tensor *grad_inputs[AG_FUNCTION_MAX_INPUTS] = {0};
+    for (int i = 0; i < ctx->n; i++)
+        if (ctx->inputs[i]->requires_grad)
+            grad_inputs[i] = ctx->inputs[i]->grad;
+    ag_clear_error();
+    bool was = ag_set_grad_enabled(false);
+    int status = ctx->fn->backward(ctx, out->grad, grad_inputs);
+    ag_set_grad_enabled(was);
+    if (status == 0) return 0;
+    if (!ag_last_error()[0])
+        ag_function_error(ctx, "backward returned %d without an error", status);
+    return -1;
+}
+
+/* Checks fn and the arguments of ag_function_apply. */
+static int check_call(ag_arena *a, const ag_function *fn, int n,
+                      ag_tensor *const *inputs)
+{
+    const char *func = "ag_function_apply";
+    if (!fn || !fn->name || !fn->forward || !fn->backward) {
+        ag__error(func, "the function or its name, forward or backward is "
+                        "NULL");
+        return -1;
+    }
+    if (n < 1 || n > AG_FUNCTION_MAX_INPUTS || !inputs) {
+        ag__error(fn->name, "needs 1 to %d inputs, got %d%s",
+                  AG_FUNCTION_MAX_INPUTS, n, inputs ? "" : " (array NULL)");
+        return -1;
+    }
+    return ag__check_float_inputs(fn->name, a, n, inputs);
+}
+
+/* Checks that forward's result is a new tensor of the inputs' dtype, made
+ * in the call's arena and without history of its own. */
+static int check_output(const ag_function_ctx *ctx, const ag_tensor *out)
+{
+    if (!out) {
+        if (!ag_last_error()[0])
+            ag_function_error(ctx, "forward returned NULL without an error");
+        return -1;
+    }
+    ag_dtype want = ctx->inputs[0]->dtype;
+    const char *wrong = NULL; /* the last test that fails names it */
+    if (out->op || out->requires_grad || out->grad)
+        wrong = "a tensor with history or a gradient of its own";
+    if (out->arena != ctx->arena) wrong = "a tensor made in another arena";
+    if (out->dtype != want) wrong = "a tensor of another dtype";
+    for (int i = 0; i < ctx->n; i++)
+        if (out == ctx->inputs[i]) wrong = "one of its inputs";
+    if (!wrong) return 0;
+    char shape[AG_SHAPE_STR_MAX];
+    ag_function_error(ctx,
+                      "forward returned %s (%s %s, for %s inputs); return a "
+                      "new tensor made in the arena it is given",
+                      wrong, ag_dtype_name(out->dtype),
+                      ag__shape_str(shape, out->ndim, out->shape),
+                      ag_dtype_name(want));
+    return -1;
+}
+
+ag_tensor *ag_function_apply(ag_arena *a, const ag_function *fn, int n,
+                             ag_tensor *const *inputs, void *user)
+{
+    if (check_call(a, fn, n, inputs)) return NULL;
+    ag_function_ctx *ctx =
+        ag__arena_alloc(a, sizeof *ctx, _Alignof(ag_function_ctx));
+    if (!ctx) {
+        ag__error(fn->name, "out of memory for the call's context");
+        return NULL;
+    }
+    *ctx = (ag_function_ctx){
+        .op = {fn->name, n, false, 0, NULL, function_backward},
+        .fn = fn,
+        .user = user,
+        .arena = a,
+        .n = n,
+    };
+    memcpy(ctx->inputs, inputs, (size_t)n * sizeof *inputs);
+    ag_clear_error();
+    bool was = ag_set_grad_enabled(false);
+    ag_tensor *out = fn->forward(ctx, a, ctx->inputs, n);
+    ag_set_grad_enabled(was);
+    if (check_output(ctx, out)) return NULL;
+    ag__record(out, &ctx->op, ctx->inputs);
+    out->saved = ctx;
+    ctx->output = out;
+    if (ag__finish("ag_function_apply", out)) return NULL;
+    return out;
+}
+
+void *ag_function_user(const ag_function_ctx *ctx)
+{
+    return ctx ? ctx->user : NULL;
+}
+
+ag_tensor *ag_function_input(const ag_function_ctx *ctx, int i)
+{
+    return ctx && i >= 0 && i < ctx->n ? ctx->inputs[i] : NULL;
+}
+
+ag_tensor *ag_function_output(const ag_function_ctx *ctx)
+{
+    return ctx ? ctx->output : NULL;
+}
+
+ag_arena *ag_function_arena(const ag_function_ctx *ctx)
+{
+    return ctx ? ctx->arena : NULL;
+}
+
+int ag_function_save(ag_function_ctx *ctx, ag_tensor *t)
+{
+    if (!ctx) {
+        ag__error("ag_function_save", "the context is NULL");
+        return -1;
+    }
+    if (!t) {
+        ag_function_error(ctx, "ag_function_save: the tensor is NULL");
+        return -1;
+    }
+    if (ctx->n_saved == AG_FUNCTION_MAX_SAVED) {
+        ag_function_error(ctx, "ag_function_save: already %d tensors saved",
+                          AG_FUNCTION_MAX_SAVED);
+        return -1;
+    }
+    ctx->saved[ctx->n_saved] = t;
+    return ctx->n_saved++;
+}
+
+ag_tensor *ag_function_saved(const ag_function_ctx *ctx, int i)
+{
+    return ctx && i >= 0 && i < ctx->n_saved ? ctx->saved[i] : NULL;
+}
+
+void ag_function_error(const ag_function_ctx *ctx, const char *fmt, ...)
+{
+    char message[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    ag__error(ctx ? ctx->fn->name : "ag_function_error", "%s", message);
+}
