@@ -22,7 +22,8 @@
  * cause of a later NULL. No input crashes or aborts the
  * process. A failed call changes no tensor and no gradient: nothing is left
  * half-written (it may have taken memory from the arena, which the next
- * reset reclaims).
+ * reset reclaims). The one exception is a backward pass stopped by a
+ * user-defined function or by anomaly detection; see ag_backward.
  *
  * Threads. The error message and the grad mode are per thread; there is no
  * other global state. Separate arenas may be used from separate threads at
@@ -227,7 +228,11 @@ AG_API void ag_zero_grad(ag_tensor *t);
  * sort's working memory from the loss's arena (kept between resets).
  * Returns 0, or -1 with an error for a loss with more than one element, an
  * integer loss, a loss that does not require a gradient, or out of memory
- * (in which case no gradient has changed). For NULL it returns -1 and keeps
+ * (in which case no gradient has changed). It also returns -1 when the
+ * backward of a user-defined function fails or anomaly detection finds a
+ * NaN or infinity (see autograd/tools.h); the pass stops there, and the
+ * contributions of the ops already run stay in the gradients (zero them
+ * before trying again). For NULL it returns -1 and keeps
  * the earlier message, as ops do, so `ag_backward(expression)` reports the
  * op that failed. A leaf whose requires_grad was cleared after it was used
  * gets no gradient. */
@@ -402,9 +407,9 @@ AG_API const char *ag_tensor_op_name(const ag_tensor *t);
 #endif
 
 /* The layers above the core, each in its own header. */
+#include "autograd/io.h"
 #include "autograd/nn.h"
 #include "autograd/optim.h"
-#include "autograd/io.h"
 #include "autograd/tools.h"
 
 #endif /* AUTOGRAD_H */

@@ -9,6 +9,7 @@
 #define AUTOGRAD_IO_H
 
 #include "../autograd.h"
+#include "nn.h"
 
 #ifdef __cplusplus
 extern "C" {

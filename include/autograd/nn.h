@@ -115,9 +115,8 @@ typedef struct {
  * NULL and an error for a NULL arena or rng, sizes < 1, an AG_I32 dtype,
  * an unknown init, or no memory. */
 AG_API ag_linear_layer *ag_linear_layer_new(ag_arena *a, ag_dtype dt,
-                                            int64_t in, int64_t out,
-                                            bool bias, ag_init init,
-                                            ag_rng *rng);
+                                            int64_t in, int64_t out, bool bias,
+                                            ag_init init, ag_rng *rng);
 
 /* ag_linear(step, x, layer->weight, layer->bias) in arena `step`. */
 AG_API ag_tensor *ag_linear_layer_forward(ag_arena *step,

@@ -7,6 +7,7 @@
 #define AUTOGRAD_OPTIM_H
 
 #include "../autograd.h"
+#include "nn.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -96,14 +96,14 @@ typedef ag_tensor *(*ag_gradcheck_fn)(ag_arena *a, ag_tensor *const *inputs,
 
 /* Options; NULL means PyTorch's gradcheck defaults, ag_gradcheck_defaults(). */
 typedef struct {
-    double eps;  /* finite-difference step, 1e-6 */
-    double atol; /* an entry passes when |analytic - numeric| <= */
-    double rtol; /*   atol + rtol * |numeric|; 1e-5 and 1e-3 */
-    bool projection; /* compare v . J for one random unit-variance v over
-                        the output instead of the whole Jacobian */
+    double eps;           /* finite-difference step, 1e-6 */
+    double atol;          /* an entry passes when |analytic - numeric| <= */
+    double rtol;          /*   atol + rtol * |numeric|; 1e-5 and 1e-3 */
+    bool projection;      /* compare v . J for one random unit-variance v over
+                             the output instead of the whole Jacobian */
     int64_t max_elements; /* check at most this many elements per input,
                              sampled from seed; 0 checks all */
-    uint64_t seed; /* draws the sampled elements and v; 0 by default */
+    uint64_t seed;        /* draws the sampled elements and v; 0 by default */
 } ag_gradcheck_options;
 
 AG_API ag_gradcheck_options ag_gradcheck_defaults(void);
@@ -112,9 +112,9 @@ AG_API ag_gradcheck_options ag_gradcheck_defaults(void);
  * all pass, the one closest to failing). */
 typedef struct {
     bool passed;
-    int64_t checked;        /* entries compared */
-    int input;              /* the worst entry: its input, */
-    int ndim;               /* the element as a multi-index into input, */
+    int64_t checked; /* entries compared */
+    int input;       /* the worst entry: its input, */
+    int ndim;        /* the element as a multi-index into input, */
     int64_t index[AG_MAX_DIMS];
     int64_t element;        /* the same as a flat index, */
     int64_t output_element; /* the output element (flat; -1 in projection
