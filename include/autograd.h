@@ -64,6 +64,8 @@ typedef enum { AG_F32, AG_F64, AG_I32 } ag_dtype;
 
 typedef struct ag_arena ag_arena;
 typedef struct ag_tensor ag_tensor;
+/* A named set of parameter tensors (see autograd/nn.h). */
+typedef struct ag_params ag_params;
 
 /* ------------------------------------------------------------------ */
 /* Arenas                                                              */

@@ -9,7 +9,6 @@
 #define AUTOGRAD_IO_H
 
 #include "../autograd.h"
-#include "nn.h"
 
 #ifdef __cplusplus
 extern "C" {

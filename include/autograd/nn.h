@@ -17,10 +17,9 @@ extern "C" {
 /* Parameter sets                                                      */
 /* ------------------------------------------------------------------ */
 
-/* An ordered list of named tensors: what optimizers update, checkpoints
- * save and load, and users iterate over. Names follow PyTorch's
- * state_dict ("layers.0.weight"). */
-typedef struct ag_params ag_params;
+/* ag_params (declared in autograd.h) is an ordered list of named tensors:
+ * what optimizers update, checkpoints save and load, and users iterate
+ * over. Names follow PyTorch's state_dict ("layers.0.weight"). */
 
 /* The longest parameter name, in bytes without the terminating 0. */
 #define AG_PARAM_NAME_MAX 127

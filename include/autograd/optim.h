@@ -7,7 +7,6 @@
 #define AUTOGRAD_OPTIM_H
 
 #include "../autograd.h"
-#include "nn.h"
 
 #ifdef __cplusplus
 extern "C" {
