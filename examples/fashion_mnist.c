@@ -155,6 +155,71 @@ static int save_checkpoint(const options *o, ag_mlp *m, double accuracy)
     return ag_save_safetensors(o->save, m->params, metadata);
 }
 
+/* Measures the checkpoint o->eval on the test split. */
+static int evaluate(const options *o, ag_mlp *mlp, const split *test,
+                    ag_arena *step)
+{
+    if (ag_load_safetensors(o->eval, mlp->params))
+        return fail("loading the checkpoint");
+    double accuracy = test_accuracy(mlp, test, step);
+    if (accuracy < 0) return fail("evaluating");
+    printf("fashion_mnist: %s: test accuracy %.2f%%\n", o->eval, accuracy);
+    return 0;
+}
+
+/* Trains for o->epochs, reporting the test accuracy after each, and saves
+ * the checkpoint. */
+static int train(const options *o, ag_mlp *mlp, const split *train_split,
+                 const split *test, ag_arena *data, ag_arena *step)
+{
+    ag_optimizer *opt = ag_adam_new(data, mlp->params, NULL);
+    ag_batcher *batches = ag_batcher_new(data, train_split->x, train_split->y,
+                                         BATCH, true, o->seed, false);
+    if (!opt || !batches) return fail("setting up training");
+    printf("fashion_mnist: %lld training and %lld test images, %lld "
+           "parameters\n",
+           (long long)ag_shape(train_split->y)[0],
+           (long long)ag_shape(test->y)[0],
+           (long long)ag_params_numel(mlp->params));
+    double start = progress_now(), accuracy = 0;
+    int64_t total = o->epochs * ag_batcher_count(batches);
+    for (long e = 1; e <= o->epochs; e++) {
+        char label[64];
+        snprintf(label, sizeof label, "epoch %ld/%ld", e, o->epochs);
+        double loss = train_epoch(mlp, opt, batches, step, total, label);
+        accuracy = loss < 0 ? -1 : test_accuracy(mlp, test, step);
+        ag_arena_reset(step);
+        if (accuracy < 0) return fail("training");
+        printf("epoch %ld/%ld: loss %.4f, test accuracy %.2f%%\n", e, o->epochs,
+               loss, accuracy);
+        fflush(stdout);
+    }
+    if (save_checkpoint(o, mlp, accuracy)) return fail("saving");
+    printf("fashion_mnist: test accuracy %.2f%% after %ld epochs (%.1f s); "
+           "checkpoint saved to %s\n",
+           accuracy, o->epochs, progress_now() - start, o->save);
+    return 0;
+}
+
+/* Loads the data and runs what the options ask for; data and the model
+ * live in `data`, each step's graph in `step`. */
+static int run(const options *o, ag_arena *data, ag_arena *step)
+{
+    split train_split, test;
+    if (load_split(data, o->data, "train", &train_split) ||
+        load_split(data, o->data, "t10k", &test)) {
+        fail("loading the data");
+        fprintf(stderr, "Install the data set with `apt-get install "
+                        "dataset-fashion-mnist`, or pass --data DIR.\n");
+        return 1;
+    }
+    ag_mlp *mlp =
+        ag_mlp_new(data, 4, sizes, &(ag_mlp_options){.seed = o->seed});
+    if (!mlp) return fail("making the model");
+    return o->eval ? evaluate(o, mlp, &test, step)
+                   : train(o, mlp, &train_split, &test, data, step);
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -165,56 +230,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (o.threads) ag_set_num_threads((int)o.threads);
-    ag_arena *data = ag_arena_new(), *model = ag_arena_new();
-    ag_arena *step = ag_arena_new();
-    split train, test;
-    if (load_split(data, o.data, "train", &train) ||
-        load_split(data, o.data, "t10k", &test)) {
-        fail("loading the data");
-        fprintf(stderr, "Install the data set with `apt-get install "
-                        "dataset-fashion-mnist`, or pass --data DIR.\n");
-        return 1;
-    }
-    ag_mlp *mlp =
-        ag_mlp_new(model, 4, sizes, &(ag_mlp_options){.seed = o.seed});
-    if (!mlp) return fail("making the model");
-
-    if (o.eval) {
-        if (ag_load_safetensors(o.eval, mlp->params))
-            return fail("loading the checkpoint");
-        double accuracy = test_accuracy(mlp, &test, step);
-        if (accuracy < 0) return fail("evaluating");
-        printf("fashion_mnist: %s: test accuracy %.2f%%\n", o.eval, accuracy);
-        return 0;
-    }
-
-    ag_optimizer *opt = ag_adam_new(model, mlp->params, NULL);
-    ag_batcher *batches =
-        ag_batcher_new(data, train.x, train.y, BATCH, true, o.seed, false);
-    if (!opt || !batches) return fail("setting up training");
-    printf("fashion_mnist: %lld training and %lld test images, %lld "
-           "parameters\n",
-           (long long)ag_shape(train.y)[0], (long long)ag_shape(test.y)[0],
-           (long long)ag_params_numel(mlp->params));
-    double start = progress_now(), accuracy = 0;
-    int64_t total = o.epochs * ag_batcher_count(batches);
-    for (long e = 1; e <= o.epochs; e++) {
-        char label[64];
-        snprintf(label, sizeof label, "epoch %ld/%ld", e, o.epochs);
-        double loss = train_epoch(mlp, opt, batches, step, total, label);
-        accuracy = loss < 0 ? -1 : test_accuracy(mlp, &test, step);
-        ag_arena_reset(step);
-        if (accuracy < 0) return fail("training");
-        printf("epoch %ld/%ld: loss %.4f, test accuracy %.2f%%\n", e, o.epochs,
-               loss, accuracy);
-        fflush(stdout);
-    }
-    if (save_checkpoint(&o, mlp, accuracy)) return fail("saving");
-    printf("fashion_mnist: test accuracy %.2f%% after %ld epochs (%.1f s); "
-           "checkpoint saved to %s\n",
-           accuracy, o.epochs, progress_now() - start, o.save);
+    ag_arena *data = ag_arena_new(), *step = ag_arena_new();
+    int status = data && step ? run(&o, data, step) : fail("starting");
     ag_arena_free(step);
-    ag_arena_free(model);
     ag_arena_free(data);
-    return 0;
+    return status;
 }

@@ -53,22 +53,6 @@ static void expect_err(int line, const char *what, int failed, ...)
     va_end(ap);
 }
 
-/* Element i of t as a double: tensor_at without its assertion, since
- * Check records every passed assertion (a write each) and the loops over
- * large tensors below would spend seconds on it. t must not be NULL. */
-static double at(const ag_tensor *t, int64_t i)
-{
-    const void *data = ag_data((ag_tensor *)t);
-    switch (ag_type(t)) {
-    case AG_F32:
-        return ((const float *)data)[i];
-    case AG_F64:
-        return ((const double *)data)[i];
-    default:
-        return ((const int32_t *)data)[i];
-    }
-}
-
 /* Fails the test with the library's message when `t` is NULL. */
 static ag_tensor *must(ag_tensor *t, const char *what)
 {
@@ -115,7 +99,7 @@ static void expect_close(const char *what, const ag_tensor *got,
     ck_assert_msg(got && want, "%s: NULL tensor: %s", what, ag_last_error());
     expect_shape(got, ag_type(want), ag_ndim(want), ag_shape(want));
     for (int64_t i = 0; i < ag_numel(want); i++) {
-        double g = at(got, i), w = at(want, i);
+        double g = tensor_at(got, i), w = tensor_at(want, i);
         if (!(tol == 0 ? g == w : close_enough(g, w, tol)))
             ck_abort_msg("%s[%lld]: got %.17g, want %.17g (diff %.3g)", what,
                          (long long)i, g, w, g - w);
@@ -129,9 +113,10 @@ static void expect_values(const char *what, const ag_tensor *t,
     ck_assert_msg(t != NULL, "%s: NULL tensor: %s", what, ag_last_error());
     ck_assert_int_eq(ag_numel(t), n);
     for (int64_t i = 0; i < n; i++)
-        if (!close_enough(at(t, i), want[i], tol))
+        if (!close_enough(tensor_at(t, i), want[i], tol))
             ck_abort_msg("%s[%lld]: got %.17g, want %.17g (diff %.3g)", what,
-                         (long long)i, at(t, i), want[i], at(t, i) - want[i]);
+                         (long long)i, tensor_at(t, i), want[i],
+                         tensor_at(t, i) - want[i]);
 }
 
 /* The tolerance for comparing two computations of one value. */
@@ -167,7 +152,7 @@ static stats stats_of(const ag_tensor *t)
     int64_t n = ag_numel(t);
     double sum = 0, sq = 0;
     for (int64_t i = 0; i < n; i++) {
-        double v = at(t, i);
+        double v = tensor_at(t, i);
         s.max_abs = fmax(s.max_abs, fabs(v));
         s.min = fmin(s.min, v);
         s.max = fmax(s.max, v);
@@ -175,7 +160,7 @@ static stats stats_of(const ag_tensor *t)
     }
     s.mean = sum / (double)n;
     for (int64_t i = 0; i < n; i++) {
-        double d = at(t, i) - s.mean;
+        double d = tensor_at(t, i) - s.mean;
         sq += d * d;
     }
     s.std = sqrt(sq / (double)n);
@@ -186,7 +171,7 @@ static stats stats_of(const ag_tensor *t)
 static bool same_values(const ag_tensor *a, const ag_tensor *b)
 {
     for (int64_t i = 0; i < ag_numel(a); i++)
-        if (at(a, i) != at(b, i)) return false;
+        if (tensor_at(a, i) != tensor_at(b, i)) return false;
     return true;
 }
 
@@ -437,11 +422,11 @@ START_TEST(test_params_requires_and_zero_grad)
     ag_tensor *gw = ag_grad(w), *gb = ag_grad(b);
     ck_assert_ptr_nonnull(gw);
     ck_assert_ptr_nonnull(gb);
-    for (int64_t j = 0; j < 2; j++) ck_assert(at(gb, j) == 8.0);
-    for (int64_t i = 0; i < 6; i++) ck_assert(at(gw, i) != 0.0);
+    for (int64_t j = 0; j < 2; j++) ck_assert(tensor_at(gb, j) == 8.0);
+    for (int64_t i = 0; i < 6; i++) ck_assert(tensor_at(gw, i) != 0.0);
     ag_params_zero_grad(p);
-    for (int64_t i = 0; i < 6; i++) ck_assert(at(ag_grad(w), i) == 0.0);
-    for (int64_t j = 0; j < 2; j++) ck_assert(at(ag_grad(b), j) == 0.0);
+    for (int64_t i = 0; i < 6; i++) ck_assert(tensor_at(ag_grad(w), i) == 0.0);
+    for (int64_t j = 0; j < 2; j++) ck_assert(tensor_at(ag_grad(b), j) == 0.0);
 
     ag_params_requires_grad(p, false);
     ck_assert(!ag_is_requires_grad(w) && !ag_is_requires_grad(b));
@@ -544,7 +529,7 @@ START_TEST(test_init_uniform_normal)
         /* low == high gives that value everywhere. */
         ag_tensor *c = ag_zeros(a, dt, 1, SHAPE(10));
         ck_assert_int_eq(ag_init_uniform(c, 0.25, 0.25, &rng), 0);
-        for (int64_t i = 0; i < 10; i++) ck_assert(at(c, i) == 0.25);
+        for (int64_t i = 0; i < 10; i++) ck_assert(tensor_at(c, i) == 0.25);
 
         /* N(1.5, 0.25^2) on 200000 values: mean, std and the share within
          * one std (0.6827 for a normal, 0.577 for a uniform). */
@@ -555,13 +540,13 @@ START_TEST(test_init_uniform_normal)
         ck_assert_msg(fabs(s.std - 0.25) < 0.0025, "std %g", s.std);
         int64_t within = 0;
         for (int64_t i = 0; i < ag_numel(n); i++)
-            within += fabs(at(n, i) - 1.5) < 0.25;
+            within += fabs(tensor_at(n, i) - 1.5) < 0.25;
         double share = (double)within / (double)ag_numel(n);
         ck_assert_msg(fabs(share - 0.6827) < 0.006, "share %g", share);
 
         /* std 0 gives the mean everywhere. */
         ck_assert_int_eq(ag_init_normal(c, -3.0, 0.0, &rng), 0);
-        for (int64_t i = 0; i < 10; i++) ck_assert(at(c, i) == -3.0);
+        for (int64_t i = 0; i < 10; i++) ck_assert(tensor_at(c, i) == -3.0);
         ag_arena_free(a);
     }
 }
@@ -660,9 +645,9 @@ START_TEST(test_init_errors)
                 "not finite");
 
     /* Nothing was written and the generator did not move. */
-    for (int64_t i = 0; i < 12; i++) ck_assert(at(t, i) == 7.0);
-    for (int64_t i = 0; i < 5; i++) ck_assert(at(v, i) == 7.0);
-    ck_assert(at(s, 0) == 7.0);
+    for (int64_t i = 0; i < 12; i++) ck_assert(tensor_at(t, i) == 7.0);
+    for (int64_t i = 0; i < 5; i++) ck_assert(tensor_at(v, i) == 7.0);
+    ck_assert(tensor_at(s, 0) == 7.0);
     ag_rng fresh = ag_rng_seed(1);
     ck_assert(memcmp(&fresh, &rng, sizeof rng) == 0);
     ag_arena_free(a);
@@ -754,9 +739,10 @@ START_TEST(test_linear_edge_cases)
     ag_tensor *b = ag_from_data(a, AG_F64, 1, SHAPE(2), (double[]){1.5, -2});
     ag_tensor *y = must(ag_linear(a, x0, w0, b), "ag_linear in 0");
     EXPECT_SHAPE(y, AG_F64, 3, 2);
-    for (int64_t i = 0; i < 6; i++) ck_assert(at(y, i) == (i % 2 ? -2.0 : 1.5));
+    for (int64_t i = 0; i < 6; i++)
+        ck_assert(tensor_at(y, i) == (i % 2 ? -2.0 : 1.5));
     y = must(ag_linear(a, x0, w0, NULL), "ag_linear in 0 no bias");
-    for (int64_t i = 0; i < 6; i++) ck_assert(at(y, i) == 0.0);
+    for (int64_t i = 0; i < 6; i++) ck_assert(tensor_at(y, i) == 0.0);
     /* No rows. */
     ag_tensor *xe = ag_zeros(a, AG_F32, 3, SHAPE(2, 0, 4));
     ag_tensor *w = WAVE(a, AG_F32, 0.0, 3, 4);
@@ -910,7 +896,7 @@ START_TEST(test_linear_layer_inits)
             ck_assert_msg(fabs(s.std - 0.01) < 0.0003, "std %g", s.std);
             ck_assert_msg(fabs(s.mean) < 0.0003, "mean %g", s.mean);
         }
-        for (int64_t j = 0; j < out; j++) ck_assert(at(l->bias, j) == 0);
+        for (int64_t j = 0; j < out; j++) ck_assert(tensor_at(l->bias, j) == 0);
         ck_assert(ag_is_requires_grad(l->bias));
     }
     ag_arena_free(a);
@@ -992,11 +978,11 @@ START_TEST(test_activate)
         /* The slope of AG_ACT_LEAKY_RELU is 0.01 exactly. */
         ag_tensor *y = ag_activate(a, x, AG_ACT_LEAKY_RELU);
         for (int64_t i = 0; i < ag_numel(x); i++) {
-            double v = at(x, i);
+            double v = tensor_at(x, i);
             double want =
                 v > 0 ? v : (dt == AG_F32 ? (float)(v * 0.01f) : v * 0.01);
-            ck_assert_msg(close_enough(at(y, i), want, 1e-7), "leaky(%g) = %g",
-                          v, at(y, i));
+            ck_assert_msg(close_enough(tensor_at(y, i), want, 1e-7),
+                          "leaky(%g) = %g", v, tensor_at(y, i));
         }
     }
     EXPECT_NULL(ag_activate(a, WAVE(a, AG_F64, 0, 2), (ag_activation)99),
@@ -1208,8 +1194,8 @@ START_TEST(test_mlp_dropout)
     ag_tensor *g = ag_grad(m->layers[1]->weight);
     int64_t zeros = 0;
     for (int64_t j = 0; j < hidden; j++) {
-        double hj = at(h, j), gj = at(g, j);
-        if (at(g, hidden + j) != gj) /* both output rows see unit j */
+        double hj = tensor_at(h, j), gj = tensor_at(g, j);
+        if (tensor_at(g, hidden + j) != gj) /* both output rows see unit j */
             ck_abort_msg("unit %lld: rows differ", (long long)j);
         if (gj == 0) {
             zeros++;
@@ -1360,7 +1346,7 @@ START_TEST(test_torch_activations)
          * left tail (1 + erf cancels there, in PyTorch too, so 1e-6). */
         ag_tensor *g = ag_gelu(a, x);
         for (int i = 0; i < NN_GRID; i++) {
-            double want = nn_grid_gelu[i], got = at(g, i);
+            double want = nn_grid_gelu[i], got = tensor_at(g, i);
             ck_assert_msg(fabs(got - want) <= 1e-6 * fabs(want),
                           "gelu(%g) = %.17g, torch %.17g", nn_grid[i], got,
                           want);
@@ -1389,9 +1375,9 @@ static void reference_argmax(const ag_tensor *x, int axis, int32_t *out)
          * is 0. */
         if ((start / stride) % len != 0) continue;
         int32_t best = 0;
-        double bv = at(x, start);
+        double bv = tensor_at(x, start);
         for (int64_t l = 1; l < len && !isnan(bv); l++) {
-            double v = at(x, start + l * stride);
+            double v = tensor_at(x, start + l * stride);
             if (isnan(v) || v > bv) {
                 best = (int32_t)l;
                 bv = v;
@@ -1526,7 +1512,7 @@ START_TEST(test_dropout_values)
             EXPECT_SHAPE(y, dt, 200, 100);
             int64_t zeros = 0, n = ag_numel(x);
             for (int64_t i = 0; i < n; i++) {
-                double yi = at(y, i), xi = at(x, i);
+                double yi = tensor_at(y, i), xi = tensor_at(x, i);
                 if (yi == 0) {
                     zeros++;
                     continue;
@@ -1564,10 +1550,10 @@ START_TEST(test_dropout_seed_and_grad)
     backward(ag_sum(a, y1, AG_ALL, false));
     ag_tensor *g = ag_grad(x);
     for (int64_t i = 0; i < ag_numel(x); i++) {
-        double want = at(y1, i) == 0 ? 0 : 1 / 0.6;
-        if (!close_enough(at(g, i), want, 1e-15))
-            ck_abort_msg("dx[%lld] = %.17g, want %.17g", (long long)i, at(g, i),
-                         want);
+        double want = tensor_at(y1, i) == 0 ? 0 : 1 / 0.6;
+        if (!close_enough(tensor_at(g, i), want, 1e-15))
+            ck_abort_msg("dx[%lld] = %.17g, want %.17g", (long long)i,
+                         tensor_at(g, i), want);
     }
 
     /* p = 0: a copy, equal exactly. */

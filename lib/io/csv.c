@@ -5,7 +5,7 @@
  * the longest line. */
 #define _POSIX_C_SOURCE 200809L
 
-#include "../internal.h"
+#include "io.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -215,14 +215,7 @@ static ag_tensor *read_in_c_locale(csv_reader *r, ag_arena *a)
 
 ag_tensor *ag_load_csv(ag_arena *a, const char *path, ag_dtype dt, bool header)
 {
-    if (!a || !path) {
-        ag__error(FUNC, "%s is NULL", !a ? "arena" : "path");
-        return NULL;
-    }
-    if (!ag__dtype_size(dt)) {
-        ag__error(FUNC, "%s: unknown dtype %d", path, (int)dt);
-        return NULL;
-    }
+    if (ag__check_reader_args(FUNC, a, path, dt)) return NULL;
     csv_reader r = {.path = path, .dt = dt, .header = header};
     r.f = fopen(path, "r");
     if (!r.f) {

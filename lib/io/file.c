@@ -61,6 +61,18 @@ static int read_all(int fd, unsigned char *buf, size_t n)
     return 0;
 }
 
+int ag__check_reader_args(const char *func, const ag_arena *a, const char *path,
+                          ag_dtype dt)
+{
+    if (!a || !path) {
+        ag__error(func, "%s is NULL", !a ? "arena" : "path");
+        return -1;
+    }
+    if (!ag__dtype_size(dt))
+        return ag__file_error(func, path, "unknown dtype %d", (int)dt);
+    return 0;
+}
+
 int ag__read_file(const char *func, const char *path, unsigned char **data,
                   size_t *size)
 {

@@ -5,7 +5,7 @@
  * the tensor's size whatever the file's size. */
 #define _POSIX_C_SOURCE 200809L
 
-#include "../internal.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -353,14 +353,7 @@ static int read_data(idx_reader *r, const idx_header *h, ag_tensor *t)
 
 ag_tensor *ag_load_idx(ag_arena *a, const char *path, ag_dtype dt)
 {
-    if (!a || !path) {
-        ag__error(FUNC, "%s is NULL", !a ? "arena" : "path");
-        return NULL;
-    }
-    if (!ag__dtype_size(dt)) {
-        ag__error(FUNC, "%s: unknown dtype %d", path, (int)dt);
-        return NULL;
-    }
+    if (ag__check_reader_args(FUNC, a, path, dt)) return NULL;
     idx_reader r;
     if (open_reader(&r, path)) return NULL;
     idx_header h;

@@ -22,6 +22,11 @@ int ag__file_syserror(const char *func, const char *path, int err,
                       const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Checks what every reader is given: an arena, a path, a known dtype.
+ * Returns 0, or -1 and an error reported as func. */
+int ag__check_reader_args(const char *func, const ag_arena *a, const char *path,
+                          ag_dtype dt);
+
 /* Reads the regular file at `path` into a new malloc'd buffer: *data (freed
  * by the caller with free(); NULL for an empty file) and *size. Returns 0, or
  * -1 and an error reported as func (a file that cannot be opened or read, a
