@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A parameter of the given shape, uniform in [-0.5, 0.5). */
-static ag_tensor *param(ag_arena *a, int ndim, const int64_t *shape,
-                        ag_rng *rng)
-{
-    ag_tensor *t = ag_rand(a, AG_F32, ndim, shape, -0.5, 0.5, rng);
-    ag_requires_grad(t, true);
-    return t;
-}
-
 /* Renders `dot_path` as SVG next to it with Graphviz, when it is there. */
 static void render(const char *dot_path)
 {
@@ -52,15 +43,12 @@ int main(int argc, char **argv)
     ag_arena *a = ag_arena_new();
     ag_rng rng = ag_rng_seed(1);
 
-    /* a 3 -> 5 -> 2 MLP on a batch of 4, squared error against targets */
-    ag_tensor *w1 = param(a, 2, (int64_t[]){3, 5}, &rng);
-    ag_tensor *b1 = param(a, 1, (int64_t[]){5}, &rng);
-    ag_tensor *w2 = param(a, 2, (int64_t[]){5, 2}, &rng);
-    ag_tensor *b2 = param(a, 1, (int64_t[]){2}, &rng);
+    /* a 3 -> 5 -> 2 MLP (ReLU) on a batch of 4, squared error */
+    ag_mlp *mlp =
+        ag_mlp_new(a, 3, (int64_t[]){3, 5, 2}, &(ag_mlp_options){.seed = 1});
     ag_tensor *x = ag_rand(a, AG_F32, 2, (int64_t[]){4, 3}, -1, 1, &rng);
     ag_tensor *y = ag_rand(a, AG_F32, 2, (int64_t[]){4, 2}, -1, 1, &rng);
-    ag_tensor *h = ag_relu(a, ag_add(a, ag_matmul(a, x, w1), b1));
-    ag_tensor *out = ag_add(a, ag_matmul(a, h, w2), b2);
+    ag_tensor *out = ag_mlp_forward(a, mlp, x);
     ag_tensor *loss = ag_mse_loss(a, out, y);
     if (!loss || ag_backward(loss)) {
         fprintf(stderr, "%s\n", ag_last_error());
