@@ -104,10 +104,40 @@ static bool needs_backward(const ag_tensor *t)
     return false;
 }
 
+/* Whether this thread is inside ag_backward: the pass keeps marks on its
+ * tensors and its order in the loss's arena until it ends, so another walk
+ * of a graph (from a user-defined function's backward) must wait. */
+static _Thread_local bool backward_running;
+
+int ag__refuse_in_backward(const char *func)
+{
+    if (!backward_running) return 0;
+    ag__error(func, "cannot run during a backward pass (called from a "
+                    "user-defined function's backward?)");
+    return -1;
+}
+
+/* Runs the backward of every op in `order` (inputs first) from the last to
+ * the first, checking gradients in anomaly mode; stops at a failure. */
+static int run_backward(ag_tensor **order, int64_t count)
+{
+    bool anomaly = ag_is_anomaly_detection_enabled();
+    int status = 0;
+    backward_running = true;
+    for (int64_t i = count - 1; i >= 0 && !status; i--) {
+        if (!needs_backward(order[i])) continue;
+        status = order[i]->op->backward(order[i]) ? -1 : 0;
+        if (!status && anomaly) status = ag__anomaly_backward(order[i]);
+    }
+    backward_running = false;
+    return status;
+}
+
 int ag_backward(ag_tensor *loss)
 {
     const char *func = "ag_backward";
     if (!loss) return ag__null_input(func, 0);
+    if (ag__refuse_in_backward(func)) return -1;
     char buf[AG_SHAPE_STR_MAX];
     if (loss->numel != 1 || loss->dtype == AG_I32) {
         ag__error(func, "the loss must be one float element, got %s %s",
@@ -146,12 +176,7 @@ int ag_backward(ag_tensor *loss)
         for (int64_t i = 0; i < count; i++)
             if (order[i]->op) ag_zero_grad(order[i]);
         AG_DISPATCH_FLOAT(loss->dtype, { *(real *)loss->grad->data += 1; });
-        bool anomaly = ag_is_anomaly_detection_enabled();
-        for (int64_t i = count - 1; i >= 0 && !status; i--) {
-            if (!needs_backward(order[i])) continue;
-            status = order[i]->op->backward(order[i]) ? -1 : 0;
-            if (!status && anomaly) status = ag__anomaly_backward(order[i]);
-        }
+        status = run_backward(order, count);
     }
     for (int64_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
     return status;

@@ -147,6 +147,11 @@ int ag__finish(const char *func, ag_tensor *out);
 int64_t ag__topological_order(ag_tensor *root, bool all_inputs,
                               ag_tensor ***order);
 
+/* Returns 0, or -1 with an error reported as func when this thread is
+ * inside ag_backward (a user-defined function's backward must not start
+ * another walk of a graph). */
+int ag__refuse_in_backward(const char *func);
+
 /* ---- anomaly detection (tools/anomaly.c) ---- */
 
 /* Checks a float op result for NaN and infinity after its forward; the

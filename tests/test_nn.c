@@ -635,6 +635,8 @@ START_TEST(test_init_errors)
                 "NULL");
     EXPECT_FAIL(ag_init_xavier_uniform(t, 1, NULL), "ag_init_xavier_uniform",
                 "rng");
+    EXPECT_FAIL(ag_init_xavier_uniform(t, -1, &rng), "ag_init_xavier_uniform",
+                "gain must be >= 0", "-1");
     EXPECT_FAIL(ag_init_xavier_uniform(i32, 1, &rng), "ag_init_xavier_uniform",
                 "i32");
     EXPECT_FAIL(ag_init_xavier_uniform(v, 1, &rng), "ag_init_xavier_uniform",
@@ -1532,6 +1534,25 @@ START_TEST(test_dropout_values)
 }
 END_TEST
 
+/* As in PyTorch, a dropped NaN or infinity stays NaN (x * 0), in forward
+ * and in backward, so that anomaly detection still sees it. */
+START_TEST(test_dropout_keeps_nan)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *nan = ag_full(a, AG_F64, 1, (int64_t[]){64}, NAN);
+    ag_rng rng = ag_rng_seed(3);
+    ag_tensor *y = must(ag_dropout(a, nan, 0.5, &rng), "ag_dropout");
+    for (int64_t i = 0; i < 64; i++) ck_assert(isnan(tensor_at(y, i)));
+    /* A NaN gradient reaches dropped elements too: g * 0 is NaN. */
+    ag_tensor *x = ag_ones(a, AG_F64, 1, (int64_t[]){64});
+    ag_requires_grad(x, true);
+    backward(
+        ag_sum(a, ag_mul(a, ag_dropout(a, x, 0.5, &rng), nan), AG_ALL, false));
+    for (int64_t i = 0; i < 64; i++) ck_assert(isnan(tensor_at(ag_grad(x), i)));
+    ag_arena_free(a);
+}
+END_TEST
+
 START_TEST(test_dropout_seed_and_grad)
 {
     ag_arena *a = ag_arena_new();
@@ -1619,6 +1640,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, test_argmax_errors);
     tcase_add_test(tc, test_dropout_values);
     tcase_add_test(tc, test_dropout_seed_and_grad);
+    tcase_add_test(tc, test_dropout_keeps_nan);
     tcase_add_test(tc, test_dropout_errors);
     suite_add_tcase(s, tc);
     return s;

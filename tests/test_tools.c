@@ -368,6 +368,68 @@ START_TEST(test_function_backward_fails)
 }
 END_TEST
 
+/* A backward that starts another walk of a graph: ag_backward, ag_write_dot
+ * or ag_gradcheck, chosen by the user pointer. */
+typedef enum { WALK_BACKWARD, WALK_DOT, WALK_GRADCHECK } walk_kind;
+
+static ag_tensor *identity_f(ag_arena *a, ag_tensor *const *in, int n,
+                             void *user)
+{
+    (void)n;
+    (void)user;
+    return ag_scale(a, in[0], 1.0);
+}
+
+static int walking_backward(ag_function_ctx *ctx, const ag_tensor *g,
+                            ag_tensor *const *gi)
+{
+    walk_kind *kind = ag_function_user(ctx);
+    ag_tensor *out = ag_function_output(ctx);
+    int status = -1;
+    FILE *sink = fopen("/dev/null", "w");
+    switch (*kind) {
+    case WALK_BACKWARD:
+        status = ag_backward(out);
+        break;
+    case WALK_DOT:
+        status = ag_write_dot(out, sink);
+        break;
+    case WALK_GRADCHECK:
+        status = ag_gradcheck(identity_f, 1, &out, NULL, NULL, NULL);
+        break;
+    }
+    fclose(sink);
+    (void)g;
+    (void)gi;
+    return status;
+}
+
+/* Each nested walk fails cleanly, naming itself; the outer ag_backward
+ * returns its error and the graph works afterwards. */
+START_TEST(test_function_backward_cannot_walk_graphs)
+{
+    static const ag_function walking = {"walking", swish_forward,
+                                        walking_backward};
+    static const char *want[] = {"ag_backward: cannot run during a backward",
+                                 "ag_write_dot: cannot run during a backward",
+                                 "ag_gradcheck: cannot run during a backward"};
+    ag_arena *a = ag_arena_new();
+    ag_tensor *x = t23(a, X6, true);
+    for (int k = WALK_BACKWARD; k <= WALK_GRADCHECK; k++) {
+        walk_kind kind = (walk_kind)k;
+        ag_tensor *y = ag_function_apply(a, &walking, 1, &x, &kind);
+        ck_assert_int_eq(ag_backward(ag_sum(a, y, AG_ALL, false)), -1);
+        ck_assert_msg(strncmp(ag_last_error(), want[k], strlen(want[k])) == 0,
+                      "got '%s', want '%s...'", ag_last_error(), want[k]);
+    }
+    ag_clear_error();
+    ag_zero_grad(x);
+    backward_ok(
+        ag_sum(a, ag_function_apply(a, &swish, 1, &x, NULL), AG_ALL, false));
+    ag_arena_free(a);
+}
+END_TEST
+
 /* Forwards that return something other than a new tensor of the inputs'
  * dtype in the given arena are refused with the function's name. */
 typedef enum {
@@ -376,7 +438,8 @@ typedef enum {
     RET_INPUT,
     RET_F32,
     RET_OTHER_ARENA,
-    RET_PARAM
+    RET_PARAM,
+    RET_VIEW
 } bad_kind;
 
 typedef struct {
@@ -410,6 +473,9 @@ static ag_tensor *bad_forward(ag_function_ctx *ctx, ag_arena *a,
         t = ag_zeros(a, AG_F64, 2, s);
         ag_requires_grad(t, true);
         break;
+    case RET_VIEW:
+        t = ag_reshape(a, in[0], 1, (int64_t[]){-1});
+        break;
     }
     return t;
 }
@@ -423,11 +489,12 @@ START_TEST(test_function_bad_forward)
         "bad: forward returned one of its inputs",
         "bad: forward returned a tensor of another dtype (f32 (2,3), for f64",
         "bad: forward returned a tensor made in another arena",
-        "bad: forward returned a tensor with history or a gradient"};
+        "bad: forward returned a tensor with history or a gradient",
+        "bad: forward returned a tensor sharing the values of an input"};
     ag_arena *a = ag_arena_new();
     bad_state st = {.other = ag_arena_new()};
     ag_tensor *x = t23(a, X6, true);
-    for (int k = RET_NULL; k <= RET_PARAM; k++) {
+    for (int k = RET_NULL; k <= RET_VIEW; k++) {
         st.kind = (bad_kind)k;
         ag_set_grad_enabled(k != RET_PARAM); /* refused without grad too */
         ag_tensor *y = ag_function_apply(a, &bad, 1, &x, &st);
@@ -854,7 +921,7 @@ START_TEST(test_anomaly_in_forward)
     three[2] = ag_full(a, AG_F64, 2, (int64_t[]){2, 3}, INFINITY);
     ck_assert_ptr_null(ag_function_apply(a, &fma3, 3, three, NULL));
     ck_assert_str_eq(ag_last_error(),
-                     "ag_function_apply: anomaly in forward of op fma3: "
+                     "fma3: anomaly in forward of op fma3: "
                      "element 0 is inf; inputs (2,3), (2,3), (2,3)");
     ag_set_anomaly_detection(false);
     ag_arena_free(a);
@@ -1049,6 +1116,7 @@ static Suite *tools_suite(void)
     tcase_add_test(fn, test_function_context);
     tcase_add_test(fn, test_function_backward_fails);
     tcase_add_test(fn, test_function_bad_forward);
+    tcase_add_test(fn, test_function_backward_cannot_walk_graphs);
     tcase_add_test(fn, test_function_bad_arguments);
     suite_add_tcase(s, fn);
     TCase *gc = tcase_create("gradcheck");

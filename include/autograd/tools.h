@@ -37,7 +37,9 @@ typedef struct ag_function_ctx ag_function_ctx;
  * gradient of the loss with respect to the output, grad_output (the
  * output's shape); grad_inputs[i] is NULL for an input that needs no
  * gradient (an input given twice gets the same buffer twice: add both
- * contributions). It runs with grad mode off. Returns 0, or non-zero with
+ * contributions). It runs with grad mode off, and must not start another
+ * walk of a graph: ag_backward, ag_write_dot and ag_gradcheck called from
+ * a backward fail with an error. Returns 0, or non-zero with
  * an error, which ag_backward then returns (-1) at once; gradients that
  * earlier ops of that pass added to stay added.
  *
@@ -61,8 +63,10 @@ typedef struct {
  * inputs that are not float or differ in dtype (a NULL input keeps the
  * pending message, as ops do), a forward that fails or returns something
  * other than a new float tensor of the inputs' dtype made in `a` (one of
- * the inputs, a tensor of another arena, or one that requires or has a
- * gradient), or an anomaly in the output (ag_set_anomaly_detection). */
+ * the inputs or a view of one, a tensor of another arena, or one that
+ * requires or has a gradient), or an anomaly in the output
+ * (ag_set_anomaly_detection). A tensor made in `a` before the call and
+ * returned by forward cannot be told from a new one: don't. */
 AG_API ag_tensor *ag_function_apply(ag_arena *a, const ag_function *fn, int n,
                                     ag_tensor *const *inputs, void *user);
 

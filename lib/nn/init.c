@@ -98,5 +98,9 @@ int ag_init_xavier_uniform(ag_tensor *t, double gain, ag_rng *rng)
     double fan_in, fan_out;
     if (check_target(func, t, rng) || fans(func, t, &fan_in, &fan_out))
         return -1;
+    if (gain < 0) {
+        ag__error(func, "the gain must be >= 0, got %g", gain);
+        return -1;
+    }
     return uniform_bound(func, t, gain * sqrt(6.0 / (fan_in + fan_out)), rng);
 }

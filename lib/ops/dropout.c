@@ -21,8 +21,8 @@ static int dropout_forward(ag_tensor *out)
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data;
         real *y = out->data, scale = (real)(1 / (1 - p));
-        for (int64_t i = 0; i < out->numel; i++)
-            y[i] = keep[i] ? x[i] * scale : 0;
+        for (int64_t i = 0; i < out->numel; i++) /* NaN * 0 stays NaN */
+            y[i] = x[i] * (keep[i] ? scale : 0);
     });
     return 0;
 }
@@ -36,7 +36,7 @@ static int dropout_backward(ag_tensor *out)
         real *dx = out->inputs[0]->grad->data;
         real scale = (real)(1 / (1 - out->args.scalar));
         for (int64_t i = 0; i < out->numel; i++)
-            if (keep[i]) dx[i] += g[i] * scale;
+            dx[i] += g[i] * (keep[i] ? scale : 0);
     });
     return 0;
 }

@@ -39,7 +39,7 @@ struct ag_optimizer {
  * `buffers` (0 to 2) zeroed state buffers per parameter, the learning rate
  * `lr` and update function `update`; the caller fills in the options.
  * Returns NULL with an error reported as func for a NULL argument, an empty
- * set, a tensor that is in the set twice, or no memory. */
+ * set, or no memory. */
 ag_optimizer *ag__optimizer_new(const char *func, ag_arena *a,
                                 const ag_params *params, ag_opt_kind kind,
                                 int buffers, double lr, ag_opt_update *update);

@@ -94,6 +94,7 @@ int ag_write_dot(const ag_tensor *t, FILE *out)
         ag__error(func, "the FILE is NULL");
         return -1;
     }
+    if (ag__refuse_in_backward(func)) return -1;
     ag_tensor **order; /* the walk only sets and clears marks */
     int64_t count = ag__topological_order((ag_tensor *)t, true, &order);
     node_id *ids = count > 0 ? malloc((size_t)count * sizeof *ids) : NULL;
@@ -102,8 +103,11 @@ int ag_write_dot(const ag_tensor *t, FILE *out)
         if (ids) ids[i] = (node_id){(uintptr_t)order[i], i};
     }
     if (!ids) {
-        ag__error(func, "out of memory for the graph of %lld tensors",
-                  (long long)count);
+        if (count < 0)
+            ag__error(func, "out of memory sorting the graph");
+        else
+            ag__error(func, "out of memory for the graph of %lld tensors",
+                      (long long)count);
         return -1;
     }
     qsort(ids, (size_t)count, sizeof *ids, compare_key);

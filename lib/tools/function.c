@@ -62,6 +62,14 @@ static int check_call(ag_arena *a, const ag_function *fn, int n,
     return ag__check_float_inputs(fn->name, a, n, inputs);
 }
 
+/* Whether the values of x and y overlap in memory (a view shares them). */
+static bool shares_data(const ag_tensor *x, const ag_tensor *y)
+{
+    const char *xs = x->data, *ys = y->data;
+    size_t xn = ag__tensor_bytes(x), yn = ag__tensor_bytes(y);
+    return xs && ys && xn && yn && xs < ys + yn && ys < xs + xn;
+}
+
 /* Checks that forward's result is a new tensor of the inputs' dtype, made
  * in the call's arena and without history of its own. */
 static int check_output(const ag_function_ctx *ctx, const ag_tensor *out)
@@ -77,8 +85,11 @@ static int check_output(const ag_function_ctx *ctx, const ag_tensor *out)
         wrong = "a tensor with history or a gradient of its own";
     if (out->arena != ctx->arena) wrong = "a tensor made in another arena";
     if (out->dtype != want) wrong = "a tensor of another dtype";
-    for (int i = 0; i < ctx->n; i++)
+    for (int i = 0; i < ctx->n; i++) {
+        if (shares_data(out, ctx->inputs[i]))
+            wrong = "a tensor sharing the values of an input (a view)";
         if (out == ctx->inputs[i]) wrong = "one of its inputs";
+    }
     if (!wrong) return 0;
     char shape[AG_SHAPE_STR_MAX];
     ag_function_error(ctx,
@@ -116,7 +127,7 @@ ag_tensor *ag_function_apply(ag_arena *a, const ag_function *fn, int n,
     ag__record(out, &ctx->op, ctx->inputs);
     out->saved = ctx;
     ctx->output = out;
-    if (ag__finish("ag_function_apply", out)) return NULL;
+    if (ag__finish(fn->name, out)) return NULL;
     return out;
 }
 

@@ -45,6 +45,7 @@ static int check_args(ag_gradcheck_fn f, int n, ag_tensor *const *inputs,
                       const ag_gradcheck_options *o)
 {
     const char *func = "ag_gradcheck";
+    if (ag__refuse_in_backward(func)) return -1;
     if (!f || !inputs || n < 1 || n > AG_FUNCTION_MAX_INPUTS) {
         ag__error(func, "needs a function and 1 to %d inputs, got %s, %d %s",
                   AG_FUNCTION_MAX_INPUTS, f ? "f" : "f NULL", n,
@@ -176,15 +177,10 @@ static int64_t element_of(const checker *ck, int i, int64_t c)
     return ck->sel[i] ? ck->sel[i][c] : c;
 }
 
-static int compare_index(const void *p, const void *q)
-{
-    int64_t a = *(const int64_t *)p, b = *(const int64_t *)q;
-    return (a > b) - (a < b);
-}
-
 /* Picks the elements to check of each input that requires a gradient: all,
- * or max_elements of them drawn without repetition (a partial Fisher-Yates
- * shuffle), in increasing order. */
+ * or max_elements of them without repetition, in increasing order, by
+ * selection sampling (Knuth's algorithm S: element j of n is taken with
+ * probability (still wanted) / (n - j)), so memory stays at max_elements. */
 static int select_elements(checker *ck, ag_rng *rng)
 {
     for (int i = 0; i < ck->n; i++) {
@@ -192,21 +188,17 @@ static int select_elements(checker *ck, ag_rng *rng)
         ck->nsel[i] = ck->x[i]->requires_grad ? numel : 0;
         int64_t k = ck->opt.max_elements;
         if (!k || k >= ck->nsel[i]) continue;
-        int64_t *idx = ag__arena_alloc(ck->work, (size_t)numel * sizeof *idx,
+        int64_t *idx = ag__arena_alloc(ck->work, (size_t)k * sizeof *idx,
                                        _Alignof(int64_t));
         if (!idx) {
             ag__error("ag_gradcheck", "out of memory sampling %lld elements",
-                      (long long)numel);
+                      (long long)k);
             return -1;
         }
-        for (int64_t j = 0; j < numel; j++) idx[j] = j;
-        for (int64_t t = 0; t < k; t++) {
-            int64_t s = t + (int64_t)(ag_rng_next(rng) % (uint64_t)(numel - t));
-            int64_t tmp = idx[t];
-            idx[t] = idx[s];
-            idx[s] = tmp;
-        }
-        qsort(idx, (size_t)k, sizeof *idx, compare_index);
+        int64_t taken = 0;
+        for (int64_t j = 0; j < numel && taken < k; j++)
+            if (ag_rng_uniform(rng) * (double)(numel - j) < (double)(k - taken))
+                idx[taken++] = j;
         ck->sel[i] = idx;
         ck->nsel[i] = k;
     }
