@@ -66,16 +66,43 @@ static int parse_options(int argc, char **argv, options *o)
 }
 
 /* Loads <dir>/<prefix>-images-idx3-ubyte.gz and the labels into `a`, the
- * pixels scaled to [0, 1] and flattened to 784 values. */
+ * pixels scaled to [0, 1] and flattened to 784 values. Returns 0; -1 when a
+ * file cannot be loaded (ag_last_error() says why); or -2, after a message
+ * on stderr that names the file, when the images are not (N, 28, 28) or
+ * the labels not (N) classes in [0, 10). */
 static int load_split(ag_arena *a, const char *dir, const char *prefix,
                       split *s)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    ag_tensor *images = ag_load_idx(a, path, AG_F32);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    s->y = images ? ag_load_idx(a, path, AG_I32) : NULL;
+    char images_path[4096], labels_path[4096], why[4400] = "";
+    snprintf(images_path, sizeof images_path, "%s/%s-images-idx3-ubyte.gz", dir,
+             prefix);
+    snprintf(labels_path, sizeof labels_path, "%s/%s-labels-idx1-ubyte.gz", dir,
+             prefix);
+    ag_tensor *images = ag_load_idx(a, images_path, AG_F32);
+    s->y = images ? ag_load_idx(a, labels_path, AG_I32) : NULL;
     if (!s->y) return -1;
+    const int64_t *shape = ag_shape(images);
+    int64_t n = ag_shape(s->y)[0];
+    const int32_t *label = ag_data(s->y);
+    if (ag_ndim(images) != 3 || shape[1] != 28 || shape[2] != 28)
+        snprintf(why, sizeof why,
+                 "%s holds %d-D data of %lld values; need (N, 28, 28) images",
+                 images_path, ag_ndim(images), (long long)ag_numel(images));
+    else if (ag_ndim(s->y) != 1)
+        snprintf(why, sizeof why, "%s holds %d-D data; need (N) labels",
+                 labels_path, ag_ndim(s->y));
+    else if (n != shape[0])
+        snprintf(why, sizeof why, "%s holds %lld labels for %lld images",
+                 labels_path, (long long)n, (long long)shape[0]);
+    for (int64_t i = 0; !*why && i < n; i++)
+        if (label[i] < 0 || label[i] >= CLASSES)
+            snprintf(why, sizeof why,
+                     "%s: label %d of example %lld is not a class in [0, %d)",
+                     labels_path, label[i], (long long)i, CLASSES);
+    if (*why) {
+        fprintf(stderr, "fashion_mnist: %s\n", why);
+        return -2;
+    }
     s->x = ag_reshape(a, images, 2, (int64_t[]){-1, PIXELS});
     if (!s->x) return -1;
     float *pixel = ag_data(s->x);
@@ -206,13 +233,14 @@ static int train(const options *o, ag_mlp *mlp, const split *train_split,
 static int run(const options *o, ag_arena *data, ag_arena *step)
 {
     split train_split, test;
-    if (load_split(data, o->data, "train", &train_split) ||
-        load_split(data, o->data, "t10k", &test)) {
+    int loaded = load_split(data, o->data, "train", &train_split);
+    if (!loaded) loaded = load_split(data, o->data, "t10k", &test);
+    if (loaded == -1) { /* a file that could not be read */
         fail("loading the data");
         fprintf(stderr, "Install the data set with `apt-get install "
                         "dataset-fashion-mnist`, or pass --data DIR.\n");
-        return 1;
     }
+    if (loaded) return 1;
     ag_mlp *mlp =
         ag_mlp_new(data, 4, sizes, &(ag_mlp_options){.seed = o->seed});
     if (!mlp) return fail("making the model");

@@ -1,12 +1,15 @@
 /* test_datasets.c: the dataset readers and the batcher. IDX files of every
- * element type, plain and gzipped, 1-D to 8-D, read back into every dtype
- * they allow, and every kind of bad IDX file (bad magic, unknown type, bad
- * dimension counts, truncated header and data, trailing bytes, corrupt
- * gzip, zero and overflowing sizes, i32 from float data); CSV files (values,
- * header, CRLF, blank lines, lines over 64 KiB, i32) and bad ones (ragged
- * rows, bad and empty fields, no rows, out-of-range values); and mini-batches
- * (each example once per epoch, batch sizes, pairing of x and y, orders per
- * epoch and seed, unbiased shuffles, no allocation per epoch, errors). The
+ * element type, plain and gzipped (in one gzip member or several), 1-D to
+ * 8-D, read back into every dtype they allow, f64 values at the limit of
+ * f32, and every kind of bad IDX file (bad magic, unknown type, bad
+ * dimension counts, truncated header and data, trailing bytes, bytes after
+ * the gzip stream, corrupt or cut gzip, zero and overflowing sizes, i32 from
+ * float data); CSV files (values, header, CRLF, blank lines, lines over 64
+ * KiB, i32, values at the limit of f32) and bad ones (ragged rows, bad and
+ * empty fields quoted with escapes, no rows, out-of-range values, pipes and
+ * devices); and mini-batches (each example once per epoch, batch sizes up
+ * to INT64_MAX, pairing of x and y, orders per epoch and seed, unbiased
+ * shuffles, no allocation per epoch, errors). The
  * test writes its files itself, with its own encoder, into a mkdtemp folder
  * that main removes at the end. */
 #define _POSIX_C_SOURCE 200809L
@@ -17,6 +20,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -24,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -148,6 +154,30 @@ static bool same_value(double got, double want, ag_dtype dt)
 {
     if (dt == AG_F32) want = (float)want;
     return got == want || (isnan(got) && isnan(want));
+}
+
+/* FLT_MAX plus half an ulp: the smallest magnitude that rounds to infinity
+ * as f32 (round to nearest, ties to even, and FLT_MAX's last bit is 1). */
+#define F32_ROUNDS_TO_INF 0x1.ffffffp127
+
+/* Values that round to +-FLT_MAX as f32 (fits) and values that round to an
+ * infinity (overflows). */
+static void f32_limits(double fits[6], double overflows[4])
+{
+    double below = nextafter(F32_ROUNDS_TO_INF, 0);
+    const double f[6] = {FLT_MAX,  3.4028235e38,  below,
+                         -FLT_MAX, -3.4028235e38, -below};
+    const double o[4] = {F32_ROUNDS_TO_INF,
+                         nextafter(F32_ROUNDS_TO_INF, INFINITY),
+                         -F32_ROUNDS_TO_INF, 1e300};
+    for (int i = 0; i < 6; i++) {
+        fits[i] = f[i];
+        ck_assert_msg(fabsf((float)f[i]) == FLT_MAX, "%a is not FLT_MAX", f[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        overflows[i] = o[i];
+        ck_assert_msg(isinf((float)o[i]), "%a is finite", o[i]);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -443,6 +473,41 @@ START_TEST(test_idx_f64_overflows_f32)
 }
 END_TEST
 
+/* The values of the f32 limit tests, read by limit_value. */
+static double limit_values[6];
+
+static double limit_value(const idx_case *c, int64_t i)
+{
+    return limit_values[i];
+}
+
+/* f64 values that round to FLT_MAX load as f32; those that round to an
+ * infinity are errors. */
+START_TEST(test_idx_f32_limits)
+{
+    double overflows[4];
+    f32_limits(limit_values, overflows);
+    const idx_case *c = find_case("f64");
+    const uint32_t six[1] = {6}, two[1] = {2};
+    size_t n;
+    unsigned char *b = idx_bytes(c, 1, six, 6, limit_value, &n);
+    const char *path = write_file("f32-limits", PLAIN, b, n);
+    free(b);
+    expect_idx(path, c, AG_F32, 1, six, limit_value);
+    expect_idx(path, c, AG_F64, 1, six, limit_value);
+    for (int k = 0; k < 4; k++) {
+        limit_values[0] = 1;
+        limit_values[1] = overflows[k];
+        b = idx_bytes(c, 1, two, 2, limit_value, &n);
+        char want[96];
+        snprintf(want, sizeof want, "value %.9g of element 1 overflows f32",
+                 overflows[k]);
+        EXPECT_IDX_ERROR("f32-over", PLAIN, b, n, AG_F32, want);
+        free(b);
+    }
+}
+END_TEST
+
 START_TEST(test_idx_truncated_data)
 {
     /* (3, 4) i32: 48 bytes of data after a 12-byte header. */
@@ -478,12 +543,25 @@ START_TEST(test_idx_trailing_bytes)
     unsigned char *longer = calloc(n + 70000, 1);
     ck_assert_ptr_nonnull(longer);
     memcpy(longer, b, n);
-    for (int how = PLAIN; how <= GZIP; how++) {
+    for (int how = PLAIN; how <= GZIP; how++)
         EXPECT_IDX_ERROR("trail", how, longer, n + 3, AG_F32,
                          "3 trailing bytes after the 6 bytes of data");
-        EXPECT_IDX_ERROR("trail-long", how, longer, n + 70000, AG_F32,
-                         "70000 trailing bytes");
-    }
+    /* A plain file's trailing bytes are counted from its size; a gzip
+     * file's are not decompressed beyond the first chunk. */
+    EXPECT_IDX_ERROR("trail-long", PLAIN, longer, n + 70000, AG_F32,
+                     "70000 trailing bytes after the 6 bytes of data");
+    EXPECT_IDX_ERROR("trail-long", GZIP, longer, n + 70000, AG_F32,
+                     "trailing bytes after the 6 bytes of data");
+    ck_assert_ptr_nonnull(strstr(ag_last_error(), ": at least "));
+    /* The reader stops there: a wrong checksum at the end of the stream is
+     * not reached. */
+    write_file("trail-crc.gz", GZIP, longer, n + 70000);
+    size_t z_n;
+    unsigned char *z = read_whole(tmp_path("trail-crc.gz"), &z_n);
+    z[z_n - 8] ^= 0x01;
+    EXPECT_IDX_ERROR("trail-crc", PLAIN, z, z_n, AG_F32,
+                     "trailing bytes after the 6 bytes of data");
+    free(z);
     free(longer);
     free(b);
 }
@@ -561,7 +639,61 @@ START_TEST(test_idx_corrupt_gzip)
     z = gzipped_idx("cut.gz", GZIP, &n);
     EXPECT_IDX_ERROR("cut-stream", PLAIN, z, n / 2, AG_F32,
                      "(the gzip stream ends early)");
+    /* All the data, but the stream's trailer cut. */
+    EXPECT_IDX_ERROR("cut-trailer", PLAIN, z, n - 4, AG_F32,
+                     "the gzip stream ends early, after the 60000 bytes of "
+                     "data");
     free(z);
+}
+END_TEST
+
+/* Bytes that are not gzip after a complete gzip stream (which zlib's gzread
+ * would skip) are trailing bytes; further gzip members are not. */
+START_TEST(test_idx_gzip_garbage)
+{
+    size_t good_n;
+    unsigned char *good = stored_u8(100, &good_n);
+    const size_t garbage[] = {1, 2, 4, 100000};
+    unsigned char *z = calloc(good_n + 100000, 1);
+    ck_assert_ptr_nonnull(z);
+    memcpy(z, good, good_n);
+    for (int k = 0; k < COUNT(garbage); k++) {
+        z[good_n] = 0x1f; /* half of gzip's magic */
+        char want[96];
+        snprintf(want, sizeof want,
+                 "%zu trailing bytes after the gzip stream (they are not "
+                 "gzip data)",
+                 garbage[k]);
+        EXPECT_IDX_ERROR("garbage", PLAIN, z, good_n + garbage[k], AG_F32,
+                         want);
+    }
+    /* A second member holding the end of the data, then an empty one. */
+    uint32_t count = 100;
+    size_t raw_n, half_n, empty_n;
+    unsigned char *raw =
+        idx_bytes(find_case("u8"), 1, &count, 100, cycle_value, &raw_n);
+    write_file("half.gz", GZIP, raw + 50, raw_n - 50);
+    unsigned char *half = read_whole(tmp_path("half.gz"), &half_n);
+    write_file("empty.gz", GZIP, "", 0);
+    unsigned char *empty = read_whole(tmp_path("empty.gz"), &empty_n);
+    write_file("first.gz", GZIP, raw, 50);
+    size_t first_n;
+    unsigned char *first = read_whole(tmp_path("first.gz"), &first_n);
+    unsigned char *multi = malloc(first_n + half_n + empty_n);
+    ck_assert_ptr_nonnull(multi);
+    memcpy(multi, first, first_n);
+    memcpy(multi + first_n, half, half_n);
+    memcpy(multi + first_n + half_n, empty, empty_n);
+    const char *path =
+        write_file("multi.gz", PLAIN, multi, first_n + half_n + empty_n);
+    expect_idx(path, find_case("u8"), AG_F32, 1, &count, cycle_value);
+    free(multi);
+    free(first);
+    free(empty);
+    free(half);
+    free(raw);
+    free(z);
+    free(good);
 }
 END_TEST
 
@@ -712,7 +844,79 @@ START_TEST(test_csv_bad_rows_and_fields)
     const char nul[] = "1,2\n3,4\0 5\n";
     const char *p = write_file("nul.csv", PLAIN, nul, sizeof nul - 1);
     ck_assert_ptr_null(ag_load_csv(arena, p, AG_F64, false));
-    EXPECT_MESSAGE("ag_load_csv", "line 2, column 2", "is not a number");
+    EXPECT_MESSAGE("ag_load_csv", "line 2, column 2",
+                   "field \"4\\x00 5\" is not a number");
+}
+END_TEST
+
+/* A message quotes a bad field with its control characters (and
+ * backslashes) escaped, at most 40 bytes of it. */
+START_TEST(test_csv_field_escapes)
+{
+    EXPECT_CSV_ERROR("1,2\r3\n", AG_F64, false,
+                     "column 2: field \"2\\r3\" is not a number");
+    EXPECT_CSV_ERROR("1\t\x01\x7f\\\"e\x1b\n", AG_F64, false,
+                     "field \"1\\t\\x01\\x7f\\\\\"e\\x1b\" is not a number");
+    EXPECT_CSV_ERROR("2\n\r\r\n", AG_F64, false,
+                     "line 2, column 1: field \"\\r\" is not a number");
+    char text[64], want[256] = "field \"";
+    memset(text, '\x02', 45);
+    strcpy(text + 45, "\n");
+    for (int i = 0; i < 40; i++) strcat(want, "\\x02");
+    strcat(want, "...\" is not a number");
+    EXPECT_CSV_ERROR(text, AG_F64, false, want);
+    /* Bytes of UTF-8 text are quoted as they are. */
+    EXPECT_CSV_ERROR("caf\xc3\xa9\n", AG_F64, false,
+                     "field \"caf\xc3\xa9\" is not a number");
+}
+END_TEST
+
+/* Values that round to FLT_MAX load as f32; those that round to an
+ * infinity are out of its range. */
+START_TEST(test_csv_f32_limits)
+{
+    double fits[6], overflows[4];
+    f32_limits(fits, overflows);
+    char text[256];
+    snprintf(text, sizeof text,
+             "%.17g,3.4028235e38,%.17g,%.17g,-3.4028235e38,%.17g\n", fits[0],
+             fits[2], fits[3], fits[5]);
+    const char *p = write_text("limits.csv", text);
+    expect_csv(__LINE__, p, AG_F32, false, 1, 6, fits);
+    expect_csv(__LINE__, p, AG_F64, false, 1, 6, fits);
+    for (int k = 0; k < 4; k++) {
+        char field[64], want[128];
+        snprintf(field, sizeof field, "%.17g", overflows[k]);
+        snprintf(text, sizeof text, "1,%s\n", field);
+        snprintf(want, sizeof want,
+                 "column 2: field \"%s\" is out of the f32 range", field);
+        EXPECT_CSV_ERROR(text, AG_F32, false, want);
+    }
+}
+END_TEST
+
+/* A pipe or device cannot be read twice: refused up front, whatever it
+ * would give. */
+START_TEST(test_csv_not_regular)
+{
+    ck_assert_ptr_null(ag_load_csv(arena, "/dev/null", AG_F64, false));
+    EXPECT_MESSAGE("ag_load_csv", "/dev/null", "is not a regular file");
+    const char *fifo = tmp_path("fifo.csv");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) { /* the writer: one good line */
+        int fd = open(fifo, O_WRONLY);
+        if (fd >= 0 && write(fd, "1,2\n", 4) == 4) close(fd);
+        _exit(0);
+    }
+    ag_tensor *t = ag_load_csv(arena, fifo, AG_F64, false);
+    /* Lets the writer's open return if the reader never opened the FIFO. */
+    int fd = open(fifo, O_RDONLY | O_NONBLOCK);
+    if (fd >= 0) close(fd);
+    waitpid(pid, NULL, 0);
+    ck_assert_ptr_null(t);
+    EXPECT_MESSAGE("ag_load_csv", fifo, "is not a regular file");
 }
 END_TEST
 
@@ -901,6 +1105,26 @@ START_TEST(test_batcher_no_shuffle_drop_last)
 }
 END_TEST
 
+/* Batch sizes near INT64_MAX: one batch of everything, and a count that
+ * does not overflow. */
+START_TEST(test_batcher_huge_batch)
+{
+    ag_tensor *x, *y;
+    make_dataset(10, &x, &y);
+    ag_arena *step = ag_arena_new();
+    const int64_t sizes[] = {INT64_MAX, INT64_MAX - 8, INT64_MAX / 2 + 1};
+    for (int k = 0; k < COUNT(sizes); k++) {
+        ag_batcher *b = ag_batcher_new(arena, x, y, sizes[k], false, 0, false);
+        ck_assert_msg(b != NULL, "%s", ag_last_error());
+        ck_assert_int_eq(ag_batcher_count(b), 1);
+        int64_t order[10];
+        ck_assert_int_eq(run_epoch(b, step, (const int64_t[]){10}, order), 1);
+        for (int i = 0; i < 10; i++) ck_assert_int_eq(order[i], i);
+    }
+    ag_arena_free(step);
+}
+END_TEST
+
 /* Over many epochs of 3 examples, each of the 6 orders comes about equally
  * often (a biased shuffle, such as j drawn from [0, i), would not). */
 START_TEST(test_batcher_shuffle_uniform)
@@ -1027,9 +1251,11 @@ static Suite *datasets_suite(void)
     tcase_add_test(idx, test_idx_bad_sizes);
     tcase_add_test(idx, test_idx_float_as_i32);
     tcase_add_test(idx, test_idx_f64_overflows_f32);
+    tcase_add_test(idx, test_idx_f32_limits);
     tcase_add_test(idx, test_idx_truncated_data);
     tcase_add_test(idx, test_idx_trailing_bytes);
     tcase_add_test(idx, test_idx_corrupt_gzip);
+    tcase_add_test(idx, test_idx_gzip_garbage);
     tcase_add_test(idx, test_idx_arguments);
     suite_add_tcase(s, idx);
     TCase *csv = tcase_create("csv");
@@ -1038,6 +1264,9 @@ static Suite *datasets_suite(void)
     tcase_add_test(csv, test_csv_header_crlf_blank);
     tcase_add_test(csv, test_csv_long_lines);
     tcase_add_test(csv, test_csv_bad_rows_and_fields);
+    tcase_add_test(csv, test_csv_field_escapes);
+    tcase_add_test(csv, test_csv_f32_limits);
+    tcase_add_test(csv, test_csv_not_regular);
     tcase_add_test(csv, test_csv_no_rows);
     tcase_add_test(csv, test_csv_i32);
     tcase_add_test(csv, test_csv_arguments);
@@ -1046,6 +1275,7 @@ static Suite *datasets_suite(void)
     tcase_add_checked_fixture(batch, setup_arena, teardown_arena);
     tcase_add_test(batch, test_batcher_epochs);
     tcase_add_test(batch, test_batcher_no_shuffle_drop_last);
+    tcase_add_test(batch, test_batcher_huge_batch);
     tcase_add_test(batch, test_batcher_shuffle_uniform);
     tcase_add_test(batch, test_batcher_shapes);
     tcase_add_test(batch, test_batcher_errors);

@@ -221,7 +221,7 @@ static ag_params *set_of(int n, ag_tensor *const *tensors)
 {
     ag_params *set = must(ag_params_new(pa), "ag_params_new");
     for (int i = 0; i < n; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "p%d", i);
         ck_assert_int_eq(ag_params_add(set, name, tensors[i]), 0);
     }

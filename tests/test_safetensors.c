@@ -392,6 +392,11 @@ START_TEST(test_metadata_errors)
     ck_assert_ptr_null(ag_load_safetensors_metadata(arena, path));
     expect_error("ag_load_safetensors_metadata", path,
                  "__metadata__ value of \"k\" is an integer, not a string");
+    /* The data is checked too, although no tensor is read. */
+    write_st(path, "{\"__metadata__\":{\"k\":\"v\"}}", 4);
+    ck_assert_ptr_null(ag_load_safetensors_metadata(arena, path));
+    expect_error("ag_load_safetensors_metadata", path,
+                 "bytes [0, 4) of the data belong to no tensor");
 }
 END_TEST
 
@@ -460,22 +465,22 @@ START_TEST(test_layout)
 }
 END_TEST
 
-/* The reader takes tensors in any order, an unpadded header (so unaligned
- * data) and data that the header does not cover. */
+/* The reader takes tensors in any order, and an unpadded header (so
+ * unaligned data). */
 START_TEST(test_load_any_order)
 {
     const char *path = path_of("order.safetensors");
     write_st(path,
              "{\"b\":{\"data_offsets\":[0,8],\"shape\":[2],\"dtype\":\"F32\"},"
-             "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[12,"
-             "36]}}",
-             40);
+             "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[8,"
+             "32]}}",
+             32);
     ag_params *p = ab_set();
     ck_assert_msg(ag_load_safetensors(path, p) == 0, "%s", ag_last_error());
-    unsigned char want[40];
-    for (int i = 0; i < 40; i++) want[i] = (unsigned char)i;
+    unsigned char want[32];
+    for (int i = 0; i < 32; i++) want[i] = (unsigned char)i;
     ck_assert_mem_eq(ag_data(ag_params_find(p, "b")), want, 8);
-    ck_assert_mem_eq(ag_data(ag_params_find(p, "a")), want + 12, 24);
+    ck_assert_mem_eq(ag_data(ag_params_find(p, "a")), want + 8, 24);
 }
 END_TEST
 
@@ -632,7 +637,29 @@ static const struct {
      "{" A_OK ",\"b\":{\"dtype\":\"F32\",\"shape\":[2],"
      "\"data_offsets\":[16,24]}}",
      32, "tensors \"a\" [0, 24] and \"b\" [16, 24] overlap"},
-    {"missing name", "{" A_OK "}", 32,
+    {"empty tensor inside another",
+     "{" A_OK "," B_OK ",\"e\":{\"dtype\":\"F32\",\"shape\":[0],"
+     "\"data_offsets\":[8,8]}}",
+     32, "tensor \"e\" [8, 8] lies inside \"a\" [0, 24]"},
+    {"gap",
+     "{" A_OK ",\"b\":{\"dtype\":\"F32\",\"shape\":[2],"
+     "\"data_offsets\":[28,36]}}",
+     36,
+     "bytes [24, 28) of the data belong to no tensor: a gap between "
+     "\"a\" [0, 24] and \"b\" [28, 36]"},
+    {"hole at the start",
+     "{" A_WITH("F32", "[2,3]", "[4,28]") ",\"b\":{\"dtype\":\"F32\","
+                                          "\"shape\":[2],\"data_offsets\":"
+                                          "[28,36]}}",
+     36,
+     "bytes [0, 4) of the data belong to no tensor: the first, \"a\" [4, "
+     "28], does not begin at 0"},
+    {"trailing data", "{" A_OK "," B_OK "}", 40,
+     "bytes [32, 40) of the data belong to no tensor: they follow the last, "
+     "\"b\" [24, 32]"},
+    {"data but no tensors", "{\"__metadata__\":{}}", 8,
+     "bytes [0, 8) of the data belong to no tensor: the header lists none"},
+    {"missing name", "{" A_OK "}", 24,
      "no tensor \"b\" in the file (1 missing)"},
     {"extra name",
      "{" A_OK "," B_OK ",\"c\":{\"dtype\":\"F32\",\"shape\":[],"
@@ -693,6 +720,33 @@ START_TEST(test_good_file)
     for (int i = 0; i < 32; i++) want[i] = (unsigned char)i;
     ck_assert_mem_eq(ag_data(ag_params_find(p, "a")), want, 24);
     ck_assert_mem_eq(ag_data(ag_params_find(p, "b")), want + 24, 8);
+}
+END_TEST
+
+/* A tensor without elements may sit at the start, between two tensors or
+ * at the end of the data (as the reference implementation allows). */
+START_TEST(test_empty_tensor_at_boundaries)
+{
+    const char *path = path_of("empty.safetensors");
+    const char *const headers[] = {
+        "{\"e\":{\"dtype\":\"F64\",\"shape\":[0,3],\"data_offsets\":[0,0]},"
+        "" A_OK "," B_OK "}",
+        "{" A_OK ",\"e\":{\"dtype\":\"F64\",\"shape\":[0,3],"
+        "\"data_offsets\":[24,24]}," B_OK "}",
+        "{" A_OK "," B_OK ",\"e\":{\"dtype\":\"F64\",\"shape\":[0,3],"
+        "\"data_offsets\":[32,32]}}",
+    };
+    unsigned char want[32];
+    for (int i = 0; i < 32; i++) want[i] = (unsigned char)i;
+    for (int k = 0; k < 3; k++) {
+        write_st(path, headers[k], 32);
+        ag_params *p = ab_set();
+        add(p, "e", AG_F64, 2, (int64_t[]){0, 3});
+        ck_assert_msg(ag_load_safetensors(path, p) == 0, "header %d: %s", k,
+                      ag_last_error());
+        ck_assert_mem_eq(ag_data(ag_params_find(p, "a")), want, 24);
+        ck_assert_mem_eq(ag_data(ag_params_find(p, "b")), want + 24, 8);
+    }
 }
 END_TEST
 
@@ -759,7 +813,7 @@ START_TEST(test_load_unreadable)
     fill(p, 100);
     expect_load_fails(path_of("nothing.safetensors"), p,
                       "cannot open: No such file or directory");
-    expect_load_fails(dir, p, "is a folder");
+    expect_load_fails(dir, p, "cannot open: Is a directory");
     ck_assert_int_eq(ag_load_safetensors(NULL, p), -1);
     ck_assert_str_eq(ag_last_error(), "ag_load_safetensors: path is NULL");
     ck_assert_int_eq(ag_load_safetensors("x", NULL), -1);
@@ -1059,6 +1113,7 @@ static Suite *safetensors_suite(void)
     tcase_add_loop_test(tc, test_bad_file, 0,
                         (int)(sizeof bad_files / sizeof *bad_files));
     tcase_add_test(tc, test_good_file);
+    tcase_add_test(tc, test_empty_tensor_at_boundaries);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_header_length_too_large);
     tcase_add_test(tc, test_load_unreadable);

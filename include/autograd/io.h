@@ -31,7 +31,9 @@ extern "C" {
  * The save is atomic: it writes a temporary file "<path>.tmp.XXXXXX" in the
  * same folder, fsyncs and closes it, renames it over `path` and fsyncs the
  * folder. An existing file at `path` keeps its permissions; a new file gets
- * mode 0600 (as mkstemp makes it). On a failure before the rename the
+ * mode 0600 (as mkstemp makes it). A symbolic link at `path` is replaced by
+ * the new regular file (which takes the permissions of the link's target);
+ * the target is left as it was. On a failure before the rename the
  * temporary file is removed and a previous file at `path` is left intact;
  * if only the folder's fsync fails, the new file is in place and the error
  * says so.
@@ -51,11 +53,15 @@ AG_API int ag_save_safetensors(const char *path, const ag_params *params,
  * or I32, other safetensors dtypes such as F16, BF16 or I64 being
  * unsupported; a shape of at most AG_MAX_DIMS integers >= 0; offsets
  * [begin, end] within the data, holding exactly the bytes of the dtype and
- * shape, and not overlapping another tensor's), "__metadata__" (if present:
- * an object of strings), then the names (exactly the set's: the error names
- * a missing and an unexpected one) and each tensor's dtype and shape against
- * its parameter's (the error gives both). The order of the tensors in the
- * file does not matter. Returns 0, or -1 and an error
+ * shape), "__metadata__" (if present: an object of strings), the layout of
+ * the data (as strictly as the reference implementation: sorted by offset,
+ * the first tensor begins at 0, each begins where the one before ends and
+ * the last ends at the end of the data, so that no two tensors overlap and
+ * no byte belongs to no tensor; the error names the tensors and offsets),
+ * then the names (exactly the set's: the error names a missing and an
+ * unexpected one) and each tensor's dtype and shape against its
+ * parameter's (the error gives both). The order of the tensors in the
+ * header does not matter. Returns 0, or -1 and an error
  * "ag_load_safetensors: <path>: ...", in which case no parameter has
  * changed. */
 AG_API int ag_load_safetensors(const char *path, ag_params *params);
@@ -78,10 +84,15 @@ AG_API const char *const *ag_load_safetensors_metadata(ag_arena *a,
  * (60000) labels). IDX is the format of MNIST and Fashion-MNIST: two zero
  * bytes, an element type (0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32,
  * 0x0E f64), a dimension count, the sizes as big-endian uint32, then the
- * values, big-endian, row-major. Values are converted as they are (bytes
- * stay 0..255: scale them yourself). AG_I32 is allowed for the integer
- * element types only. The data is read in chunks straight into the tensor,
- * so memory stays at the tensor's size.
+ * values, big-endian, row-major. Values are converted to `dt` with C's
+ * conversions, not scaled (bytes stay 0..255: scale them yourself): exactly
+ * to AG_I32, which is allowed for the integer element types only, and
+ * rounded to nearest to AG_F32 and AG_F64 (so i32 values beyond 2^24 and
+ * f64 values read as AG_F32 may change). A file that starts with gzip's
+ * magic bytes is inflated (one gzip member or several, one after the
+ * other); any other is read as it is. The data is read in chunks straight
+ * into the tensor, so memory stays at the tensor's size. The file may be a
+ * pipe: it is read once.
  *
  * Returns the tensor (owned by `a`), or NULL and an error
  * "ag_load_idx: <path>: ..." for: a NULL arena or path, an unknown dtype, a
@@ -90,10 +101,13 @@ AG_API const char *const *ag_load_safetensors_metadata(ag_arena *a,
  * size of 0, sizes whose element or byte count overflows, a header or data
  * shorter than the header promises (with the bytes expected and got; a
  * plain file too short, or a gzip file too small to hold that much, is
- * refused before anything is allocated), trailing bytes after the data, a
- * corrupt gzip stream (with zlib's reason, a wrong checksum included),
- * AG_I32 for a float element type, an f64 value beyond the f32 range read
- * as AG_F32. */
+ * refused before anything is allocated), trailing bytes after the data
+ * (counted in a plain file; in a gzip stream the reader stops after one
+ * chunk of them and says "at least N"), bytes after the gzip stream that are
+ * not gzip, a gzip stream that ends early or is corrupt (with zlib's
+ * reason, a wrong checksum included), AG_I32 for a float element type, an
+ * f64 value read as AG_F32 that rounds to an infinity (from FLT_MAX plus
+ * half an ulp on; the values below round to at most FLT_MAX). */
 AG_API ag_tensor *ag_load_idx(ag_arena *a, const char *path, ag_dtype dt);
 
 /* Reads a CSV file of numbers into a new 2-D (rows, columns) tensor of
@@ -103,16 +117,22 @@ AG_API ag_tensor *ag_load_idx(ag_arena *a, const char *path, ag_dtype dt);
  * in "\n" or "\r\n" and may be of any length; blank lines (empty or only
  * spaces) are skipped, as is a UTF-8 byte order mark at the start. With
  * `header`, the first non-blank line is column names and is skipped
- * unread. The file is read twice: once to check every
- * field and count the rows, then into the tensor.
+ * unread. The file must be a regular file, as it is read twice: once to
+ * check every field and count the rows, then into the tensor. Values are
+ * read as doubles and converted to `dt` with C's conversions (rounded to
+ * nearest for AG_F32).
  *
  * Returns the tensor (owned by `a`), or NULL and an error
  * "ag_load_csv: <path>: ..." that names the line and column at fault: a
- * field that is not a number (quoted), an empty field, a row whose column
- * count differs from the first row's (both counts), no data rows, a value
- * beyond the range of f64 or f32, for AG_I32 a value that is not an integer
- * or outside the int32 range; also a NULL arena or path, an unknown dtype,
- * a file that cannot be opened or read. */
+ * field that is not a number (quoted: its first 40 bytes, with control
+ * characters and backslashes escaped as in C, "\r", "\x00", "\\"), an
+ * empty field, a row whose column count differs from the first row's (both
+ * counts), no data rows, a value beyond the range of f64, or of f32 (one
+ * that rounds to an infinity as f32: 3.4028235e38 rounds to FLT_MAX and
+ * loads), for AG_I32 a value that is not an integer or outside the int32
+ * range; also a NULL arena or path, an unknown dtype, a file that cannot be
+ * opened or read, one that is not a regular file (a folder, a pipe, a
+ * device). */
 AG_API ag_tensor *ag_load_csv(ag_arena *a, const char *path, ag_dtype dt,
                               bool header);
 

@@ -107,7 +107,8 @@ ag_batcher *ag_batcher_new(ag_arena *a, ag_tensor *x, ag_tensor *y,
 int64_t ag_batcher_count(const ag_batcher *b)
 {
     if (!b) return 0;
-    return b->drop_last ? b->n / b->batch : (b->n + b->batch - 1) / b->batch;
+    /* n >= 1, and n - 1 + batch could overflow for a huge batch */
+    return b->drop_last ? b->n / b->batch : (b->n - 1) / b->batch + 1;
 }
 
 /* A tensor in `step` of the rows of `src` at perm[from .. from+rows). */

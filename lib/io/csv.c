@@ -9,18 +9,18 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define FUNC "ag_load_csv"
 
 /* The byte order mark some programs put at the start of a UTF-8 file. */
 #define UTF8_BOM "\xEF\xBB\xBF"
 
-/* How much of a bad field a message quotes. */
+/* How much of a bad field a message quotes (bytes of the file). */
 #define QUOTE_MAX 40
 
 /* The state of one load. */
@@ -42,14 +42,38 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
+/* Writes the first QUOTE_MAX bytes of s[0, len) to out (4 QUOTE_MAX + 4
+ * bytes), escaped as in C: "\\" for a backslash, "\t" and "\r", "\xNN"
+ * for the other control characters (NUL included); "..." follows when the
+ * field is longer. Other bytes, UTF-8 text among them, stay as they are. */
+static void quote(char *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len && i < QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\' || c == '\t' || c == '\r') {
+            *out++ = '\\';
+            *out++ = c == '\t' ? 't' : c == '\r' ? 'r' : '\\';
+        } else if (c < 0x20 || c == 0x7f) {
+            *out++ = '\\';
+            *out++ = 'x';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        } else {
+            *out++ = (char)c;
+        }
+    }
+    strcpy(out, len > QUOTE_MAX ? "..." : "");
+}
+
 /* Reports a bad field, quoting (the start of) it. */
 static int bad_field(const csv_reader *r, int64_t col, const char *s,
                      size_t len, const char *what)
 {
-    ag__error(FUNC, "%s: line %lld, column %lld: field \"%.*s%s\" %s", r->path,
-              (long long)r->lineno, (long long)col,
-              (int)(len > QUOTE_MAX ? QUOTE_MAX : len), s,
-              len > QUOTE_MAX ? "..." : "", what);
+    char quoted[4 * QUOTE_MAX + 4];
+    quote(quoted, s, len);
+    ag__error(FUNC, "%s: line %lld, column %lld: field \"%s\" %s", r->path,
+              (long long)r->lineno, (long long)col, quoted, what);
     return -1;
 }
 
@@ -74,7 +98,7 @@ static int parse_field(const csv_reader *r, int64_t col, const char *s,
     bool overflow = errno == ERANGE && isinf(*v);
     if (r->dt == AG_F64 && overflow)
         return bad_field(r, col, s, len, "is out of the f64 range");
-    if (r->dt == AG_F32 && (overflow || (isfinite(*v) && fabs(*v) > FLT_MAX)))
+    if (r->dt == AG_F32 && (overflow || ag__f32_overflows(*v)))
         return bad_field(r, col, s, len, "is out of the f32 range");
     if (r->dt == AG_I32 && *v != floor(*v))
         return bad_field(r, col, s, len, "is not an integer (dtype i32)");
@@ -146,7 +170,9 @@ static int check_row(csv_reader *r, int64_t row, int64_t cols)
  * data row; the first pass sets rows, cols and first_row. */
 static int read_pass(csv_reader *r)
 {
-    rewind(r->f);
+    if (fseek(r->f, 0, SEEK_SET))
+        return ag__file_syserror(FUNC, r->path, errno,
+                                 "cannot seek back to the start");
     r->lineno = 0;
     bool skip_header = r->header;
     int64_t row = 0;
@@ -167,11 +193,10 @@ static int read_pass(csv_reader *r)
         if (cols < 0 || check_row(r, row, cols)) return -1;
         row++;
     }
-    if (!feof(r->f)) {
-        ag__error(FUNC, "%s: read error after line %lld: %s", r->path,
-                  (long long)r->lineno, strerror(errno));
-        return -1;
-    }
+    if (!feof(r->f))
+        return ag__file_syserror(FUNC, r->path, errno,
+                                 "read error after line %lld",
+                                 (long long)r->lineno);
     if (!r->t) r->rows = row;
     if (r->t && row != r->rows) {
         ag__error(FUNC, "%s: the file changed while being read", r->path);
@@ -202,8 +227,7 @@ static ag_tensor *read_in_c_locale(csv_reader *r, ag_arena *a)
 {
     locale_t c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (!c_numeric) {
-        ag__error(FUNC, "%s: cannot make the C locale: %s", r->path,
-                  strerror(errno));
+        ag__file_syserror(FUNC, r->path, errno, "cannot make the C locale");
         return NULL;
     }
     locale_t previous = uselocale(c_numeric);
@@ -216,10 +240,19 @@ static ag_tensor *read_in_c_locale(csv_reader *r, ag_arena *a)
 ag_tensor *ag_load_csv(ag_arena *a, const char *path, ag_dtype dt, bool header)
 {
     if (ag__check_reader_args(FUNC, a, path, dt)) return NULL;
+    struct stat st;
+    int fd = ag__open_read(FUNC, path, &st);
+    if (fd < 0) return NULL;
     csv_reader r = {.path = path, .dt = dt, .header = header};
-    r.f = fopen(path, "r");
+    r.f = S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
     if (!r.f) {
-        ag__error(FUNC, "%s: cannot open: %s", path, strerror(errno));
+        if (S_ISREG(st.st_mode))
+            ag__file_syserror(FUNC, path, errno, "cannot open");
+        else
+            ag__file_error(FUNC, path,
+                           "is not a regular file (the reader reads it "
+                           "twice, which a pipe or device does not allow)");
+        close(fd);
         return NULL;
     }
     ag_tensor *t = read_in_c_locale(&r, a);

@@ -73,20 +73,30 @@ int ag__check_reader_args(const char *func, const ag_arena *a, const char *path,
     return 0;
 }
 
+int ag__open_read(const char *func, const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ag__file_syserror(func, path, errno, "cannot open");
+    int err = fstat(fd, st) ? errno : 0;
+    if (err || S_ISDIR(st->st_mode)) {
+        close(fd);
+        return ag__file_syserror(func, path, err ? err : EISDIR,
+                                 err ? "cannot stat" : "cannot open");
+    }
+    return fd;
+}
+
 int ag__read_file(const char *func, const char *path, unsigned char **data,
                   size_t *size)
 {
     *data = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ag__file_syserror(func, path, errno, "cannot open");
     struct stat st;
+    int fd = ag__open_read(func, path, &st);
+    if (fd < 0) return -1;
     int rc = -1;
-    if (fstat(fd, &st)) {
-        ag__file_syserror(func, path, errno, "cannot stat");
-    } else if (!S_ISREG(st.st_mode)) {
-        ag__file_error(func, path, "is %s",
-                       S_ISDIR(st.st_mode) ? "a folder" : "not a regular file");
+    if (!S_ISREG(st.st_mode)) {
+        ag__file_error(func, path, "is not a regular file");
     } else if ((uintmax_t)st.st_size > SIZE_MAX) {
         ag__file_error(func, path, "is too large to read (%lld bytes)",
                        (long long)st.st_size);

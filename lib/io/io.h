@@ -7,6 +7,8 @@
 
 #include "../internal.h"
 
+#include <math.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -21,6 +23,20 @@ int ag__file_error(const char *func, const char *path, const char *fmt, ...)
 int ag__file_syserror(const char *func, const char *path, int err,
                       const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Whether the finite double v becomes an infinity when converted to float:
+ * |v| >= FLT_MAX + half an ulp (0x1.ffffffp127), the values that round to
+ * nearest up to 2^128. Values below (3.4028235e38 included, as NumPy and
+ * PyTorch print FLT_MAX) round to at most FLT_MAX. */
+static inline bool ag__f32_overflows(double v)
+{
+    return isfinite(v) && fabs(v) >= 0x1.ffffffp127;
+}
+
+/* Opens `path` read-only and fstats it into *st. Returns the descriptor
+ * (the caller closes it), or -1 and an error reported as func: "cannot
+ * open: <the system's reason>" (for a folder too) or "cannot stat: ...". */
+int ag__open_read(const char *func, const char *path, struct stat *st);
 
 /* Checks what every reader is given: an arena, a path, a known dtype.
  * Returns 0, or -1 and an error reported as func. */

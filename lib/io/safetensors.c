@@ -15,6 +15,7 @@
 #include "io.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdlib.h>
 
 #define METADATA_KEY "__metadata__"
@@ -431,26 +432,69 @@ static int by_begin(const void *pa, const void *pb)
     return (a->end > b->end) - (a->end < b->end);
 }
 
-/* Checks that no two tensors share a byte (sorting the entries by offset;
- * empty tensors hold no bytes). */
-static int check_overlaps(st_file *f)
+/* Reports that bytes [from, to) of the data belong to no tensor, and
+ * where they lie (`fmt`, naming the tensors around them). */
+__attribute__((format(printf, 4, 5))) static int
+uncovered(const st_file *f, uint64_t from, uint64_t to, const char *fmt, ...)
+{
+    char where[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(where, sizeof where, fmt, ap);
+    va_end(ap);
+    return ag__file_error(f->func, f->path,
+                          "bytes [%llu, %llu) of the data belong to no "
+                          "tensor: %s",
+                          (unsigned long long)from, (unsigned long long)to,
+                          where);
+}
+
+/* Checks that entry e begins where prev (NULL for the first) ends. */
+static int check_follows(const st_file *f, const st_entry *prev,
+                         const st_entry *e)
+{
+    unsigned long long at = prev ? prev->end : 0, b = e->begin, n = e->end;
+    if (b == at) return 0;
+    if (!prev)
+        return uncovered(f, 0, b,
+                         "the first, \"%s\" [%llu, %llu], does not begin at 0",
+                         e->name, b, n);
+    unsigned long long pb = prev->begin;
+    if (b > at)
+        return uncovered(f, at, b,
+                         "a gap between \"%s\" [%llu, %llu] and \"%s\" "
+                         "[%llu, %llu]",
+                         prev->name, pb, at, e->name, b, n);
+    if (b == n)
+        return ag__file_error(f->func, f->path,
+                              "tensor \"%s\" [%llu, %llu] lies inside \"%s\" "
+                              "[%llu, %llu]",
+                              e->name, b, n, prev->name, pb, at);
+    return ag__file_error(f->func, f->path,
+                          "tensors \"%s\" [%llu, %llu] and \"%s\" [%llu, "
+                          "%llu] overlap",
+                          prev->name, pb, at, e->name, b, n);
+}
+
+/* Checks, as the reference implementation does, that the tensors cover the
+ * data exactly: sorted by offsets, the first begins at 0, each begins where
+ * the one before ends (no overlap, no gap; a tensor without elements may
+ * sit between two others or at either end), and the last ends at the end
+ * of the data. */
+static int check_layout(st_file *f)
 {
     if (f->count)
         qsort(f->entries, (size_t)f->count, sizeof *f->entries, by_begin);
-    const st_entry *prev = NULL;
-    for (int i = 0; i < f->count; i++) {
-        const st_entry *e = &f->entries[i];
-        if (e->begin == e->end) continue;
-        if (prev && e->begin < prev->end)
-            return ag__file_error(
-                f->func, f->path,
-                "tensors \"%s\" [%llu, %llu] and \"%s\" [%llu, %llu] overlap",
-                prev->name, (unsigned long long)prev->begin,
-                (unsigned long long)prev->end, e->name,
-                (unsigned long long)e->begin, (unsigned long long)e->end);
-        prev = e;
-    }
-    return 0;
+    for (int i = 0; i < f->count; i++)
+        if (check_follows(f, i ? &f->entries[i - 1] : NULL, &f->entries[i]))
+            return -1;
+    const st_entry *last = f->count ? &f->entries[f->count - 1] : NULL;
+    uint64_t end = last ? last->end : 0;
+    if (end == f->data_size) return 0;
+    if (!last) return uncovered(f, 0, f->data_size, "the header lists none");
+    return uncovered(f, end, f->data_size,
+                     "they follow the last, \"%s\" [%llu, %llu]", last->name,
+                     (unsigned long long)last->begin, (unsigned long long)end);
 }
 
 /* Reads and checks the file at path; st_close frees what it holds, also
@@ -458,7 +502,7 @@ static int check_overlaps(st_file *f)
 static int st_open(st_file *f, const char *func, const char *path)
 {
     *f = (st_file){.func = func, .path = path};
-    return read_header(f) || parse_entries(f) || check_overlaps(f) ? -1 : 0;
+    return read_header(f) || parse_entries(f) || check_layout(f) ? -1 : 0;
 }
 
 static void st_close(st_file *f)
