@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define AG_VERSION_MAJOR 0
-#define AG_VERSION_MINOR 1
+#define AG_VERSION_MINOR 2
 #define AG_VERSION_PATCH 0
 
 /* The most dimensions a tensor can have. */
