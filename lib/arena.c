@@ -10,6 +10,25 @@
 
 #include <stdlib.h>
 
+/* Under AddressSanitizer the unused part of every block is poisoned, so
+ * that reading or writing past the end of a tensor is reported even though
+ * the bytes belong to the arena's malloc'd block. */
+#if defined(__SANITIZE_ADDRESS__)
+#define AG_ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG_ARENA_ASAN 1
+#endif
+#endif
+#ifdef AG_ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define ARENA_MIN_BLOCK ((size_t)1 << 16)
 #define ARENA_ALIGN 64
 
@@ -44,6 +63,7 @@ static block *block_new(size_t size)
     b->next = NULL;
     b->size = size;
     b->used = 0;
+    POISON(block_base(b), size);
     return b;
 }
 
@@ -64,6 +84,7 @@ static void *block_take(block *b, size_t size, size_t align)
     size_t start = (b->used + align - 1) & ~(align - 1);
     if (start > b->size || size > b->size - start) return NULL;
     b->used = start + size;
+    UNPOISON(block_base(b) + start, size);
     return block_base(b) + start;
 }
 
@@ -112,7 +133,10 @@ void ag_arena_reset(ag_arena *a)
             a->first = merged;
         }
     }
-    for (block *b = a->first; b; b = b->next) b->used = 0;
+    for (block *b = a->first; b; b = b->next) {
+        b->used = 0;
+        POISON(block_base(b), b->size);
+    }
     a->current = a->first;
 }
 
