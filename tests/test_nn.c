@@ -4,8 +4,9 @@
  * matmul + transpose + add graph, Linear layers, ag_activate, MLPs (names,
  * forward against a hand-built graph, dropout in training and evaluation
  * mode, seeds), agreement with PyTorch (fixtures/nn_torch.h, made by
- * fixtures/make_nn_fixture.py), ag_gelu, ag_leaky_relu, ag_argmax and
- * ag_dropout. */
+ * fixtures/make_nn_fixture.py), ag_gelu, ag_leaky_relu (and its gradient
+ * at 0), ag_argmax and ag_dropout; ag_linear with frozen inputs and sizes
+ * past BLAS's int. */
 #include <autograd.h>
 
 #include "fixtures/nn_torch.h"
@@ -732,6 +733,37 @@ START_TEST(test_linear_matches_unfused)
 }
 END_TEST
 
+/* Only one of x, W and b requires a gradient (a frozen layer, or a frozen
+ * input): the others get no gradient buffer, and the one that does matches
+ * the unfused graph. */
+START_TEST(test_linear_frozen_inputs)
+{
+    const int64_t xshape[2] = {3, 4};
+    for (int which = 0; which < 3; which++) {
+        ag_arena *a = ag_arena_new();
+        linear_leaves f = make_leaves(a, AG_F64, 2, xshape, true);
+        linear_leaves u = make_leaves(a, AG_F64, 2, xshape, true);
+        for (int k = 0; k < 2; k++) {
+            linear_leaves *l = k ? &u : &f;
+            ag_requires_grad(l->x, which == 0);
+            ag_requires_grad(l->w, which == 1);
+            ag_requires_grad(l->b, which == 2);
+        }
+        backward(weighted_sum(a, must(ag_linear(a, f.x, f.w, f.b), "linear")));
+        backward(weighted_sum(a, unfused_linear(a, u.x, u.w, u.b)));
+        ag_tensor *fl[3] = {f.x, f.w, f.b}, *ul[3] = {u.x, u.w, u.b};
+        for (int k = 0; k < 3; k++)
+            if (k == which)
+                expect_close("grad", ag_grad(fl[k]), ag_grad(ul[k]), 1e-12);
+            else
+                ck_assert_msg(ag_grad(fl[k]) == NULL,
+                              "leaf %d got a gradient (only %d requires one)",
+                              k, which);
+        ag_arena_free(a);
+    }
+}
+END_TEST
+
 START_TEST(test_linear_edge_cases)
 {
     ag_arena *a = ag_arena_new();
@@ -788,6 +820,24 @@ START_TEST(test_linear_errors)
                 "(1,5,4)");
     EXPECT_NULL(ag_linear(a, ag_zeros(a, AG_F64, 0, NULL), w, b), "ag_linear",
                 "()");
+    /* a 0-d x has no last dimension to match, even against in = 0 or 1 */
+    EXPECT_NULL(ag_linear(a, ag_zeros(a, AG_F32, 0, NULL),
+                          ag_zeros(a, AG_F32, 2, SHAPE(3, 0)), NULL),
+                "ag_linear", "x () and weight (3,0) do not match");
+    EXPECT_NULL(ag_linear(a, ag_zeros(a, AG_F64, 0, NULL),
+                          ag_zeros(a, AG_F64, 2, SHAPE(3, 1)), NULL),
+                "ag_linear", "x () and weight (3,1) do not match");
+    /* sizes past BLAS's int (checked before anything is allocated) */
+    int64_t big = (int64_t)INT32_MAX + 1;
+    EXPECT_NULL(ag_linear(a, ag_zeros(a, AG_F64, 2, SHAPE(big, 0)),
+                          ag_zeros(a, AG_F64, 2, SHAPE(0, 0)), NULL),
+                "ag_linear", "(2147483648,0) @ (0,0)^T exceeds the BLAS limit");
+    EXPECT_NULL(ag_linear(a, ag_zeros(a, AG_F64, 2, SHAPE(0, big)),
+                          ag_zeros(a, AG_F64, 2, SHAPE(0, big)), NULL),
+                "ag_linear", "exceeds the BLAS limit");
+    EXPECT_NULL(ag_linear(a, ag_zeros(a, AG_F64, 2, SHAPE(1, 0)),
+                          ag_zeros(a, AG_F64, 2, SHAPE(big, 0)), NULL),
+                "ag_linear", "exceeds the BLAS limit");
     EXPECT_NULL(ag_linear(a, x, w, WAVE(a, AG_F64, 0, 4)), "ag_linear",
                 "bias (4)", "(5,4)", "(5)");
     EXPECT_NULL(ag_linear(a, x, w, WAVE(a, AG_F64, 0, 1, 5)), "ag_linear",
@@ -1358,6 +1408,25 @@ START_TEST(test_torch_activations)
 }
 END_TEST
 
+/* Leaky ReLU's gradient is 1 for x > 0 and the slope otherwise, at x = 0
+ * too (as in PyTorch, whose backward tests x > 0). */
+START_TEST(test_leaky_relu_gradient_at_zero)
+{
+    ag_arena *a = ag_arena_new();
+    for (int k = 0; k < 2; k++) {
+        const double v[4] = {-2, 0, -0.0, 3};
+        ag_tensor *x = ag_zeros(a, float_types[k], 1, SHAPE(4));
+        for (int i = 0; i < 4; i++) tensor_set(x, i, v[i]);
+        ag_requires_grad(x, true);
+        backward(must(ag_sum(a, ag_leaky_relu(a, x, 0.25), AG_ALL, false),
+                      "leaky_relu"));
+        expect_values("grad", ag_grad(x), (double[]){0.25, 0.25, 0.25, 1}, 4,
+                      0);
+    }
+    ag_arena_free(a);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* ag_argmax                                                           */
 /* ------------------------------------------------------------------ */
@@ -1474,6 +1543,11 @@ START_TEST(test_argmax_errors)
                 "ag_argmax", "(3,0)", "empty");
     EXPECT_NULL(ag_argmax(a, ag_zeros(a, AG_F32, 2, SHAPE(0, 3)), 0),
                 "ag_argmax", "(0,3)", "empty");
+    /* an axis longer than i32 indices reach (no elements, so no memory) */
+    int64_t big = (int64_t)INT32_MAX + 1;
+    EXPECT_NULL(ag_argmax(a, ag_zeros(a, AG_F32, 2, SHAPE(big, 0)), 0),
+                "ag_argmax", "axis 0 of shape (2147483648,0)",
+                "too long for i32 indices");
     EXPECT_NULL(ag_argmax(a, x, 2), "ag_argmax", "axis 2", "(3,4)");
     EXPECT_NULL(ag_argmax(a, x, -3), "ag_argmax", "axis -3");
     EXPECT_NULL(ag_argmax(a, x, AG_ALL), "ag_argmax", "AG_ALL");
@@ -1621,6 +1695,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, test_init_seeds);
     tcase_add_test(tc, test_init_errors);
     tcase_add_test(tc, test_linear_matches_unfused);
+    tcase_add_test(tc, test_linear_frozen_inputs);
     tcase_add_test(tc, test_linear_edge_cases);
     tcase_add_test(tc, test_linear_errors);
     tcase_add_test(tc, test_linear_layer_new);
@@ -1635,6 +1710,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, test_mlp_errors);
     tcase_add_test(tc, test_torch_mlp);
     tcase_add_test(tc, test_torch_activations);
+    tcase_add_test(tc, test_leaky_relu_gradient_at_zero);
     tcase_add_test(tc, test_argmax_2d);
     tcase_add_test(tc, test_argmax_3d);
     tcase_add_test(tc, test_argmax_errors);

@@ -3,10 +3,12 @@
  * set), metadata, the byte layout parsed independently of the reader, a file
  * written by PyTorch (tests/fixtures/arange.safetensors) that the writer
  * reproduces byte for byte, every kind of bad file (each leaving the
- * parameters unchanged), save errors and injected failures of write, fsync,
- * close and rename (each leaving a previous file intact and no temporary
- * file). Files go to a fresh folder under /tmp, removed after each test
- * that passes (a failing test leaves its folder to look at). */
+ * parameters unchanged; also a header over the size limit, a file that is
+ * not regular, a parameter named "__metadata__"), save errors and injected
+ * failures of write (also one that makes no progress), fsync, close and
+ * rename (each leaving a previous file intact and no temporary file). Files go
+ * to a fresh folder under /tmp, removed after each test that passes (a failing
+ * test leaves its folder to look at). */
 #define _POSIX_C_SOURCE 200809L
 #include <autograd.h>
 
@@ -684,6 +686,11 @@ static const struct {
      "set"},
     {"rank mismatch", "{" A_WITH("F32", "[6]", "[0,24]") "," B_OK "}", 32,
      "tensor \"a\" is F32 (6) in the file but F32 (2,3)"},
+    {"rank mismatch, same leading size",
+     "{" A_WITH("F32", "[2]", "[0,8]") ",\"b\":{\"dtype\":\"F32\","
+                                       "\"shape\":[2],\"data_offsets\":"
+                                       "[8,16]}}",
+     16, "tensor \"a\" is F32 (2) in the file but F32 (2,3)"},
     {"metadata not an object", "{\"__metadata__\":[]," A_OK "," B_OK "}", 32,
      "__metadata__ is an array, not an object"},
     {"metadata value not a string",
@@ -705,6 +712,20 @@ START_TEST(test_bad_file)
                   ag_last_error(), bad_files[_i].want);
     expect_error("ag_load_safetensors", path, bad_files[_i].want);
     expect_filled(p, 100);
+}
+END_TEST
+
+/* A parameter named "__metadata__" (which no file can hold) is missing
+ * from every file, also from one that has metadata under that key. */
+START_TEST(test_load_parameter_named_metadata)
+{
+    const char *path = path_of("meta.safetensors");
+    write_st(path, "{\"__metadata__\":{\"k\":\"v\"}," A_OK "," B_OK "}", 32);
+    ag_params *p = ab_set();
+    add(p, "__metadata__", AG_F32, 1, (int64_t[]){1});
+    fill(p, 100);
+    expect_load_fails(path, p,
+                      "no tensor \"__metadata__\" in the file (1 missing)");
 }
 END_TEST
 
@@ -807,6 +828,25 @@ START_TEST(test_header_length_too_large)
 }
 END_TEST
 
+/* A header length over the reference limit of 100,000,000 bytes, with
+ * that many bytes in the file (a sparse file), is refused before parsing. */
+START_TEST(test_header_length_over_limit)
+{
+    const char *path = path_of("huge.safetensors");
+    ag_params *p = ab_set();
+    fill(p, 100);
+    const uint64_t n = 100000001;
+    unsigned char head[10];
+    for (int j = 0; j < 8; j++) head[j] = (unsigned char)(n >> 8 * j);
+    memcpy(head + 8, "{}", 2);
+    write_bytes(path, head, sizeof head);
+    ck_assert_int_eq(truncate(path, (off_t)(8 + n)), 0);
+    expect_load_fails(path, p,
+                      "header length 100000001 is over the limit of "
+                      "100000000 bytes");
+}
+END_TEST
+
 START_TEST(test_load_unreadable)
 {
     ag_params *p = ab_set();
@@ -814,6 +854,7 @@ START_TEST(test_load_unreadable)
     expect_load_fails(path_of("nothing.safetensors"), p,
                       "cannot open: No such file or directory");
     expect_load_fails(dir, p, "cannot open: Is a directory");
+    expect_load_fails("/dev/null", p, "is not a regular file");
     ck_assert_int_eq(ag_load_safetensors(NULL, p), -1);
     ck_assert_str_eq(ag_last_error(), "ag_load_safetensors: path is NULL");
     ck_assert_int_eq(ag_load_safetensors("x", NULL), -1);
@@ -1068,6 +1109,33 @@ static ssize_t interrupted_write(int fd, const void *buf, size_t n)
     return write(fd, buf, n);
 }
 
+/* write() returning 0 for a non-empty buffer (no progress, no errno) is an
+ * error, not a loop. (After 100 calls it fails for real, so that a writer
+ * that retries shows as a wrong count instead of a hang.) */
+static ssize_t stuck_write(int fd, const void *buf, size_t n)
+{
+    (void)fd;
+    (void)buf;
+    (void)n;
+    if (++calls <= 100) return 0;
+    errno = EIO;
+    return -1;
+}
+
+START_TEST(test_write_makes_no_progress)
+{
+    old_file o = make_old();
+    calls = 0;
+    ag__io_calls.write = stuck_write;
+    ck_assert_int_eq(ag_save_safetensors(o.path, o.params, NULL), -1);
+    ck_assert_int_eq(calls, 1);
+    expect_error("ag_save_safetensors", o.path,
+                 "cannot write the temporary file: Input/output error");
+    ag__io_calls = ag__io_calls_default;
+    expect_old_intact(&o);
+}
+END_TEST
+
 START_TEST(test_short_and_interrupted_writes)
 {
     old_file o = make_old();
@@ -1113,9 +1181,11 @@ static Suite *safetensors_suite(void)
     tcase_add_loop_test(tc, test_bad_file, 0,
                         (int)(sizeof bad_files / sizeof *bad_files));
     tcase_add_test(tc, test_good_file);
+    tcase_add_test(tc, test_load_parameter_named_metadata);
     tcase_add_test(tc, test_empty_tensor_at_boundaries);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_header_length_too_large);
+    tcase_add_test(tc, test_header_length_over_limit);
     tcase_add_test(tc, test_load_unreadable);
     suite_add_tcase(s, tc);
 
@@ -1129,6 +1199,7 @@ static Suite *safetensors_suite(void)
                         (int)(sizeof injected / sizeof *injected));
     tcase_add_test(tc, test_injected_folder_fsync);
     tcase_add_test(tc, test_folder_fsync_einval);
+    tcase_add_test(tc, test_write_makes_no_progress);
     tcase_add_test(tc, test_short_and_interrupted_writes);
     suite_add_tcase(s, tc);
     return s;

@@ -1,13 +1,15 @@
 /* test_tools.c: the research toolkit of autograd/tools.h: user-defined
  * functions (values and gradients in f32 and f64 against closed forms, use
  * twice in one graph, mixing with built-in ops, an input without gradient,
- * failing and malformed forwards and backwards), the gradient checker (it
+ * the most inputs, failing and malformed forwards and backwards, results
+ * next to an input in memory), the gradient checker (it
  * passes on correct functions and built-in ops, and finds a backward wrong
  * by 1e-3 in one Jacobian entry, naming that entry, in full, projection and
- * sampled modes; it leaves its inputs alone and refuses what it cannot
- * check), anomaly detection (NaN in a forward, infinity only in a backward,
- * off by default and per thread) and the DOT writer (the exact text of a
- * small graph, a user function's name, a million-op chain, errors). */
+ * sampled modes; its tolerance and which entry it reports; it leaves its
+ * inputs alone and refuses what it cannot check), anomaly detection (NaN in a
+ * forward, infinity only in a backward, off by default and per thread) and the
+ * DOT writer (the exact text of a small graph, a user function's name, a
+ * million-op chain, errors). */
 #include <autograd.h>
 
 #include "internal.h" /* tensor marks, for the DOT walk's clean-up */
@@ -358,8 +360,17 @@ START_TEST(test_function_backward_fails)
     ck_assert_int_eq(ag_backward(loss), -1);
     ck_assert_str_eq(ag_last_error(), "failing: cannot differentiate at 42");
     ck_assert(ag_is_grad_enabled());
-    y = ag_function_apply(a, &silent, 1, &x, NULL);
+    /* with anomaly detection on too: the failure is not checked over */
+    ag_set_anomaly_detection(true);
+    y = ag_function_apply(a, &failing, 1, &x, NULL);
     ck_assert_int_eq(ag_backward(ag_sum(a, y, AG_ALL, false)), -1);
+    ck_assert_str_eq(ag_last_error(), "failing: cannot differentiate at 42");
+    ag_set_anomaly_detection(false);
+    /* an error left from before ag_backward is not taken for silent's */
+    y = ag_function_apply(a, &silent, 1, &x, NULL);
+    loss = ag_sum(a, y, AG_ALL, false);
+    ck_assert_ptr_null(ag_exp(a, NULL));
+    ck_assert_int_eq(ag_backward(loss), -1);
     expect_error_has("silent: ", "backward returned 3");
     /* the graph's marks were cleared: a good graph still runs */
     backward_ok(
@@ -503,8 +514,90 @@ START_TEST(test_function_bad_forward)
         ck_assert_msg(strncmp(ag_last_error(), want[k], strlen(want[k])) == 0,
                       "got '%s', want '%s...'", ag_last_error(), want[k]);
     }
+    /* an error left from before the call is not taken for forward's */
+    st.kind = RET_NULL;
+    ck_assert_ptr_null(ag_exp(a, NULL));
+    ck_assert_ptr_null(ag_function_apply(a, &bad, 1, &x, &st));
+    ck_assert_str_eq(ag_last_error(), want[RET_NULL]);
     ck_assert_ptr_null(ag_grad(x));
     ag_arena_free(st.other);
+    ag_arena_free(a);
+}
+END_TEST
+
+/* sum4(a, b, c, d) = a + b + c + d: a function of the most inputs there
+ * may be; ag_function_input has no input past the last. */
+static ag_tensor *sum4_forward(ag_function_ctx *ctx, ag_arena *a,
+                               ag_tensor *const *in, int n)
+{
+    (void)ctx;
+    ck_assert_int_eq(n, AG_FUNCTION_MAX_INPUTS);
+    return ag_add(a, ag_add(a, in[0], in[1]), ag_add(a, in[2], in[3]));
+}
+
+static int sum4_backward(ag_function_ctx *ctx, const ag_tensor *g,
+                         ag_tensor *const *grad_in)
+{
+    ck_assert_ptr_nonnull(ag_function_input(ctx, AG_FUNCTION_MAX_INPUTS - 1));
+    ck_assert_ptr_null(ag_function_input(ctx, AG_FUNCTION_MAX_INPUTS));
+    for (int k = 0; k < AG_FUNCTION_MAX_INPUTS; k++)
+        for (int64_t i = 0; grad_in[k] && i < ag_numel(g); i++)
+            tensor_set(grad_in[k], i,
+                       tensor_at(grad_in[k], i) + tensor_at(g, i));
+    return 0;
+}
+
+START_TEST(test_function_most_inputs)
+{
+    static const ag_function sum4 = {"sum4", sum4_forward, sum4_backward};
+    ck_assert_int_eq(AG_FUNCTION_MAX_INPUTS, 4);
+    ag_arena *a = ag_arena_new();
+    ag_tensor *in[4] = {t23(a, X6, true), t23(a, Y6, true), t23(a, Z6, false),
+                        t23(a, X6, true)};
+    ag_tensor *y = ag_function_apply(a, &sum4, 4, in, NULL);
+    ck_assert_msg(y != NULL, "%s", ag_last_error());
+    for (int64_t i = 0; i < 6; i++)
+        ck_assert_double_eq_tol(tensor_at(y, i), 2 * X6[i] + Y6[i] + Z6[i],
+                                1e-15);
+    backward_ok(ag_sum(a, y, AG_ALL, false));
+    for (int k = 0; k < 4; k++)
+        for (int64_t i = 0; k != 2 && i < 6; i++)
+            ck_assert_double_eq(tensor_at(ag_grad(in[k]), i), 1);
+    ck_assert_ptr_null(ag_grad(in[2]));
+    ag_arena_free(a);
+}
+END_TEST
+
+/* A forward whose result's values start `*offset` values into the buffer
+ * that its input's values start (a buffer of 12 doubles, set by the test). */
+static ag_tensor *neighbour_forward(ag_function_ctx *ctx, ag_arena *a,
+                                    ag_tensor *const *in, int n)
+{
+    (void)n;
+    const int64_t *offset = ag_function_user(ctx);
+    ag_tensor *y = ag_zeros(a, AG_F64, 2, ag_shape(in[0]));
+    if (y) y->data = (double *)in[0]->data + *offset;
+    return y;
+}
+
+/* Values right after the input's in memory share none of them and are
+ * accepted; values that overlap the input's last one are a view. */
+START_TEST(test_function_result_next_to_input)
+{
+    static const ag_function neighbour = {"neighbour", neighbour_forward,
+                                          swish_backward};
+    ag_arena *a = ag_arena_new();
+    ag_tensor *buffer = ag_zeros(a, AG_F64, 1, (int64_t[]){12});
+    ag_tensor *x = t23(a, X6, true);
+    x->data = buffer->data; /* x's values: the first 6 of the buffer */
+    int64_t offset = 6;
+    ck_assert_msg(ag_function_apply(a, &neighbour, 1, &x, &offset) != NULL,
+                  "%s", ag_last_error());
+    offset = 5;
+    ck_assert_ptr_null(ag_function_apply(a, &neighbour, 1, &x, &offset));
+    expect_error_has("neighbour: forward returned a tensor sharing the "
+                     "values of an input",
+                     NULL);
     ag_arena_free(a);
 }
 END_TEST
@@ -643,6 +736,33 @@ START_TEST(test_gradcheck_finds_the_wrong_entry)
 }
 END_TEST
 
+/* The tolerance is atol + rtol |numeric|, not |analytic|: with atol 0 the
+ * entry wrong by 1e-3 (analytic -0.399, numeric -0.4) passes for an rtol
+ * between 1e-3 / 0.4 and 1e-3 / 0.399, and fails for a smaller one. A
+ * passing report keeps that entry, the closest to failing, not one of the
+ * exact zero entries (no error against no tolerance). */
+START_TEST(test_gradcheck_tolerance_of_numeric)
+{
+    ag_arena *a = ag_arena_new();
+    ag_tensor *in[3] = {t23(a, X6, true), t23(a, Y6, true), t23(a, Z6, true)};
+    fma3_state st = {.wrong_element = 4};
+    ag_gradcheck_options o = ag_gradcheck_defaults();
+    o.atol = 0;
+    o.rtol = 1e-3 / 0.3995;
+    ag_gradcheck_report r;
+    ck_assert_int_eq(ag_gradcheck(gc_fma3, 3, in, &st, &o, &r), 0);
+    ck_assert(r.passed);
+    ck_assert_int_eq(r.input, 1);
+    ck_assert_int_eq(r.element, 4);
+    ck_assert_int_eq(r.output_element, 4);
+    ck_assert_double_eq_tol(r.abs_error, 1e-3, 1e-8);
+    o.rtol = 1e-3 / 0.4005;
+    ck_assert_int_eq(ag_gradcheck(gc_fma3, 3, in, &st, &o, &r), 1);
+    ck_assert_int_eq(r.element, 4);
+    ag_arena_free(a);
+}
+END_TEST
+
 /* Projection mode and sampling find it too; sampling is seeded. */
 START_TEST(test_gradcheck_projection_and_sampling_fail)
 {
@@ -750,7 +870,9 @@ START_TEST(test_gradcheck_leaves_inputs_alone)
         memcpy(values[i], ag_data(in[i]), sizeof values[i]);
     for (int i = 0; i < 2; i++)
         memcpy(before[i], ag_data(ag_grad(in[i])), sizeof before[i]);
-    ck_assert_int_eq(ag_gradcheck(gc_fma3, 3, in, NULL, NULL, NULL), 0);
+    ag_gradcheck_report r;
+    ck_assert_int_eq(ag_gradcheck(gc_fma3, 3, in, NULL, NULL, &r), 0);
+    ck_assert_int_eq(r.checked, 6 * 12); /* in[2] is not checked */
     for (int i = 0; i < 3; i++)
         ck_assert_mem_eq(ag_data(in[i]), values[i], sizeof values[i]);
     for (int i = 0; i < 2; i++) {
@@ -764,8 +886,9 @@ START_TEST(test_gradcheck_leaves_inputs_alone)
 }
 END_TEST
 
-/* Functions for the refusals; kind 1 fails, 2 changes its shape and 3
- * gives integers as soon as the checker moves an element. */
+/* Functions for the refusals; kind 1 fails, 2 and 4 change its shape (4
+ * keeping the leading size) and 3 gives integers as soon as the checker
+ * moves an element. */
 static ag_tensor *gc_unruly(ag_arena *a, ag_tensor *const *x, int n, void *u)
 {
     (void)n;
@@ -778,6 +901,8 @@ static ag_tensor *gc_unruly(ag_arena *a, ag_tensor *const *x, int n, void *u)
         return ag_sum(a, x[0], 0, false);
     case 3:
         return ag_zeros(a, AG_I32, 2, (int64_t[]){2, 3});
+    case 4:
+        return ag_sum(a, x[0], 1, false);
     default:
         return ag_scale(a, x[0], 2);
     }
@@ -794,7 +919,9 @@ START_TEST(test_gradcheck_refuses)
     expect_error_has("ag_gradcheck: input 0 is f32", "f64");
     ck_assert(!r.passed);
     ck_assert_int_eq(ag_gradcheck(NULL, 1, &x, NULL, NULL, NULL), -1);
+    expect_error_has("ag_gradcheck: ", "got f NULL, 1 inputs");
     ck_assert_int_eq(ag_gradcheck(gc_swish, 0, &x, NULL, NULL, NULL), -1);
+    expect_error_has("ag_gradcheck: ", "1 to 4 inputs, got f, 0 inputs");
     ck_assert_int_eq(ag_gradcheck(gc_swish, 5, five, NULL, NULL, NULL), -1);
     expect_error_has("ag_gradcheck: ", "1 to 4 inputs");
     ck_assert_int_eq(ag_gradcheck(gc_swish, 1, &c, NULL, NULL, NULL), -1);
@@ -806,11 +933,16 @@ START_TEST(test_gradcheck_refuses)
     o.eps = 0;
     ck_assert_int_eq(ag_gradcheck(gc_swish, 1, &x, NULL, &o, NULL), -1);
     expect_error_has("ag_gradcheck: options", "eps 0");
+    o = ag_gradcheck_defaults();
+    o.max_elements = -1;
+    ck_assert_int_eq(ag_gradcheck(gc_swish, 1, &x, NULL, &o, NULL), -1);
+    expect_error_has("ag_gradcheck: options", "max_elements -1 (>= 0)");
     /* f fails, changes its shape, gives integers once an element moves */
     const char *want[] = {NULL, "f failed with input 0 element 0 +eps: ag_log",
                           "f's output changed shape from (2,3) to (3)",
-                          "f's output is i32 (2,3); it must be f64"};
-    for (int k = 1; k <= 3; k++) {
+                          "f's output is i32 (2,3); it must be f64",
+                          "f's output changed shape from (2,3) to (2)"};
+    for (int k = 1; k <= 4; k++) {
         ck_assert_int_eq(ag_gradcheck(gc_unruly, 1, &x, &k, NULL, NULL), -1);
         expect_error_has("ag_gradcheck: ", want[k]);
     }
@@ -837,6 +969,16 @@ START_TEST(test_gradcheck_constant_function)
     ck_assert_int_eq(r.checked, 12);
     ck_assert_double_eq(r.analytic, 0);
     ck_assert_double_eq(r.numeric, 0);
+    /* every entry is equally good: the report keeps the first */
+    ck_assert_int_eq(r.element, 0);
+    ck_assert_int_eq(r.output_element, 0);
+    /* exact entries pass even with no tolerance at all */
+    ag_gradcheck_options o = ag_gradcheck_defaults();
+    o.atol = 0;
+    o.rtol = 0;
+    ck_assert_int_eq(ag_gradcheck(gc_constant, 1, &x, NULL, &o, &r), 0);
+    ck_assert_int_eq(r.element, 0);
+    ck_assert_int_eq(r.output_element, 0);
     ag_arena_free(a);
 }
 END_TEST
@@ -874,6 +1016,15 @@ START_TEST(test_gradcheck_print)
                   "%s", buf);
     ck_assert_ptr_null(fgets(buf, sizeof buf, f));
     fclose(f);
+    /* output element 0 is an element, not v.J */
+    r.output_element = 0;
+    f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ag_gradcheck_print(f, &r);
+    rewind(f);
+    ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+    ck_assert_msg(strstr(buf, "element (1,2) output 0: analytic"), "%s", buf);
+    fclose(f);
 }
 END_TEST
 
@@ -907,6 +1058,9 @@ START_TEST(test_anomaly_in_forward)
     ck_assert_ptr_null(ag_log(a, x));
     ck_assert_str_eq(ag_last_error(), "ag_log: anomaly in forward of op log: "
                                       "element 3 is nan; inputs (2,3)");
+    /* the last element is checked too */
+    ck_assert_ptr_null(ag_log(a, t23(a, (double[]){1, 2, 3, 4, 5, -6}, true)));
+    expect_error_has("ag_log: ", "element 5 is nan");
     /* a binary op names both input shapes; also without grad mode */
     ag_tensor *zero = ag_zeros(a, AG_F64, 1, (int64_t[]){3});
     ag_set_grad_enabled(false);
@@ -954,6 +1108,18 @@ START_TEST(test_anomaly_in_backward)
     ck_assert_str_eq(ag_last_error(),
                      "ag_backward: anomaly in backward of op fma3: gradient "
                      "of input 1 (2,3) element 0 is inf");
+    /* an input that no longer requires a gradient is not checked: its old
+     * gradient (inf, from a pass without detection) is not this pass's */
+    ag_set_anomaly_detection(false);
+    ag_tensor *z = ag_zeros(a, AG_F64, 1, (int64_t[]){3});
+    ag_requires_grad(z, true);
+    backward_ok(ag_sum(a, ag_sqrt(a, z), AG_ALL, false));
+    ck_assert(isinf(tensor_at(ag_grad(z), 0)));
+    ag_requires_grad(z, false);
+    ag_tensor *v = ag_ones(a, AG_F64, 1, (int64_t[]){3});
+    ag_requires_grad(v, true);
+    ag_set_anomaly_detection(true);
+    backward_ok(ag_sum(a, ag_mul(a, z, v), AG_ALL, false));
     ag_set_anomaly_detection(false);
     ag_arena_free(a);
 }
@@ -1059,6 +1225,13 @@ START_TEST(test_dot_small_graph)
     ck_assert_msg(strstr(again, "n1 [label=\"my \\\"swish\\\"\\n(2,2) f64"),
                   "%s", again);
     ck_assert_int_eq(lines_with(again, " -> "), 1);
+    /* and a line break in its name stays inside the label */
+    static const ag_function two_lines = {"two\nlines", swish_forward,
+                                          swish_backward};
+    q = ag_function_apply(a, &two_lines, 1, &x, NULL);
+    dot_text(q, again, sizeof again);
+    ck_assert_msg(strstr(again, "n1 [label=\"two\\nlines\\n(2,2) f64"), "%s",
+                  again);
     ag_arena_free(a);
 }
 END_TEST
@@ -1117,12 +1290,15 @@ static Suite *tools_suite(void)
     tcase_add_test(fn, test_function_backward_fails);
     tcase_add_test(fn, test_function_bad_forward);
     tcase_add_test(fn, test_function_backward_cannot_walk_graphs);
+    tcase_add_test(fn, test_function_most_inputs);
+    tcase_add_test(fn, test_function_result_next_to_input);
     tcase_add_test(fn, test_function_bad_arguments);
     suite_add_tcase(s, fn);
     TCase *gc = tcase_create("gradcheck");
     tcase_add_test(gc, test_gradcheck_passes);
     tcase_add_test(gc, test_gradcheck_builtin_ops);
     tcase_add_test(gc, test_gradcheck_finds_the_wrong_entry);
+    tcase_add_test(gc, test_gradcheck_tolerance_of_numeric);
     tcase_add_test(gc, test_gradcheck_projection_and_sampling_fail);
     tcase_add_test(gc, test_gradcheck_sampling);
     tcase_add_test(gc, test_gradcheck_leaves_inputs_alone);
