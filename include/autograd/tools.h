@@ -113,7 +113,8 @@ typedef struct {
 AG_API ag_gradcheck_options ag_gradcheck_defaults(void);
 
 /* What the check found: the entry furthest beyond its tolerance (or, when
- * all pass, the one closest to failing). */
+ * all pass, the one closest to failing; on a tie, the first in the order
+ * inputs, elements, outputs). */
 typedef struct {
     bool passed;
     int64_t checked; /* entries compared */
