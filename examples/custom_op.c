@@ -54,7 +54,7 @@ static ag_tensor *huber_forward(ag_function_ctx *ctx, ag_arena *a,
 }
 
 /* backward: d pred += g clamp(r, -delta, delta); d target -= the same. */
-static int huber_backward(ag_function_ctx *ctx, const ag_tensor *grad_output,
+static int huber_backward(ag_function_ctx *ctx, ag_tensor *grad_output,
                           ag_tensor *const *grad_inputs)
 {
     double delta = *(const double *)ag_function_user(ctx);

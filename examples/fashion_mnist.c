@@ -20,6 +20,7 @@
 #define PIXELS 784
 #define BATCH 128
 #define EVAL_BATCH 1000
+#define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 #define LEARNING_RATE 1e-3 /* Adam's default, decayed to 0 by a cosine */
 
 static const int64_t sizes[] = {PIXELS, 512, 256, CLASSES};
@@ -40,13 +41,34 @@ static int fail(const char *what)
     return 1;
 }
 
+/* A whole number >= min from text, or -1 (after a message) when it is not
+ * one. */
+static long parse_count(const char *flag, const char *text, long min)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || v < min) {
+        fprintf(stderr,
+                "fashion_mnist: %s needs a whole number >= %ld, got "
+                "\"%s\"\n",
+                flag, min, text);
+        return -1;
+    }
+    return v;
+}
+
+/* Reads the flags into o; returns -1 after a message for a bad one. */
 static int parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){.data = "/usr/share/datasets/fashion-mnist",
+    *o = (options){.data = DEFAULT_DATA,
                    .save = "fashion_mnist.safetensors",
                    .epochs = 10};
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *flag = argv[i], *value = argv[i + 1];
+    for (int i = 1; i < argc; i += 2) {
+        const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!value) {
+            fprintf(stderr, "fashion_mnist: %s needs a value\n", flag);
+            return -1;
+        }
         if (strcmp(flag, "--data") == 0)
             o->data = value;
         else if (strcmp(flag, "--save") == 0)
@@ -54,51 +76,78 @@ static int parse_options(int argc, char **argv, options *o)
         else if (strcmp(flag, "--eval") == 0)
             o->eval = value;
         else if (strcmp(flag, "--epochs") == 0)
-            o->epochs = atol(value);
+            o->epochs = parse_count(flag, value, 1);
         else if (strcmp(flag, "--threads") == 0)
-            o->threads = atol(value);
+            o->threads = parse_count(flag, value, 1);
         else if (strcmp(flag, "--seed") == 0)
-            o->seed = strtoull(value, 0, 10);
-        else
+            o->seed = (uint64_t)parse_count(flag, value, 0);
+        else {
+            fprintf(stderr, "fashion_mnist: unknown option %s\n", flag);
             return -1;
+        }
+        if (o->epochs < 0 || o->threads < 0 || o->seed == UINT64_MAX) return -1;
     }
-    return argc % 2 == 0 || o->epochs < 1 || o->threads < 0 ? -1 : 0;
+    return 0;
 }
 
-/* Loads <dir>/<prefix>-images-idx3-ubyte.gz and the labels into `a`, the
- * pixels scaled to [0, 1] and flattened to 784 values. Returns 0; -1 when a
- * file cannot be loaded (ag_last_error() says why); or -2, after a message
- * on stderr that names the file, when the images are not (N, 28, 28) or
- * the labels not (N) classes in [0, 10). */
+/* Loads <dir>/<name>.gz, or <dir>/<name> when there is no gzipped file,
+ * into `a`; the path it read is left in path. */
+static ag_tensor *load_idx_file(ag_arena *a, const char *dir, const char *name,
+                                ag_dtype dt, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s.gz", dir, name);
+    FILE *gz = fopen(path, "rb");
+    if (gz)
+        fclose(gz);
+    else
+        snprintf(path, size, "%s/%s", dir, name);
+    return ag_load_idx(a, path, dt);
+}
+
+/* Says in why (empty when all is well) what is wrong with images (N, 28,
+ * 28) and labels (N) classes in [0, 10) read from the paths given. */
+static void check_split(const ag_tensor *images, const ag_tensor *labels,
+                        const char *images_path, const char *labels_path,
+                        char *why, size_t size)
+{
+    const int64_t *shape = ag_shape(images);
+    int64_t n = ag_shape(labels)[0];
+    const int32_t *label = ag_data((ag_tensor *)labels);
+    if (ag_ndim(images) != 3 || shape[1] != 28 || shape[2] != 28)
+        snprintf(why, size,
+                 "%s holds %d-D data of %lld values; need (N, 28, 28) images",
+                 images_path, ag_ndim(images), (long long)ag_numel(images));
+    else if (ag_ndim(labels) != 1)
+        snprintf(why, size, "%s holds %d-D data; need (N) labels", labels_path,
+                 ag_ndim(labels));
+    else if (n != shape[0])
+        snprintf(why, size, "%s holds %lld labels for %lld images", labels_path,
+                 (long long)n, (long long)shape[0]);
+    for (int64_t i = 0; !*why && i < n; i++)
+        if (label[i] < 0 || label[i] >= CLASSES)
+            snprintf(why, size,
+                     "%s: label %d of example %lld is not a class in [0, %d)",
+                     labels_path, label[i], (long long)i, CLASSES);
+}
+
+/* Loads the <prefix> split's images and labels (IDX files, gzipped or not)
+ * into `a`, the pixels scaled to [0, 1] and flattened to 784 values.
+ * Returns 0; -1 when a file cannot be loaded (ag_last_error() says why); or
+ * -2, after a message on stderr that names the file, when the images are
+ * not (N, 28, 28) or the labels not (N) classes in [0, 10). */
 static int load_split(ag_arena *a, const char *dir, const char *prefix,
                       split *s)
 {
-    char images_path[4096], labels_path[4096], why[4400] = "";
-    snprintf(images_path, sizeof images_path, "%s/%s-images-idx3-ubyte.gz", dir,
-             prefix);
-    snprintf(labels_path, sizeof labels_path, "%s/%s-labels-idx1-ubyte.gz", dir,
-             prefix);
-    ag_tensor *images = ag_load_idx(a, images_path, AG_F32);
-    s->y = images ? ag_load_idx(a, labels_path, AG_I32) : NULL;
+    char images_path[4096], labels_path[4096], name[64], why[4400] = "";
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
+    ag_tensor *images =
+        load_idx_file(a, dir, name, AG_F32, images_path, sizeof images_path);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
+    s->y = images ? load_idx_file(a, dir, name, AG_I32, labels_path,
+                                  sizeof labels_path)
+                  : NULL;
     if (!s->y) return -1;
-    const int64_t *shape = ag_shape(images);
-    int64_t n = ag_shape(s->y)[0];
-    const int32_t *label = ag_data(s->y);
-    if (ag_ndim(images) != 3 || shape[1] != 28 || shape[2] != 28)
-        snprintf(why, sizeof why,
-                 "%s holds %d-D data of %lld values; need (N, 28, 28) images",
-                 images_path, ag_ndim(images), (long long)ag_numel(images));
-    else if (ag_ndim(s->y) != 1)
-        snprintf(why, sizeof why, "%s holds %d-D data; need (N) labels",
-                 labels_path, ag_ndim(s->y));
-    else if (n != shape[0])
-        snprintf(why, sizeof why, "%s holds %lld labels for %lld images",
-                 labels_path, (long long)n, (long long)shape[0]);
-    for (int64_t i = 0; !*why && i < n; i++)
-        if (label[i] < 0 || label[i] >= CLASSES)
-            snprintf(why, sizeof why,
-                     "%s: label %d of example %lld is not a class in [0, %d)",
-                     labels_path, label[i], (long long)i, CLASSES);
+    check_split(images, s->y, images_path, labels_path, why, sizeof why);
     if (*why) {
         fprintf(stderr, "fashion_mnist: %s\n", why);
         return -2;
@@ -237,8 +286,16 @@ static int run(const options *o, ag_arena *data, ag_arena *step)
     if (!loaded) loaded = load_split(data, o->data, "t10k", &test);
     if (loaded == -1) { /* a file that could not be read */
         fail("loading the data");
-        fprintf(stderr, "Install the data set with `apt-get install "
-                        "dataset-fashion-mnist`, or pass --data DIR.\n");
+        if (strcmp(o->data, DEFAULT_DATA) == 0)
+            fprintf(stderr, "Install the data set with `apt-get install "
+                            "dataset-fashion-mnist`, or pass --data DIR.\n");
+        else
+            fprintf(stderr,
+                    "%s must hold train-images-idx3-ubyte, "
+                    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
+                    "and t10k-labels-idx1-ubyte (each may end in "
+                    ".gz).\n",
+                    o->data);
     }
     if (loaded) return 1;
     ag_mlp *mlp =
@@ -250,11 +307,16 @@ static int run(const options *o, ag_arena *data, ag_arena *step)
 
 int main(int argc, char **argv)
 {
+    const char *usage = "usage: fashion_mnist [--data DIR] [--epochs N] "
+                        "[--save FILE] [--eval FILE] [--threads N] "
+                        "[--seed N]\n";
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
     options o;
     if (parse_options(argc, argv, &o)) {
-        fprintf(stderr, "usage: fashion_mnist [--data DIR] [--epochs N] "
-                        "[--save FILE] [--eval FILE] [--threads N] "
-                        "[--seed N]\n");
+        fputs(usage, stderr);
         return 2;
     }
     if (o.threads) ag_set_num_threads((int)o.threads);

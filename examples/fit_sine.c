@@ -96,5 +96,8 @@ int main(int argc, char **argv)
            written ? "(not written)" : out);
     ag_arena_free(step);
     ag_arena_free(model);
+    if (mse > 1e-3)
+        fprintf(stderr, "fit_sine: error above 1e-3: it did not learn "
+                        "(more steps?)\n");
     return mse <= 1e-3 && written == 0 ? 0 : 1;
 }

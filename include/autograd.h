@@ -44,8 +44,10 @@ extern "C" {
 /* Marks the functions the shared library exports. */
 #if defined(__GNUC__) || defined(__clang__)
 #define AG_API __attribute__((visibility("default")))
+#define AG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define AG_API
+#define AG_PRINTF(fmt, args)
 #endif
 
 #define AG_VERSION_MAJOR 0
@@ -328,7 +330,8 @@ AG_API ag_tensor *ag_max(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
 
 /* The same values with another shape of the same element count. One size
  * may be -1: it is inferred. The result shares the values of `x` (it stays
- * valid while x's arena is not reset); its gradient is its own. */
+ * valid while x's arena is not reset); its gradient is its own. Any dtype,
+ * AG_I32 included (labels read as an (N, 1) table become (N) this way). */
 AG_API ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim,
                              const int64_t *shape);
 

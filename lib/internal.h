@@ -105,6 +105,11 @@ ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt, int ndim,
 int ag__check_float_inputs(const char *func, ag_arena *a, int n,
                            ag_tensor *const *inputs);
 
+/* The same checks, with any dtype allowed when float_only is false (one
+ * dtype for all still). */
+int ag__check_inputs(const char *func, ag_arena *a, int n,
+                     ag_tensor *const *inputs, bool float_only);
+
 /* Normalises an axis of x in [-ndim, ndim) to [0, ndim), or reports it
  * with x's shape. */
 int ag__normalize_axis(const char *func, int axis, const ag_tensor *x,

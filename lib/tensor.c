@@ -345,6 +345,12 @@ const char *ag_tensor_op_name(const ag_tensor *t)
 int ag__check_float_inputs(const char *func, ag_arena *a, int n,
                            ag_tensor *const *inputs)
 {
+    return ag__check_inputs(func, a, n, inputs, true);
+}
+
+int ag__check_inputs(const char *func, ag_arena *a, int n,
+                     ag_tensor *const *inputs, bool float_only)
+{
     for (int i = 0; i < n; i++)
         if (!inputs[i]) return ag__null_input(func, i);
     if (!a) {
@@ -352,7 +358,8 @@ int ag__check_float_inputs(const char *func, ag_arena *a, int n,
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        if (inputs[i]->dtype != AG_F32 && inputs[i]->dtype != AG_F64) {
+        if (float_only && inputs[i]->dtype != AG_F32 &&
+            inputs[i]->dtype != AG_F64) {
             ag__error(func, "input %d has dtype %s; this op needs f32 or f64",
                       i, ag_dtype_name(inputs[i]->dtype));
             return -1;

@@ -782,6 +782,15 @@ START_TEST(test_reshape_shares)
     /* An empty tensor reshaped with -1. */
     ag_tensor *e = ag_zeros(a, AG_F64, 2, (int64_t[]){0, 4});
     expect_shape(ag_reshape(a, e, 2, (int64_t[]){4, 0}), 2, (int64_t[]){4, 0});
+    /* i32 labels read as an (N, 1) table become (N), with no history. */
+    ag_tensor *labels = ag_arange(a, AG_I32, 0, 5, 1);
+    ag_tensor *column = ag_reshape(a, labels, 2, (int64_t[]){5, 1});
+    ag_tensor *row = ag_reshape(a, column, 1, (int64_t[]){-1});
+    expect_shape(row, 1, (int64_t[]){5});
+    ck_assert_int_eq(ag_type(row), AG_I32);
+    ck_assert_ptr_eq(ag_data(row), ag_data(labels));
+    ck_assert(!ag_is_requires_grad(row));
+    ck_assert_str_eq(ag_tensor_op_name(row), "leaf");
     ag_arena_free(a);
 }
 END_TEST

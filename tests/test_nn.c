@@ -1316,10 +1316,11 @@ START_TEST(test_mlp_errors)
     ck_assert_ptr_nonnull(m);
     EXPECT_NULL(ag_mlp_forward(a, NULL, WAVE(a, AG_F32, 0, 2, 4)),
                 "ag_mlp_forward", "model is NULL");
-    EXPECT_NULL(ag_mlp_forward(a, m, WAVE(a, AG_F32, 0, 2, 5)), "ag_linear",
-                "(2,5)", "(3,4)");
-    EXPECT_NULL(ag_mlp_forward(a, m, WAVE(a, AG_F64, 0, 2, 4)), "ag_linear",
-                "f64", "f32");
+    EXPECT_NULL(ag_mlp_forward(a, m, WAVE(a, AG_F32, 0, 2, 5)),
+                "ag_mlp_forward: layer 0 (4 -> 3): ag_linear", "(2,5)",
+                "(3,4)");
+    EXPECT_NULL(ag_mlp_forward(a, m, WAVE(a, AG_F64, 0, 2, 4)),
+                "ag_mlp_forward: layer 0 (4 -> 3): ag_linear", "f64", "f32");
     EXPECT_NULL(ag_mlp_forward(NULL, m, WAVE(a, AG_F32, 0, 2, 4)), "arena");
     ag_clear_error();
     ck_assert_ptr_null(ag_mlp_forward(a, m, NULL));

@@ -76,7 +76,7 @@ static ag_tensor *swish_forward(ag_function_ctx *ctx, ag_arena *a,
     return y;
 }
 
-static int swish_backward(ag_function_ctx *ctx, const ag_tensor *g,
+static int swish_backward(ag_function_ctx *ctx, ag_tensor *g,
                           ag_tensor *const *grad_in)
 {
     ag_tensor *x = ag_function_input(ctx, 0);
@@ -116,7 +116,7 @@ static ag_tensor *fma3_forward(ag_function_ctx *ctx, ag_arena *a,
     return y;
 }
 
-static int fma3_backward(ag_function_ctx *ctx, const ag_tensor *g,
+static int fma3_backward(ag_function_ctx *ctx, ag_tensor *g,
                          ag_tensor *const *grad_in)
 {
     fma3_state *st = ag_function_user(ctx);
@@ -295,7 +295,7 @@ static ag_tensor *saver_forward(ag_function_ctx *ctx, ag_arena *a,
     return y;
 }
 
-static int saver_backward(ag_function_ctx *ctx, const ag_tensor *g,
+static int saver_backward(ag_function_ctx *ctx, ag_tensor *g,
                           ag_tensor *const *grad_in)
 {
     *(int *)ag_function_user(ctx) += 1;
@@ -329,7 +329,7 @@ START_TEST(test_function_context)
 END_TEST
 
 /* A backward that fails stops ag_backward with the function's message. */
-static int failing_backward(ag_function_ctx *ctx, const ag_tensor *g,
+static int failing_backward(ag_function_ctx *ctx, ag_tensor *g,
                             ag_tensor *const *grad_in)
 {
     (void)g;
@@ -338,7 +338,7 @@ static int failing_backward(ag_function_ctx *ctx, const ag_tensor *g,
     return -1;
 }
 
-static int silent_backward(ag_function_ctx *ctx, const ag_tensor *g,
+static int silent_backward(ag_function_ctx *ctx, ag_tensor *g,
                            ag_tensor *const *grad_in)
 {
     (void)ctx;
@@ -391,7 +391,7 @@ static ag_tensor *identity_f(ag_arena *a, ag_tensor *const *in, int n,
     return ag_scale(a, in[0], 1.0);
 }
 
-static int walking_backward(ag_function_ctx *ctx, const ag_tensor *g,
+static int walking_backward(ag_function_ctx *ctx, ag_tensor *g,
                             ag_tensor *const *gi)
 {
     walk_kind *kind = ag_function_user(ctx);
@@ -535,7 +535,7 @@ static ag_tensor *sum4_forward(ag_function_ctx *ctx, ag_arena *a,
     return ag_add(a, ag_add(a, in[0], in[1]), ag_add(a, in[2], in[3]));
 }
 
-static int sum4_backward(ag_function_ctx *ctx, const ag_tensor *g,
+static int sum4_backward(ag_function_ctx *ctx, ag_tensor *g,
                          ag_tensor *const *grad_in)
 {
     ck_assert_ptr_nonnull(ag_function_input(ctx, AG_FUNCTION_MAX_INPUTS - 1));

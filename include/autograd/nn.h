@@ -169,7 +169,10 @@ AG_API ag_mlp *ag_mlp_new(ag_arena *a, int n, const int64_t *sizes,
 
 /* The forward pass on x (..., sizes[0]) -> (..., sizes[n-1]) in arena
  * `step`; the output is the last layer's affine map (logits). Returns NULL
- * and an error as the ops it runs. Draws dropout masks in training mode. */
+ * and an error naming the layer and the op that failed, for example
+ * "ag_mlp_forward: layer 0 (2 -> 16): ag_linear: x (4,3) and weight (16,2)
+ * do not match ..." (a NULL x keeps the pending message, as ops do). Draws
+ * dropout masks in training mode. */
 AG_API ag_tensor *ag_mlp_forward(ag_arena *step, ag_mlp *m, ag_tensor *x);
 
 /* Switches training mode (dropout on) or evaluation mode (dropout off). */

@@ -35,7 +35,8 @@ typedef struct ag_function_ctx ag_function_ctx;
  * backward adds the gradient of the loss with respect to each input to
  * grad_inputs[i] (a tensor of input i's shape and dtype), given the
  * gradient of the loss with respect to the output, grad_output (the
- * output's shape); grad_inputs[i] is NULL for an input that needs no
+ * output's shape; read its values with ag_data and leave them as they
+ * are); grad_inputs[i] is NULL for an input that needs no
  * gradient (an input given twice gets the same buffer twice: add both
  * contributions). It runs with grad mode off, and must not start another
  * walk of a graph: ag_backward, ag_write_dot and ag_gradcheck called from
@@ -50,7 +51,7 @@ typedef struct {
     const char *name; /* shown in errors, anomaly reports and DOT */
     ag_tensor *(*forward)(ag_function_ctx *ctx, ag_arena *a,
                           ag_tensor *const *inputs, int n);
-    int (*backward)(ag_function_ctx *ctx, const ag_tensor *grad_output,
+    int (*backward)(ag_function_ctx *ctx, ag_tensor *grad_output,
                     ag_tensor *const *grad_inputs);
 } ag_function;
 
@@ -86,7 +87,7 @@ AG_API ag_tensor *ag_function_saved(const ag_function_ctx *ctx, int i);
 /* Reports an error from inside forward or backward, as
  * "<function name>: <message>". */
 AG_API void ag_function_error(const ag_function_ctx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    AG_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------ */
 /* Gradient checking                                                   */
@@ -150,7 +151,7 @@ AG_API int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs,
                         void *user, const ag_gradcheck_options *options,
                         ag_gradcheck_report *report);
 
-/* Writes the report as one line, for example
+/* Writes the report as one line, ending with a newline, for example
  * "gradcheck FAILED: input 0 element (1,2) output 3: analytic 0.51
  * numeric 0.5 abs error 0.01 rel error 0.02 (24 entries checked)";
  * "passed: worst input ..." when all passed, "output v.J" in projection
@@ -170,7 +171,9 @@ AG_API void ag_gradcheck_print(FILE *out, const ag_gradcheck_report *report);
  * "ag_log: anomaly in forward of op log: element 3 is nan; inputs (2,3)"
  * "ag_backward: anomaly in backward of op sqrt: gradient of input 0 (2,3)
  * element 1 is inf". Integer results are not checked; user-defined
- * functions are, under their name. A gradient is blamed on the first op
+ * functions are, under their name, and so are the library ops their
+ * forward runs (an input that is already inf makes the first such op
+ * report it). A gradient is blamed on the first op
  * whose backward leaves it non-finite, so a leaf gradient already NaN from
  * an earlier pass is blamed on the first op that adds to it. Off, it costs
  * one test per op. */

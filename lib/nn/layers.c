@@ -156,6 +156,17 @@ ag_mlp *ag_mlp_new(ag_arena *a, int n, const int64_t *sizes,
     return m;
 }
 
+/* Says which layer of the model failed, before the op's own message. */
+static ag_tensor *layer_failed(const ag_mlp *m, int i)
+{
+    char cause[400];
+    snprintf(cause, sizeof cause, "%s", ag_last_error());
+    ag__error("ag_mlp_forward", "layer %d (%lld -> %lld): %s", i,
+              (long long)m->layers[i]->in, (long long)m->layers[i]->out,
+              cause);
+    return NULL;
+}
+
 ag_tensor *ag_mlp_forward(ag_arena *step, ag_mlp *m, ag_tensor *x)
 {
     if (!m) {
@@ -164,10 +175,13 @@ ag_tensor *ag_mlp_forward(ag_arena *step, ag_mlp *m, ag_tensor *x)
     }
     double p = m->training ? m->options.dropout : 0;
     for (int i = 0; i < m->num_layers; i++) {
+        ag_tensor *in = x;
         x = ag_linear_layer_forward(step, m->layers[i], x);
-        if (i == m->num_layers - 1) break;
-        x = ag_activate(step, x, m->options.activation);
-        if (p > 0) x = ag_dropout(step, x, p, &m->dropout_rng);
+        if (i < m->num_layers - 1) {
+            x = ag_activate(step, x, m->options.activation);
+            if (p > 0) x = ag_dropout(step, x, p, &m->dropout_rng);
+        }
+        if (in && !x) return layer_failed(m, i);
     }
     return x;
 }

@@ -23,7 +23,7 @@ static int reshape_backward(ag_tensor *out)
 ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim, const int64_t *shape)
 {
     const char *func = "ag_reshape";
-    if (ag__check_float_inputs(func, a, 1, &x) ||
+    if (ag__check_inputs(func, a, 1, &x, false) ||
         ag__check_ndim(func, ndim, shape))
         return NULL;
     int64_t resolved[AG_MAX_DIMS];

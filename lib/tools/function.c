@@ -50,8 +50,11 @@ static int check_call(ag_arena *a, const ag_function *fn, int n,
 {
     const char *func = "ag_function_apply";
     if (!fn || !fn->name || !fn->forward || !fn->backward) {
-        ag__error(func, "the function or its name, forward or backward is "
-                        "NULL");
+        ag__error(func, "%s is NULL",
+                  !fn            ? "the function"
+                  : !fn->name    ? "the function's name"
+                  : !fn->forward ? "its forward"
+                                 : "its backward");
         return -1;
     }
     if (n < 1 || n > AG_FUNCTION_MAX_INPUTS || !inputs) {
