@@ -111,6 +111,8 @@ typedef struct {
     uint64_t seed;        /* draws the sampled elements and v; 0 by default */
 } ag_gradcheck_options;
 
+/* The defaults, as torch.autograd.gradcheck's: eps 1e-6, atol 1e-5, rtol
+ * 1e-3, the full Jacobian, every element, seed 0. Returned by value. */
 AG_API ag_gradcheck_options ag_gradcheck_defaults(void);
 
 /* What the check found: the entry furthest beyond its tolerance (or, when
