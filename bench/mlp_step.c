@@ -1,8 +1,9 @@
-/* mlp_step.c: times one full training step of an MLP (forward with bias and
- * ReLU, softmax cross-entropy, backward, SGD update, arena reset) and, in
- * the same process, the floor: the same BLAS products alone (forward X W for
- * every layer, backward X^T dY for every layer and dY W^T for all but the
- * first). Prints medians over the steps and heap allocations per step.
+/* mlp_step.c: times one full training step of an MLP (ag_mlp forward with
+ * bias and ReLU, softmax cross-entropy, backward, ag_sgd update, zero_grad,
+ * arena reset) and, in the same process, the floor: the same BLAS products
+ * alone (forward X W^T for every layer, backward dY^T X for every layer and
+ * dY W for all but the first; W stored (out, in) as nn.Linear does). Prints
+ * medians over the steps and heap allocations per step.
  *
  * Usage: mlp_step [--batch B] [--sizes 784,1024,1024,10] [--dtype f32|f64]
  *                 [--threads N] [--steps S] */
@@ -116,73 +117,62 @@ static double median(double *v, int n)
 
 /* ---- the library's step ---- */
 
+/* The model as a user writes it: an ag_mlp (ag_linear layers with ReLU
+ * between them) trained by ag_sgd. */
 typedef struct {
-    ag_tensor *w[MAX_LAYERS], *b[MAX_LAYERS];
+    ag_mlp *mlp;
+    ag_optimizer *sgd;
 } model;
 
 static int train_step(ag_arena *step, const options *o, model *m,
                       const void *inputs, const int32_t *labels)
 {
-    ag_tensor *h = ag_from_data(step, o->dtype, 2,
+    ag_tensor *x = ag_from_data(step, o->dtype, 2,
                                 (int64_t[]){o->batch, o->sizes[0]}, inputs);
     ag_tensor *y = ag_from_data(step, AG_I32, 1, (int64_t[]){o->batch}, labels);
-    for (int l = 0; l < o->layers; l++) {
-        h = ag_add(step, ag_matmul(step, h, m->w[l]), m->b[l]);
-        if (l + 1 < o->layers) h = ag_relu(step, h);
-    }
-    ag_tensor *loss = ag_softmax_cross_entropy(step, h, y);
-    if (!loss || ag_backward(loss)) return -1;
-    for (int l = 0; l < o->layers; l++) {
-        ag_tensor *p[2] = {m->w[l], m->b[l]};
-        for (int k = 0; k < 2; k++) {
-            int64_t n = ag_numel(p[k]);
-            if (o->dtype == AG_F32) {
-                float *v = ag_data(p[k]);
-                const float *g = ag_data(ag_grad(p[k]));
-                for (int64_t i = 0; i < n; i++) v[i] -= 0.01f * g[i];
-            } else {
-                double *v = ag_data(p[k]);
-                const double *g = ag_data(ag_grad(p[k]));
-                for (int64_t i = 0; i < n; i++) v[i] -= 0.01 * g[i];
-            }
-            ag_zero_grad(p[k]);
-        }
-    }
+    ag_tensor *loss =
+        ag_softmax_cross_entropy(step, ag_mlp_forward(step, m->mlp, x), y);
+    if (!loss || ag_backward(loss) || ag_optimizer_step(m->sgd)) return -1;
+    ag_optimizer_zero_grad(m->sgd);
     ag_arena_reset(step);
     return 0;
 }
 
 /* ---- the floor: the same products through BLAS alone ---- */
 
+/* C = op(A) op(B) for row-major matrices, C (m,n); beta 0: C is written,
+ * not read. */
 static void gemm(ag_dtype dt, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
-                 int m, int n, int k, const void *A, int lda, const void *B,
-                 int ldb, double beta, void *C)
+                 int m, int n, int k, const void *A, const void *B, void *C)
 {
+    int lda = ta == CblasTrans ? m : k, ldb = tb == CblasTrans ? k : n;
     if (dt == AG_F32)
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, A, lda, B, ldb,
-                    (float)beta, C, n);
-    else
-        cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, A, lda, B, ldb, beta,
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, A, lda, B, ldb, 0.0f,
                     C, n);
+    else
+        cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, A, lda, B, ldb, 0.0, C,
+                    n);
 }
 
-/* acts[l] is layer l's input (batch, sizes[l]); grads likewise. */
+/* acts[l] is layer l's input (batch, sizes[l]), grads[l] its gradient;
+ * weights[l] is (sizes[l+1], sizes[l]) as nn.Linear stores it, so the
+ * products are Y = X W^T, dW = dY^T X and dX = dY W. */
 static void floor_step(const options *o, void **acts, void **grads,
                        void **weights, void **wgrads)
 {
     int B = (int)o->batch;
     for (int l = 0; l < o->layers; l++) {
         int in = (int)o->sizes[l], out = (int)o->sizes[l + 1];
-        gemm(o->dtype, CblasNoTrans, CblasNoTrans, B, out, in, acts[l], in,
-             weights[l], out, 0.0, acts[l + 1]);
+        gemm(o->dtype, CblasNoTrans, CblasTrans, B, out, in, acts[l],
+             weights[l], acts[l + 1]);
     }
     for (int l = o->layers - 1; l >= 0; l--) {
         int in = (int)o->sizes[l], out = (int)o->sizes[l + 1];
-        gemm(o->dtype, CblasTrans, CblasNoTrans, in, out, B, acts[l], in,
-             grads[l + 1], out, 1.0, wgrads[l]);
+        gemm(o->dtype, CblasTrans, CblasNoTrans, out, in, B, grads[l + 1],
+             acts[l], wgrads[l]);
         if (l > 0)
-            gemm(o->dtype, CblasNoTrans, CblasTrans, B, in, out, grads[l + 1],
-                 out, weights[l], out, 0.0, grads[l]);
+            gemm(o->dtype, CblasNoTrans, CblasNoTrans, B, in, out, grads[l + 1],
+                 weights[l], grads[l]);
     }
 }
 
@@ -200,21 +190,19 @@ int main(int argc, char **argv)
     ag_arena *params = ag_arena_new(), *step = ag_arena_new(),
              *scratch = ag_arena_new();
     ag_rng rng = ag_rng_seed(1);
-    model m;
+    ag_mlp *mlp = ag_mlp_new(params, o.layers + 1, o.sizes,
+                             &(ag_mlp_options){.dtype = o.dtype, .seed = 1});
+    ag_sgd_options sgd = ag_sgd_defaults(0.01);
+    model m = {mlp, mlp ? ag_sgd_new(params, mlp->params, &sgd) : NULL};
     void *acts[MAX_LAYERS + 1], *grads[MAX_LAYERS + 1];
     void *weights[MAX_LAYERS], *wgrads[MAX_LAYERS];
-    for (int l = 0; l <= o.layers; l++) {
+    for (int l = 0; m.sgd && l <= o.layers; l++) {
         int64_t shape[2] = {o.batch, o.sizes[l]};
         acts[l] = ag_data(ag_rand(scratch, o.dtype, 2, shape, -1, 1, &rng));
         grads[l] = ag_data(ag_rand(scratch, o.dtype, 2, shape, -1, 1, &rng));
         if (l == o.layers) break;
-        int64_t wshape[2] = {o.sizes[l], o.sizes[l + 1]};
-        double scale = 1.0 / (double)o.sizes[l];
-        m.w[l] = ag_randn(params, o.dtype, 2, wshape, 0, scale, &rng);
-        m.b[l] = ag_zeros(params, o.dtype, 1, &o.sizes[l + 1]);
-        ag_requires_grad(m.w[l], true);
-        ag_requires_grad(m.b[l], true);
-        weights[l] = ag_data(m.w[l]);
+        int64_t wshape[2] = {o.sizes[l + 1], o.sizes[l]};
+        weights[l] = ag_data(mlp->layers[l]->weight);
         wgrads[l] = ag_data(ag_zeros(scratch, o.dtype, 2, wshape));
     }
     int32_t *labels = malloc((size_t)o.batch * sizeof *labels);
@@ -222,7 +210,7 @@ int main(int argc, char **argv)
         labels[i] = (int32_t)(ag_rng_next(&rng) % (uint64_t)o.sizes[o.layers]);
     double *ours = malloc((size_t)o.steps * sizeof *ours);
     double *floor_us = malloc((size_t)o.steps * sizeof *floor_us);
-    if (!labels || !ours || !floor_us || !wgrads[o.layers - 1]) {
+    if (!m.sgd || !labels || !ours || !floor_us || !wgrads[o.layers - 1]) {
         fprintf(stderr, "mlp_step: setup failed: %s\n", ag_last_error());
         return 1;
     }

@@ -5,7 +5,9 @@
  * tensors the loss depends on into topological order with an explicit stack
  * (no recursion, so a chain of any length works), makes sure each has a
  * gradient buffer, seeds the loss gradient with 1, and calls each op's
- * backward in reverse order, stopping at the first that fails. */
+ * backward in reverse order, stopping at the first that fails. Buffers that
+ * start the pass at zero are not cleared up front: the first op to write
+ * one stores into it (see ag__grad_begin in internal.h). */
 #include "internal.h"
 
 /* Marks during ag_backward; FRESH: done, and its gradient buffer was made by
@@ -117,15 +119,32 @@ int ag__refuse_in_backward(const char *func)
     return -1;
 }
 
+void *ag__grad_begin(ag_tensor *x, bool *assign)
+{
+    *assign = x->grad_unwritten;
+    x->grad_unwritten = false;
+    return x->grad->data;
+}
+
+void *ag__grad_accumulate(ag_tensor *x)
+{
+    if (x->grad_unwritten) {
+        memset(x->grad->data, 0, ag__tensor_bytes(x->grad));
+        x->grad_unwritten = false;
+    }
+    return x->grad->data;
+}
+
 /* Runs the backward of every op in `order` (inputs first) from the last to
- * the first, checking gradients in anomaly mode; stops at a failure. */
+ * the first, checking gradients in anomaly mode; stops at a failure. An op
+ * that received no gradient contributes none. */
 static int run_backward(ag_tensor **order, int64_t count)
 {
     bool anomaly = ag_is_anomaly_detection_enabled();
     int status = 0;
     backward_running = true;
     for (int64_t i = count - 1; i >= 0 && !status; i--) {
-        if (!needs_backward(order[i])) continue;
+        if (!needs_backward(order[i]) || order[i]->grad_unwritten) continue;
         status = order[i]->op->backward(order[i]) ? -1 : 0;
         if (!status && anomaly) status = ag__anomaly_backward(order[i]);
     }
@@ -163,7 +182,8 @@ int ag_backward(ag_tensor *loss)
     for (int64_t i = 0; i < count && !status; i++) {
         ag_tensor *t = order[i];
         if (t->grad) continue;
-        t->grad = ag_zeros(t->arena, t->dtype, t->ndim, t->shape);
+        t->grad =
+            ag__tensor_new(func, t->arena, t->dtype, t->ndim, t->shape, true);
         t->mark = FRESH;
         if (!t->grad) status = -1;
     }
@@ -174,9 +194,11 @@ int ag_backward(ag_tensor *loss)
     } else {
         /* Leaves accumulate across passes; op results start from zero. */
         for (int64_t i = 0; i < count; i++)
-            if (order[i]->op) ag_zero_grad(order[i]);
-        AG_DISPATCH_FLOAT(loss->dtype, { *(real *)loss->grad->data += 1; });
+            order[i]->grad_unwritten = order[i]->op || order[i]->mark == FRESH;
+        AG_DISPATCH_FLOAT(loss->dtype,
+                          { *(real *)ag__grad_accumulate(loss) += 1; });
         status = run_backward(order, count);
+        for (int64_t i = 0; i < count; i++) ag__grad_accumulate(order[i]);
     }
     for (int64_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
     return status;

@@ -47,8 +47,10 @@ struct ag_tensor {
     ag_arena *arena;
     ag_tensor *grad;
     bool requires_grad;
-    unsigned char mark; /* graph traversal state, 0 outside ag_backward */
-    const ag_op *op;    /* NULL for a leaf */
+    bool grad_unwritten; /* during ag_backward: grad is logically zero, its
+                            bytes not cleared (see ag__grad_begin) */
+    unsigned char mark;  /* graph traversal state, 0 outside ag_backward */
+    const ag_op *op;     /* NULL for a leaf */
     ag_tensor *inputs[AG_MAX_INPUTS];
     ag_op_args args;
     void *saved; /* state an op keeps for its backward */
@@ -151,6 +153,48 @@ int ag__finish(const char *func, ag_tensor *out);
  * memory (no error set; all marks cleared). */
 int64_t ag__topological_order(ag_tensor *root, bool all_inputs,
                               ag_tensor ***order);
+
+/* Gradient buffers during ag_backward. The buffers the pass makes, and
+ * those of op results (which start every pass from zero), begin it
+ * "unwritten": logically zero, their bytes not cleared. The first op to
+ * contribute to such a buffer stores its contribution instead of adding
+ * it, which saves clearing the buffer and reading it back; buffers left
+ * unwritten are cleared when the pass ends, and an op whose own gradient
+ * is still unwritten then is skipped (its contribution is zero). An op's
+ * backward gets the buffer of input x in one of two ways: */
+
+/* For an op that writes every element of x's gradient: returns the buffer
+ * and sets *assign when it is unwritten (the op stores, "="), else clears
+ * it (the op adds, "+="). The buffer counts as written from then on. */
+void *ag__grad_begin(ag_tensor *x, bool *assign);
+
+/* For any other op: returns the buffer to add into, cleared first when it
+ * was unwritten. */
+void *ag__grad_accumulate(ag_tensor *x);
+
+/* dx[i] = expr when assign, dx[i] += expr otherwise, for i in [0, n): two
+ * loops, so that each one vectorizes. `expr` reads the index as i. */
+#define AG_GRAD_LOOP(assign, n, dx, expr)                                      \
+    do {                                                                       \
+        if (assign)                                                            \
+            for (int64_t i = 0; i < (n); i++) (dx)[i] = (expr);                \
+        else                                                                   \
+            for (int64_t i = 0; i < (n); i++) (dx)[i] += (expr);               \
+    } while (0)
+
+/* c ? a : b for float or double values, with a and b both evaluated: a
+ * kernel loop written with it becomes a vector select, where `c ? g[i] : 0`
+ * would keep a branch around the read of g[i]. */
+static inline float ag__select_f(bool c, float a, float b)
+{
+    return c ? a : b;
+}
+static inline double ag__select_d(bool c, double a, double b)
+{
+    return c ? a : b;
+}
+#define AG_SELECT(c, a, b)                                                     \
+    _Generic((a), float : ag__select_f, default : ag__select_d)(c, a, b)
 
 /* Returns 0, or -1 with an error reported as func when this thread is
  * inside ag_backward (a user-defined function's backward must not start

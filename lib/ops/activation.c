@@ -18,8 +18,9 @@ static int activation_forward(ag_tensor *out)
     int kind = out->op->kind;
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *x = out->inputs[0]->data;
-        real *y = out->data, slope = (real)out->args.scalar;
+        const real *restrict x = out->inputs[0]->data;
+        real *restrict y = out->data;
+        const real slope = (real)out->args.scalar;
         switch (kind) {
         case SIGMOID: /* y = 1 / (1 + e^-x), in a form that never overflows */
             for (int64_t i = 0; i < n; i++) {
@@ -50,27 +51,29 @@ static int activation_backward(ag_tensor *out)
 {
     int kind = out->op->kind;
     int64_t n = out->numel;
+    bool set;
+    void *dx_data = ag__grad_begin(out->inputs[0], &set);
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *y = out->data, *g = out->grad->data;
-        const real *x = out->inputs[0]->data, slope = (real)out->args.scalar;
-        real *dx = out->inputs[0]->grad->data;
+        const real *restrict y = out->data, *restrict g = out->grad->data;
+        const real *restrict x = out->inputs[0]->data;
+        const real slope = (real)out->args.scalar;
+        real *restrict dx = dx_data;
         switch (kind) {
         case SIGMOID: /* dx = g * y * (1 - y) */
-            for (int64_t i = 0; i < n; i++) dx[i] += g[i] * y[i] * (1 - y[i]);
+            AG_GRAD_LOOP(set, n, dx, g[i] * y[i] * (1 - y[i]));
             break;
         case TANH: /* dx = g * (1 - y^2) */
-            for (int64_t i = 0; i < n; i++) dx[i] += g[i] * (1 - y[i] * y[i]);
+            AG_GRAD_LOOP(set, n, dx, g[i] * (1 - y[i] * y[i]));
             break;
         case RELU: /* dx = g * (x > 0), and x > 0 exactly when y > 0 */
-            for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0 ? g[i] : 0;
+            AG_GRAD_LOOP(set, n, dx, AG_SELECT(y[i] > 0, g[i], (real)0));
             break;
         case GELU: /* dx = g * (Phi(x) + x * phi(x)) */
-            for (int64_t i = 0; i < n; i++)
-                dx[i] += g[i] * (NORMAL_CDF(x[i]) + x[i] * NORMAL_PDF(x[i]));
+            AG_GRAD_LOOP(set, n, dx,
+                         g[i] * (NORMAL_CDF(x[i]) + x[i] * NORMAL_PDF(x[i])));
             break;
         case LEAKY_RELU: /* dx = g for x > 0, g * slope otherwise */
-            for (int64_t i = 0; i < n; i++)
-                dx[i] += x[i] > 0 ? g[i] : g[i] * slope;
+            AG_GRAD_LOOP(set, n, dx, AG_SELECT(x[i] > 0, g[i], g[i] * slope));
             break;
         }
     });

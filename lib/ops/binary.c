@@ -121,8 +121,9 @@ static int binary_forward(ag_tensor *out)
         real *z = out->data;
         int64_t n = it.row_len, sx = it.row_stride[0], sy = it.row_stride[1];
         for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
-            const real *xr = x + it.offset[0], *yr = y + it.offset[1];
-            real *zr = z + r * n;
+            const real *restrict xr = x + it.offset[0];
+            const real *restrict yr = y + it.offset[1];
+            real *restrict zr = z + r * n;
             switch (kind) {
             case ADD:
                 for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] + yr[j * sy];
@@ -142,53 +143,64 @@ static int binary_forward(ag_tensor *out)
     return 0;
 }
 
+/* Within binary_backward_input: dr[j * sd] = term into an unwritten buffer
+ * (set), += term otherwise, along the row. */
+#define ROW_GRAD(term)                                                         \
+    do {                                                                       \
+        if (set)                                                               \
+            for (int64_t j = 0; j < n; j++) dr[j * sd] = (term);               \
+        else                                                                   \
+            for (int64_t j = 0; j < n; j++) dr[j * sd] += (term);              \
+    } while (0)
+
 /* Adds out's gradient contribution to input `which` (0: x, 1: y):
  *   add: dx = g            dy = g
  *   sub: dx = g            dy = -g
  *   mul: dx = g * y        dy = g * x
  *   div: dx = g / y        dy = -g * x / y^2
- * summed over the broadcast dimensions through stride-0 writes. */
-static void binary_backward_input(const ag_tensor *out, int which)
+ * summed over the broadcast dimensions through stride-0 writes. An input
+ * that was not broadcast has each gradient element written once, so an
+ * unwritten buffer is stored into. */
+static void binary_backward_input(ag_tensor *out, int which)
 {
     int kind = out->op->kind;
+    ag_tensor *in = out->inputs[which];
+    bool set = false;
+    void *d_data = in->numel == out->numel ? ag__grad_begin(in, &set)
+                                           : ag__grad_accumulate(in);
     ag_bcast it;
     bcast_over(&it, out);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data, *y = out->inputs[1]->data;
         const real *g = out->grad->data;
-        real *d = out->inputs[which]->grad->data;
+        real *d = d_data;
         int64_t n = it.row_len, sx = it.row_stride[0], sy = it.row_stride[1];
         int64_t sd = it.row_stride[which];
         for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
-            const real *xr = x + it.offset[0], *yr = y + it.offset[1];
-            const real *gr = g + r * n;
-            real *dr = d + it.offset[which];
+            const real *restrict xr = x + it.offset[0];
+            const real *restrict yr = y + it.offset[1];
+            const real *restrict gr = g + r * n;
+            real *restrict dr = d + it.offset[which];
             switch (kind * 2 + which) {
             case ADD * 2 + 0:
             case ADD * 2 + 1:
             case SUB * 2 + 0:
-                for (int64_t j = 0; j < n; j++) dr[j * sd] += gr[j];
+                ROW_GRAD(gr[j]);
                 break;
             case SUB * 2 + 1:
-                for (int64_t j = 0; j < n; j++) dr[j * sd] -= gr[j];
+                ROW_GRAD(-gr[j]);
                 break;
             case MUL * 2 + 0:
-                for (int64_t j = 0; j < n; j++)
-                    dr[j * sd] += gr[j] * yr[j * sy];
+                ROW_GRAD(gr[j] * yr[j * sy]);
                 break;
             case MUL * 2 + 1:
-                for (int64_t j = 0; j < n; j++)
-                    dr[j * sd] += gr[j] * xr[j * sx];
+                ROW_GRAD(gr[j] * xr[j * sx]);
                 break;
             case DIV * 2 + 0:
-                for (int64_t j = 0; j < n; j++)
-                    dr[j * sd] += gr[j] / yr[j * sy];
+                ROW_GRAD(gr[j] / yr[j * sy]);
                 break;
             case DIV * 2 + 1:
-                for (int64_t j = 0; j < n; j++) {
-                    real yj = yr[j * sy];
-                    dr[j * sd] -= gr[j] * xr[j * sx] / (yj * yj);
-                }
+                ROW_GRAD(-gr[j] * xr[j * sx] / (yr[j * sy] * yr[j * sy]));
                 break;
             }
         }

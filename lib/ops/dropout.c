@@ -30,13 +30,14 @@ static int dropout_forward(ag_tensor *out)
 /* dx = g * mask / (1 - p) */
 static int dropout_backward(ag_tensor *out)
 {
-    const unsigned char *keep = out->saved;
+    const unsigned char *restrict keep = out->saved;
+    bool set;
+    void *dx_data = ag__grad_begin(out->inputs[0], &set);
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *g = out->grad->data;
-        real *dx = out->inputs[0]->grad->data;
-        real scale = (real)(1 / (1 - out->args.scalar));
-        for (int64_t i = 0; i < out->numel; i++)
-            dx[i] += g[i] * (keep[i] ? scale : 0);
+        const real *restrict g = out->grad->data;
+        real *restrict dx = dx_data;
+        const real scale = (real)(1 / (1 - out->args.scalar));
+        AG_GRAD_LOOP(set, out->numel, dx, g[i] * (keep[i] ? scale : 0));
     });
     return 0;
 }

@@ -28,28 +28,34 @@ static int linear_forward(ag_tensor *out)
     return 0;
 }
 
-/* dx += dy W        (M,out) @ (out,in)
- * dW += dy^T x      (out,M) @ (M,in)
- * db += sum_rows dy */
+/* dx (+)= dy W       (M,out) @ (out,in)
+ * dW (+)= dy^T x     (out,M) @ (M,in)
+ * db += sum_rows dy
+ * each product stored by BLAS (beta = 0) into an unwritten buffer. */
 static int linear_backward(ag_tensor *out)
 {
     ag_tensor *x = out->inputs[0], *w = out->inputs[1];
     ag_tensor *b = out->op->arity == 3 ? out->inputs[2] : NULL;
     int64_t m = leading_rows(x), in = w->shape[1], n = w->shape[0];
     const void *dy = out->grad->data;
-    if (x->requires_grad)
-        ag__gemm(out->dtype, false, false, m, in, n, dy, w->data, 1.0,
-                 x->grad->data);
-    if (w->requires_grad)
-        ag__gemm(out->dtype, true, false, n, in, m, dy, x->data, 1.0,
-                 w->grad->data);
-    if (b && b->requires_grad)
+    bool set;
+    if (x->requires_grad) {
+        void *dx = ag__grad_begin(x, &set);
+        ag__gemm(out->dtype, false, false, m, in, n, dy, w->data, !set, dx);
+    }
+    if (w->requires_grad) {
+        void *dw = ag__grad_begin(w, &set);
+        ag__gemm(out->dtype, true, false, n, in, m, dy, x->data, !set, dw);
+    }
+    if (b && b->requires_grad) {
+        void *db_data = ag__grad_accumulate(b);
         AG_DISPATCH_FLOAT(out->dtype, {
             const real *g = dy;
-            real *db = b->grad->data;
+            real *restrict db = db_data;
             for (int64_t r = 0; r < m; r++)
                 for (int64_t j = 0; j < n; j++) db[j] += g[r * n + j];
         });
+    }
     return 0;
 }
 
@@ -61,28 +67,31 @@ ag_tensor *ag_linear(ag_arena *a, ag_tensor *x, ag_tensor *weight,
     int n = bias ? 3 : 2;
     if (ag__check_float_inputs(func, a, n, inputs)) return NULL;
     char bx[AG_SHAPE_STR_MAX], bw[AG_SHAPE_STR_MAX], bb[AG_SHAPE_STR_MAX];
-    ag__shape_str(bx, x->ndim, x->shape);
-    ag__shape_str(bw, weight->ndim, weight->shape);
+#define X_SHAPE ag__shape_str(bx, x->ndim, x->shape)
+#define W_SHAPE ag__shape_str(bw, weight->ndim, weight->shape)
     if (x->ndim < 1 || weight->ndim != 2 ||
         weight->shape[1] != x->shape[x->ndim - 1]) {
         ag__error(func,
                   "x %s and weight %s do not match: x must be (..., in) "
                   "and weight (out, in)",
-                  bx, bw);
+                  X_SHAPE, W_SHAPE);
         return NULL;
     }
     int64_t out_features = weight->shape[0];
     if (bias && (bias->ndim != 1 || bias->shape[0] != out_features)) {
         ag__error(func, "bias %s does not match weight %s: it must be (%lld)",
-                  ag__shape_str(bb, bias->ndim, bias->shape), bw,
+                  ag__shape_str(bb, bias->ndim, bias->shape), W_SHAPE,
                   (long long)out_features);
         return NULL;
     }
     if (leading_rows(x) > INT_MAX || weight->shape[1] > INT_MAX ||
         out_features > INT_MAX) {
-        ag__error(func, "%s @ %s^T exceeds the BLAS limit %d", bx, bw, INT_MAX);
+        ag__error(func, "%s @ %s^T exceeds the BLAS limit %d", X_SHAPE, W_SHAPE,
+                  INT_MAX);
         return NULL;
     }
+#undef X_SHAPE
+#undef W_SHAPE
     int64_t shape[AG_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_features;

@@ -25,8 +25,8 @@ static int mse_backward(ag_tensor *out)
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *p = pred->data, *t = target->data;
         real scale = 2 * *(const real *)out->grad->data / (real)pred->numel;
-        real *dp = pred->requires_grad ? pred->grad->data : NULL;
-        real *dt = target->requires_grad ? target->grad->data : NULL;
+        real *dp = pred->requires_grad ? ag__grad_accumulate(pred) : NULL;
+        real *dt = target->requires_grad ? ag__grad_accumulate(target) : NULL;
         for (int64_t i = 0; i < pred->numel; i++) {
             real d = scale * (p[i] - t[i]);
             if (dp) dp[i] += d;
@@ -42,17 +42,17 @@ ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target)
     ag_tensor *inputs[2] = {pred, target};
     if (ag__check_float_inputs(func, a, 2, inputs)) return NULL;
     char bp[AG_SHAPE_STR_MAX], bt[AG_SHAPE_STR_MAX];
-    ag__shape_str(bp, pred->ndim, pred->shape);
-    ag__shape_str(bt, target->ndim, target->shape);
     if (pred->ndim != target->ndim ||
         memcmp(pred->shape, target->shape,
                (size_t)pred->ndim * sizeof pred->shape[0])) {
-        ag__error(func, "pred %s and target %s must have the same shape", bp,
-                  bt);
+        ag__error(func, "pred %s and target %s must have the same shape",
+                  ag__shape_str(bp, pred->ndim, pred->shape),
+                  ag__shape_str(bt, target->ndim, target->shape));
         return NULL;
     }
     if (pred->numel == 0) {
-        ag__error(func, "pred %s has no elements", bp);
+        ag__error(func, "pred %s has no elements",
+                  ag__shape_str(bp, pred->ndim, pred->shape));
         return NULL;
     }
     return ag__apply(func, a, &ag__op_mse_loss, inputs, pred->dtype, 0, NULL,

@@ -6,10 +6,47 @@
 
 #include <cblas.h>
 
-void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                 int64_t k, const void *A, const void *B, double beta, void *C)
+/* Products with at most this many multiply-adds are computed here: for
+ * them the call into BLAS (argument checks, buffer locks, packing) costs
+ * more than the arithmetic. */
+#define SMALL_GEMM_MAX 1024
+
+/* C = op(A) op(B) + beta C (beta 0 or 1) by loops: row i of C gathers
+ * A(i,p) * row p of op(B), so the inner loop runs along C's row. */
+static void small_gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m,
+                       int64_t n, int64_t k, const void *A, const void *B,
+                       double beta, void *C)
 {
-    if (m == 0 || n == 0 || k == 0) return; /* callers clear C when k = 0 */
+    int64_t a_row = trans_a ? 1 : k, a_col = trans_a ? m : 1;
+    int64_t b_row = trans_b ? 1 : n, b_col = trans_b ? k : 1;
+    AG_DISPATCH_FLOAT(dt, {
+        const real *a = A, *b = B;
+        real *c = C;
+        for (int64_t i = 0; i < m; i++) {
+            real *restrict ci = c + i * n;
+            if (beta == 0)
+                for (int64_t j = 0; j < n; j++) ci[j] = 0;
+            for (int64_t p = 0; p < k; p++) {
+                real aip = a[i * a_row + p * a_col];
+                const real *restrict bp = b + p * b_row;
+                for (int64_t j = 0; j < n; j++) ci[j] += aip * bp[j * b_col];
+            }
+        }
+    });
+}
+
+void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
+              int64_t k, const void *A, const void *B, double beta, void *C)
+{
+    if (m == 0 || n == 0) return;
+    if (k == 0) { /* an empty sum: C = beta C */
+        if (beta == 0) memset(C, 0, (size_t)(m * n) * ag__dtype_size(dt));
+        return;
+    }
+    if (m * n * k <= SMALL_GEMM_MAX) {
+        small_gemm(dt, trans_a, trans_b, m, n, k, A, B, beta, C);
+        return;
+    }
     enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     blasint lda = (blasint)(trans_a ? m : k), ldb = (blasint)(trans_b ? k : n);
@@ -24,14 +61,17 @@ void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
 enum { FORWARD, GRAD_X, GRAD_Y };
 
 /* Runs one step of the product for every batch: the forward z = x y, or
- * the gradient dx += dz y^T, or dy += x^T dz. A broadcast batch of x or y
- * receives the sum of its gradients through repeated beta = 1 calls. */
-static void matmul_batches(ag_tensor *out, int step)
+ * the gradient dx (+)= dz y^T, or dy (+)= x^T dz, into `target` (out's
+ * data or the input's gradient buffer) with `beta` 0 (store) or 1 (add). A
+ * broadcast batch of x or y receives the sum of its gradients through
+ * repeated beta = 1 calls. */
+static void matmul_batches(ag_tensor *out, int step, void *target, double beta)
 {
     ag_tensor *x = out->inputs[0], *y = out->inputs[1];
     int64_t m = x->shape[x->ndim - 2], k = x->shape[x->ndim - 1];
     int64_t n = y->shape[y->ndim - 1];
     size_t elem = ag__dtype_size(out->dtype);
+    char *dz = out->grad ? out->grad->data : NULL, *t = target;
     ag_bcast it;
     ag__bcast_init(&it, x, y, 2, m * k, k * n, out->ndim - 2, out->shape);
     for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
@@ -39,20 +79,19 @@ static void matmul_batches(ag_tensor *out, int step)
             size_t xo = (size_t)(it.offset[0] + j * it.row_stride[0]) * elem;
             size_t yo = (size_t)(it.offset[1] + j * it.row_stride[1]) * elem;
             size_t zo = (size_t)((r * it.row_len + j) * m * n) * elem;
+            const char *xb = (char *)x->data + xo, *yb = (char *)y->data + yo;
             switch (step) {
             case FORWARD: /* z = x @ y */
-                ag__gemm(out->dtype, false, false, m, n, k, (char *)x->data + xo,
-                     (char *)y->data + yo, 0.0, (char *)out->data + zo);
+                ag__gemm(out->dtype, false, false, m, n, k, xb, yb, 0.0,
+                         t + zo);
                 break;
-            case GRAD_X: /* dx += dz @ y^T: (m,n) @ (n,k) */
-                ag__gemm(out->dtype, false, true, m, k, n,
-                     (char *)out->grad->data + zo, (char *)y->data + yo, 1.0,
-                     (char *)x->grad->data + xo);
+            case GRAD_X: /* dx (+)= dz @ y^T: (m,n) @ (n,k) */
+                ag__gemm(out->dtype, false, true, m, k, n, dz + zo, yb, beta,
+                         t + xo);
                 break;
-            case GRAD_Y: /* dy += x^T @ dz: (k,m) @ (m,n) */
-                ag__gemm(out->dtype, true, false, k, n, m, (char *)x->data + xo,
-                     (char *)out->grad->data + zo, 1.0,
-                     (char *)y->grad->data + yo);
+            case GRAD_Y: /* dy (+)= x^T @ dz: (k,m) @ (m,n) */
+                ag__gemm(out->dtype, true, false, k, n, m, xb, dz + zo, beta,
+                         t + yo);
                 break;
             }
         }
@@ -61,18 +100,33 @@ static void matmul_batches(ag_tensor *out, int step)
 
 static int matmul_forward(ag_tensor *out)
 {
-    const ag_tensor *x = out->inputs[0];
-    if (x->shape[x->ndim - 1] == 0) /* an empty sum: every z is 0 */
-        memset(out->data, 0, ag__tensor_bytes(out));
-    else
-        matmul_batches(out, FORWARD);
+    matmul_batches(out, FORWARD, out->data, 0.0);
     return 0;
+}
+
+/* The product of t's batch dimensions (all but the last two). */
+static int64_t batch_count(const ag_tensor *t)
+{
+    int64_t count = 1;
+    for (int d = 0; d < t->ndim - 2; d++) count *= t->shape[d];
+    return count;
+}
+
+/* The gradient of input `which` (0: x, 1: y): stored into an unwritten
+ * buffer when each of its batches meets one batch of out, else added. */
+static void matmul_grad(ag_tensor *out, int which)
+{
+    ag_tensor *in = out->inputs[which];
+    bool set = false;
+    void *d = batch_count(in) == batch_count(out) ? ag__grad_begin(in, &set)
+                                                  : ag__grad_accumulate(in);
+    matmul_batches(out, which ? GRAD_Y : GRAD_X, d, set ? 0.0 : 1.0);
 }
 
 static int matmul_backward(ag_tensor *out)
 {
-    if (out->inputs[0]->requires_grad) matmul_batches(out, GRAD_X);
-    if (out->inputs[1]->requires_grad) matmul_batches(out, GRAD_Y);
+    if (out->inputs[0]->requires_grad) matmul_grad(out, 0);
+    if (out->inputs[1]->requires_grad) matmul_grad(out, 1);
     return 0;
 }
 
@@ -82,26 +136,26 @@ ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
     ag_tensor *inputs[2] = {x, y};
     if (ag__check_float_inputs(func, a, 2, inputs)) return NULL;
     char bx[AG_SHAPE_STR_MAX], by[AG_SHAPE_STR_MAX];
-    ag__shape_str(bx, x->ndim, x->shape);
-    ag__shape_str(by, y->ndim, y->shape);
+#define SHAPES                                                                 \
+    ag__shape_str(bx, x->ndim, x->shape), ag__shape_str(by, y->ndim, y->shape)
     if (x->ndim < 2 || y->ndim < 2) {
-        ag__error(func, "both inputs need at least 2 dimensions: %s @ %s", bx,
-                  by);
+        ag__error(func, "both inputs need at least 2 dimensions: %s @ %s",
+                  SHAPES);
         return NULL;
     }
     int64_t m = x->shape[x->ndim - 2], k = x->shape[x->ndim - 1];
     int64_t n = y->shape[y->ndim - 1];
     if (y->shape[y->ndim - 2] != k) {
-        ag__error(func, "inner dimensions differ: %s @ %s", bx, by);
+        ag__error(func, "inner dimensions differ: %s @ %s", SHAPES);
         return NULL;
     }
     if (m > INT_MAX || k > INT_MAX || n > INT_MAX) {
         ag__error(func,
-                  "a matrix dimension of %s @ %s exceeds the BLAS limit "
-                  "%d",
-                  bx, by, INT_MAX);
+                  "a matrix dimension of %s @ %s exceeds the BLAS limit %d",
+                  SHAPES, INT_MAX);
         return NULL;
     }
+#undef SHAPES
     int ndim;
     int64_t shape[AG_MAX_DIMS];
     if (ag__broadcast_shape(func, x, y, 2, &ndim, shape)) return NULL;

@@ -111,9 +111,10 @@ static int reduce_backward(ag_tensor *out)
     int64_t outer, len, inner;
     reduce_dims(out, &outer, &len, &inner);
     const int64_t *arg = out->saved;
+    void *dx_data = ag__grad_accumulate(out->inputs[0]);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *g = out->grad->data;
-        real *dx = out->inputs[0]->grad->data;
+        real *dx = dx_data;
         real scale = kind == MEAN ? (real)1 / (real)len : 1;
         for (int64_t o = 0; o < outer; o++)
             for (int64_t i = 0; i < inner; i++) {

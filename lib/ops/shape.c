@@ -12,10 +12,12 @@ static int reshape_forward(ag_tensor *out)
 /* dx = g, element for element */
 static int reshape_backward(ag_tensor *out)
 {
+    bool set;
+    void *dx_data = ag__grad_begin(out->inputs[0], &set);
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *g = out->grad->data;
-        real *dx = out->inputs[0]->grad->data;
-        for (int64_t i = 0; i < out->numel; i++) dx[i] += g[i];
+        const real *restrict g = out->grad->data;
+        real *restrict dx = dx_data;
+        AG_GRAD_LOOP(set, out->numel, dx, g[i]);
     });
     return 0;
 }
@@ -113,7 +115,7 @@ static int transpose_forward(ag_tensor *out)
 /* dx = g with the axes swapped back */
 static int transpose_backward(ag_tensor *out)
 {
-    swap_axes(out, out->grad->data, out->inputs[0]->grad->data, false);
+    swap_axes(out, out->grad->data, ag__grad_accumulate(out->inputs[0]), false);
     return 0;
 }
 

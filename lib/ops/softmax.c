@@ -55,13 +55,14 @@ static int softmax_backward(ag_tensor *out)
     int64_t outer, len, inner;
     ag__split_axis(out, out->args.axis, &outer, &len, &inner);
     bool take_log = out->op->kind == LOG_SOFTMAX;
+    void *dx_data = ag__grad_accumulate(out->inputs[0]);
     AG_DISPATCH_FLOAT(out->dtype, {
         for (int64_t o = 0; o < outer; o++)
             for (int64_t i = 0; i < inner; i++) {
                 int64_t base = o * len * inner + i;
                 const real *y = (const real *)out->data + base;
                 const real *g = (const real *)out->grad->data + base;
-                real *dx = (real *)out->inputs[0]->grad->data + base;
+                real *dx = (real *)dx_data + base;
                 real s = 0;
                 for (int64_t l = 0; l < len; l++)
                     s += take_log ? g[l * inner] : g[l * inner] * y[l * inner];
@@ -129,17 +130,20 @@ static int cross_entropy_forward(ag_tensor *out)
 /* dlogits[n, c] = g * (e^(logp[n, c]) - [c == t_n]) / N */
 static int cross_entropy_backward(ag_tensor *out)
 {
-    const ag_tensor *logits = out->inputs[0];
+    ag_tensor *logits = out->inputs[0];
     int64_t N = logits->shape[0], C = logits->shape[1];
     const int32_t *t = saved_targets(out);
+    bool set;
+    void *dx_data = ag__grad_begin(out->inputs[0], &set);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *lp = out->saved;
-        real *dx = logits->grad->data;
-        real scale = *(const real *)out->grad->data / (real)N;
+        real *dx = dx_data;
+        const real scale = *(const real *)out->grad->data / (real)N;
         for (int64_t n = 0; n < N; n++) {
-            for (int64_t c = 0; c < C; c++)
-                dx[n * C + c] += scale * exp(lp[n * C + c]);
-            dx[n * C + t[n]] -= scale;
+            real *restrict row = dx + n * C;
+            const real *restrict lp_row = lp + n * C;
+            AG_GRAD_LOOP(set, C, row, scale * exp(lp_row[i]));
+            row[t[n]] -= scale;
         }
     });
     return 0;
@@ -150,17 +154,17 @@ static int check_targets(const char *func, const ag_tensor *logits,
                          const ag_tensor *targets)
 {
     char bl[AG_SHAPE_STR_MAX], bt[AG_SHAPE_STR_MAX];
-    ag__shape_str(bl, logits->ndim, logits->shape);
-    ag__shape_str(bt, targets->ndim, targets->shape);
     if (targets->dtype != AG_I32) {
         ag__error(func, "targets must be i32 class indices, got %s %s",
-                  ag_dtype_name(targets->dtype), bt);
+                  ag_dtype_name(targets->dtype),
+                  ag__shape_str(bt, targets->ndim, targets->shape));
         return -1;
     }
     int64_t N = logits->shape[0], C = logits->shape[1];
     if (targets->ndim != 1 || targets->shape[0] != N) {
-        ag__error(func, "targets %s must have shape (%lld) for logits %s", bt,
-                  (long long)N, bl);
+        ag__error(func, "targets %s must have shape (%lld) for logits %s",
+                  ag__shape_str(bt, targets->ndim, targets->shape),
+                  (long long)N, ag__shape_str(bl, logits->ndim, logits->shape));
         return -1;
     }
     const int32_t *t = targets->data;

@@ -24,9 +24,9 @@ static int unary_forward(ag_tensor *out)
     int kind = out->op->kind;
     int64_t n = out->numel;
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *x = out->inputs[0]->data;
-        real *y = out->data;
-        real s = (real)out->args.scalar;
+        const real *restrict x = out->inputs[0]->data;
+        real *restrict y = out->data;
+        const real s = (real)out->args.scalar;
         switch (kind) {
         case NEG:
             for (int64_t i = 0; i < n; i++) y[i] = -x[i];
@@ -61,38 +61,39 @@ static int unary_backward(ag_tensor *out)
 {
     int kind = out->op->kind;
     int64_t n = out->numel;
+    bool set;
+    void *dx_data = ag__grad_begin(out->inputs[0], &set);
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *x = out->inputs[0]->data, *y = out->data;
-        const real *g = out->grad->data;
-        real *dx = out->inputs[0]->grad->data;
-        real s = (real)out->args.scalar;
+        const real *restrict x = out->inputs[0]->data, *restrict y = out->data;
+        const real *restrict g = out->grad->data;
+        real *restrict dx = dx_data;
+        const real s = (real)out->args.scalar;
         switch (kind) {
         case NEG: /* dx = -g */
-            for (int64_t i = 0; i < n; i++) dx[i] -= g[i];
+            AG_GRAD_LOOP(set, n, dx, -g[i]);
             break;
         case EXP: /* dx = g * e^x = g * y */
-            for (int64_t i = 0; i < n; i++) dx[i] += g[i] * y[i];
+            AG_GRAD_LOOP(set, n, dx, g[i] * y[i]);
             break;
         case LOG: /* dx = g / x */
-            for (int64_t i = 0; i < n; i++) dx[i] += g[i] / x[i];
+            AG_GRAD_LOOP(set, n, dx, g[i] / x[i]);
             break;
         case SQRT: /* dx = g / (2 sqrt x) = g * 0.5 / y */
-            for (int64_t i = 0; i < n; i++) dx[i] += g[i] * (real)0.5 / y[i];
+            AG_GRAD_LOOP(set, n, dx, g[i] * (real)0.5 / y[i]);
             break;
         case ABS: /* dx = g * sign(x), 0 at x = 0 */
-            for (int64_t i = 0; i < n; i++)
-                dx[i] += x[i] > 0 ? g[i] : x[i] < 0 ? -g[i] : 0;
+            AG_GRAD_LOOP(
+                set, n, dx,
+                AG_SELECT(x[i] > 0, g[i], AG_SELECT(x[i] < 0, -g[i], (real)0)));
             break;
         case POW: /* dx = g * p * x^(p-1); 0 for p = 0, even at x = 0 */
-            if (s == 0) break;
-            for (int64_t i = 0; i < n; i++)
-                dx[i] += g[i] * s * pow(x[i], s - 1);
+            AG_GRAD_LOOP(set, n, dx, s == 0 ? 0 : g[i] * s * pow(x[i], s - 1));
             break;
         case SCALE: /* dx = g * s */
-            for (int64_t i = 0; i < n; i++) dx[i] += g[i] * s;
+            AG_GRAD_LOOP(set, n, dx, g[i] * s);
             break;
         case SHIFT: /* dx = g */
-            for (int64_t i = 0; i < n; i++) dx[i] += g[i];
+            AG_GRAD_LOOP(set, n, dx, g[i]);
             break;
         }
     });

@@ -61,7 +61,7 @@ int ag__anomaly_backward(const ag_tensor *out)
 {
     for (int k = 0; k < out->op->arity; k++) {
         const ag_tensor *in = out->inputs[k];
-        if (!in->requires_grad || !in->grad) continue;
+        if (!in->requires_grad || !in->grad || in->grad_unwritten) continue;
         double v = 0;
         int64_t i = first_non_finite(in->grad, &v);
         if (i < 0) continue;

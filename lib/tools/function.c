@@ -32,8 +32,10 @@ static int function_backward(ag_tensor *out)
     ag_function_ctx *ctx = out->saved;
     ag_tensor *grad_inputs[AG_FUNCTION_MAX_INPUTS] = {0};
     for (int i = 0; i < ctx->n; i++)
-        if (ctx->inputs[i]->requires_grad)
+        if (ctx->inputs[i]->requires_grad) {
+            ag__grad_accumulate(ctx->inputs[i]); /* the user adds into it */
             grad_inputs[i] = ctx->inputs[i]->grad;
+        }
     ag_clear_error();
     bool was = ag_set_grad_enabled(false);
     int status = ctx->fn->backward(ctx, out->grad, grad_inputs);
