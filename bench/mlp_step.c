@@ -1,5 +1,5 @@
 /* mlp_step.c: times one full training step of an MLP (ag_mlp forward with
- * bias and ReLU, softmax cross-entropy, backward, ag_sgd update, zero_grad,
+ * bias and ReLU, softmax cross-entropy, backward, ag_sgd update, clear_grad,
  * arena reset) and, in the same process, the floor: the same BLAS products
  * alone (forward X W^T for every layer, backward dY^T X for every layer and
  * dY W for all but the first; W stored (out, in) as nn.Linear does). Prints
@@ -133,7 +133,7 @@ static int train_step(ag_arena *step, const options *o, model *m,
     ag_tensor *loss =
         ag_softmax_cross_entropy(step, ag_mlp_forward(step, m->mlp, x), y);
     if (!loss || ag_backward(loss) || ag_optimizer_step(m->sgd)) return -1;
-    ag_optimizer_zero_grad(m->sgd);
+    ag_optimizer_clear_grad(m->sgd);
     ag_arena_reset(step);
     return 0;
 }

@@ -225,6 +225,15 @@ AG_API ag_tensor *ag_grad(const ag_tensor *t);
 /* Sets the gradient of `t` to zero, if it has one. NULL is ignored. */
 AG_API void ag_zero_grad(ag_tensor *t);
 
+/* Clears the gradient of `t` as PyTorch's zero_grad(set_to_none=True):
+ * ag_grad(t) returns NULL until the next ag_backward that reaches t. Its
+ * buffer is kept for that pass, which writes the new gradient over it
+ * without clearing it first, so nothing is allocated; a gradient tensor
+ * fetched before therefore holds the new gradient after that pass (and
+ * stale values until then). Faster than ag_zero_grad when the next pass
+ * overwrites the gradient anyway. NULL is ignored. */
+AG_API void ag_clear_grad(ag_tensor *t);
+
 /* Computes the gradient of the one-element tensor `loss` with respect to
  * every tensor it depends on that requires a gradient, and adds it (+=) to
  * their gradients. The graph is sorted without recursion, so any depth

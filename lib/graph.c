@@ -10,8 +10,8 @@
  * one stores into it (see ag__grad_begin in internal.h). */
 #include "internal.h"
 
-/* Marks during ag_backward; FRESH: done, and its gradient buffer was made by
- * this pass. */
+/* Marks during ag_backward; FRESH: done, and its gradient buffer was made
+ * (or taken back from spare_grad) by this pass. */
 enum { UNSEEN = 0, OPEN = 1, DONE = 2, FRESH = 3 };
 
 void ag__record(ag_tensor *out, const ag_op *op, ag_tensor *const *inputs)
@@ -182,14 +182,19 @@ int ag_backward(ag_tensor *loss)
     for (int64_t i = 0; i < count && !status; i++) {
         ag_tensor *t = order[i];
         if (t->grad) continue;
-        t->grad =
-            ag__tensor_new(func, t->arena, t->dtype, t->ndim, t->shape, true);
+        t->grad = t->spare_grad ? t->spare_grad
+                                : ag__tensor_new(func, t->arena, t->dtype,
+                                                 t->ndim, t->shape, true);
+        t->spare_grad = NULL;
         t->mark = FRESH;
         if (!t->grad) status = -1;
     }
-    if (status) {
+    if (status) { /* the buffers made so far are kept as spares */
         for (int64_t i = 0; i < count; i++)
-            if (order[i]->mark == FRESH) order[i]->grad = NULL;
+            if (order[i]->mark == FRESH) {
+                order[i]->spare_grad = order[i]->grad;
+                order[i]->grad = NULL;
+            }
         ag__error(func, "out of memory for gradients");
     } else {
         /* Leaves accumulate across passes; op results start from zero. */

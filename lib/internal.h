@@ -46,6 +46,7 @@ struct ag_tensor {
     void *data;
     ag_arena *arena;
     ag_tensor *grad;
+    ag_tensor *spare_grad; /* the buffer ag_clear_grad took from grad */
     bool requires_grad;
     bool grad_unwritten; /* during ag_backward: grad is logically zero, its
                             bytes not cleared (see ag__grad_begin) */

@@ -327,6 +327,13 @@ void ag_zero_grad(ag_tensor *t)
     if (t && t->grad) memset(t->grad->data, 0, ag__tensor_bytes(t->grad));
 }
 
+void ag_clear_grad(ag_tensor *t)
+{
+    if (!t || !t->grad) return;
+    t->spare_grad = t->grad;
+    t->grad = NULL;
+}
+
 ag_tensor *ag_detach(ag_arena *a, ag_tensor *t)
 {
     if (!t) return NULL;

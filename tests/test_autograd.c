@@ -180,6 +180,41 @@ START_TEST(test_zero_grad)
 }
 END_TEST
 
+/* ag_clear_grad: no gradient until the next pass, which writes the new one
+ * into the same buffer (nothing added to the old values, nothing
+ * allocated); a tensor that pass does not reach keeps none. */
+START_TEST(test_clear_grad)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_tensor *w = vec64(a, 2, (const double[]){1, 2}, true);
+    ag_tensor *unused = vec64(a, 2, (const double[]){3, 4}, true);
+    ag_clear_grad(w); /* no gradient yet: nothing to do */
+    ag_clear_grad(NULL);
+    ck_assert_ptr_null(ag_grad(w));
+    backward_ok(total(step, ag_mul(step, ag_pow(step, w, 2), unused)));
+    ag_tensor *held = ag_grad(w);
+    expect_close(held, (const double[]){6, 16}, 2, 0);
+    size_t capacity = ag_arena_capacity(a);
+    for (int pass = 0; pass < 3; pass++) {
+        ag_clear_grad(w);
+        ag_clear_grad(unused);
+        ck_assert_ptr_null(ag_grad(w));
+        ck_assert_ptr_null(ag_grad(unused));
+        ag_arena_reset(step);
+        backward_ok(total(step, ag_scale(step, w, pass + 1)));
+        ck_assert_ptr_eq(ag_grad(w), held); /* the same buffer */
+        expect_all(ag_grad(w), pass + 1);   /* written, not added */
+        ck_assert_ptr_null(ag_grad(unused));
+    }
+    ck_assert_uint_eq(ag_arena_capacity(a), capacity);
+    /* Leaves accumulate again from the new gradient on. */
+    backward_ok(total(step, ag_scale(step, w, 10)));
+    expect_all(ag_grad(w), 13);
+    ag_arena_free(a);
+    ag_arena_free(step);
+}
+END_TEST
+
 /* ---- a tensor used more than once ---- */
 
 START_TEST(test_used_twice)
@@ -1028,6 +1063,7 @@ static Suite *autograd_suite(void)
     tcase_add_test(tc, test_leaf_grads_accumulate);
     tcase_add_test(tc, test_intermediate_not_double_counted);
     tcase_add_test(tc, test_zero_grad);
+    tcase_add_test(tc, test_clear_grad);
     tcase_add_test(tc, test_used_twice);
     tcase_add_test(tc, test_grad_null);
     tcase_add_test(tc, test_grad_mode);

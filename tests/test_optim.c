@@ -296,6 +296,39 @@ START_TEST(test_skip_without_grad)
 }
 END_TEST
 
+/* ag_optimizer_clear_grad is PyTorch's zero_grad(set_to_none=True): every
+ * gradient becomes NULL, so a step before the next backward changes
+ * nothing, where after ag_optimizer_zero_grad momentum and weight decay
+ * still move the parameters. */
+START_TEST(test_clear_grad)
+{
+    const double v[2] = {0.75, -1.5}, g[2] = {1.0, -2.0};
+    ag_tensor *t[2] = {param_with_grad(AG_F64, 2, v, g),
+                       param_with_grad(AG_F64, 2, v, g)};
+    ag_sgd_options o = ag_sgd_defaults(0.1);
+    o.momentum = 0.9;
+    o.weight_decay = 0.01;
+    ag_optimizer *cleared = ag_sgd_new(oa, set_of(1, &t[0]), &o);
+    ag_optimizer *zeroed = ag_sgd_new(oa, set_of(1, &t[1]), &o);
+    for (int s = 0; s < 2; s++) {
+        ck_assert_int_eq(ag_optimizer_step(cleared), 0);
+        ck_assert_int_eq(ag_optimizer_step(zeroed), 0);
+    }
+    double before[2] = {tensor_at(t[0], 0), tensor_at(t[0], 1)};
+    ag_optimizer_clear_grad(cleared);
+    ag_optimizer_zero_grad(zeroed);
+    ck_assert_ptr_null(ag_grad(t[0]));
+    ck_assert_ptr_nonnull(ag_grad(t[1]));
+    ck_assert_int_eq(ag_optimizer_step(cleared), 0);
+    ck_assert_int_eq(ag_optimizer_step(zeroed), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_double_eq(tensor_at(t[0], i), before[i]);
+        ck_assert_double_ne(tensor_at(t[1], i), before[i]);
+    }
+    ag_optimizer_clear_grad(NULL);
+}
+END_TEST
+
 /* The defaults are PyTorch's; NULL options mean the defaults: Adam's first
  * step from a gradient g is p * (1 - lr * wd) - lr * g / (|g| + eps) for
  * AdamW (wd 0 for Adam). */
@@ -547,8 +580,8 @@ START_TEST(test_errors_arguments)
     EXPECT_NULL(ag_adamw_new(NULL, set, NULL), "ag_adamw_new", "arena", NULL);
     EXPECT_NULL(ag_adamw_new(oa, empty, NULL), "ag_adamw_new", "empty", NULL);
     /* A tensor cannot enter a set twice, so no optimizer updates it twice. */
-    EXPECT_FAIL(ag_params_add(twice, "again", t), "ag_params_add",
-                "\"again\"", "already in the set as \"p0\"");
+    EXPECT_FAIL(ag_params_add(twice, "again", t), "ag_params_add", "\"again\"",
+                "already in the set as \"p0\"");
 
     EXPECT_FAIL(ag_optimizer_step(NULL), "ag_optimizer_step", "NULL", NULL);
     ag_optimizer *opt = must(ag_sgd_new(oa, set, &s), "ag_sgd_new");
@@ -599,6 +632,7 @@ int main(void)
     tcase_add_loop_test(tc, test_trajectory_f32, 0, COUNT(opt_cases));
     tcase_add_test(tc, test_set_lr_mixed_dtypes);
     tcase_add_loop_test(tc, test_skip_without_grad, OPT_SGD, OPT_ADAMW + 1);
+    tcase_add_test(tc, test_clear_grad);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_clip_grad_norm);
     tcase_add_test(tc, test_clip_grad_norm_f32_range);

@@ -78,6 +78,13 @@ AG_API int ag_optimizer_step(ag_optimizer *opt);
  * keep none). NULL is ignored. */
 AG_API void ag_optimizer_zero_grad(ag_optimizer *opt);
 
+/* Clears the gradients of the optimizer's parameters with ag_clear_grad
+ * (PyTorch's zero_grad(set_to_none=True), its default since 2.0): the next
+ * backward writes them without a pass to zero them first, and a parameter
+ * that pass does not reach has no gradient, so the next step skips it.
+ * NULL is ignored. */
+AG_API void ag_optimizer_clear_grad(ag_optimizer *opt);
+
 /* The learning rate used by the next step (NaN for NULL), and a way to
  * change it (for schedules). set returns 0, or -1 and an error (the rate
  * unchanged) for NULL or a negative or non-finite rate. */

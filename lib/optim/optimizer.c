@@ -79,6 +79,12 @@ void ag_optimizer_zero_grad(ag_optimizer *opt)
         ag_zero_grad(opt->slots[i].param);
 }
 
+void ag_optimizer_clear_grad(ag_optimizer *opt)
+{
+    for (int i = 0; opt && i < opt->count; i++)
+        ag_clear_grad(opt->slots[i].param);
+}
+
 double ag_optimizer_lr(const ag_optimizer *opt)
 {
     return opt ? opt->lr : NAN;
