@@ -2,7 +2,6 @@
  * detection) and the thread count shared with OpenBLAS. */
 #include "internal.h"
 
-#include <cblas.h>
 #include <stdarg.h>
 
 static _Thread_local char last_error[512];
@@ -57,21 +56,6 @@ bool ag_set_anomaly_detection(bool on)
 bool ag_is_anomaly_detection_enabled(void)
 {
     return anomaly_enabled;
-}
-
-int ag_set_num_threads(int n)
-{
-    if (n < 1) {
-        ag__error("ag_set_num_threads", "thread count must be >= 1, got %d", n);
-        return -1;
-    }
-    openblas_set_num_threads(n);
-    return 0;
-}
-
-int ag_get_num_threads(void)
-{
-    return openblas_get_num_threads();
 }
 
 const char *ag__shape_str(char *buf, int ndim, const int64_t *shape)

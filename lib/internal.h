@@ -221,6 +221,36 @@ int ag__anomaly_backward(const ag_tensor *out);
 ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
                      ag_tensor *x, double scalar);
 
+/* ---- threads (parallel.c) ---- */
+
+/* The most threads the library runs (ag_set_num_threads caps at it). */
+#define AG_MAX_THREADS 64
+
+/* One part of a job split over threads: part in [0, parts). */
+typedef void ag_parallel_fn(void *arg, int part, int parts);
+
+/* Runs fn(arg, part, parts) for every part, on the calling thread and the
+ * workers ag_set_num_threads asked for, and returns when all are done;
+ * parts is capped by the thread count (so fn may be called with fewer
+ * parts, or once with parts = 1). Allocates nothing once the workers run. */
+void ag__parallel(int parts, ag_parallel_fn *fn, void *arg);
+
+/* Part `part` of [0, n) split in `parts` chunks whose sizes are multiples
+ * of `align` (except the last): [*lo, *hi), possibly empty. */
+void ag__part_range(int64_t n, int64_t align, int part, int parts, int64_t *lo,
+                    int64_t *hi);
+
+/* A kernel over elements [lo, hi) of its work. */
+typedef void ag_range_fn(void *arg, int64_t lo, int64_t hi);
+
+/* Elementwise work of fewer elements runs on the calling thread: below it,
+ * waking a worker costs more than the work. */
+#define AG_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 16)
+
+/* Runs fn over [0, n) in one call, or split in ranges over the threads
+ * (ag__parallel) when n >= AG_PARALLEL_MIN_ELEMENTS. */
+void ag__parallel_for(int64_t n, ag_range_fn *fn, void *arg);
+
 /* ---- matrix products (ops/matmul.c) ---- */
 
 /* C = op(A) op(B) + beta C for row-major matrices of dtype dt, with op a

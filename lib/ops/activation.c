@@ -13,13 +13,15 @@ enum { SIGMOID, TANH, RELU, GELU, LEAKY_RELU };
 #define NORMAL_CDF(x) ((1 + erf((x) * (real)SQRT_HALF)) / 2)
 #define NORMAL_PDF(x) (exp(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
 
-static int activation_forward(ag_tensor *out)
+/* Elements [lo, hi) of the forward. */
+static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
 {
+    const ag_tensor *out = out_ptr;
     int kind = out->op->kind;
-    int64_t n = out->numel;
+    int64_t n = hi - lo;
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *restrict x = out->inputs[0]->data;
-        real *restrict y = out->data;
+        const real *restrict x = (const real *)out->inputs[0]->data + lo;
+        real *restrict y = (real *)out->data + lo;
         const real slope = (real)out->args.scalar;
         switch (kind) {
         case SIGMOID: /* y = 1 / (1 + e^-x), in a form that never overflows */
@@ -44,20 +46,35 @@ static int activation_forward(ag_tensor *out)
             break;
         }
     });
+}
+
+static int activation_forward(ag_tensor *out)
+{
+    ag__parallel_for(out->numel, forward_range, out);
     return 0;
 }
 
-static int activation_backward(ag_tensor *out)
+/* The backward's work: out, and its input's gradient buffer. */
+typedef struct {
+    const ag_tensor *out;
+    void *dx;
+    bool set; /* store into dx (unwritten) rather than add */
+} backward_job;
+
+/* Elements [lo, hi) of the backward. */
+static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
 {
+    const backward_job *job = job_ptr;
+    const ag_tensor *out = job->out;
     int kind = out->op->kind;
-    int64_t n = out->numel;
-    bool set;
-    void *dx_data = ag__grad_begin(out->inputs[0], &set);
+    int64_t n = hi - lo;
+    bool set = job->set;
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *restrict y = out->data, *restrict g = out->grad->data;
-        const real *restrict x = out->inputs[0]->data;
+        const real *restrict y = (const real *)out->data + lo;
+        const real *restrict g = (const real *)out->grad->data + lo;
+        const real *restrict x = (const real *)out->inputs[0]->data + lo;
         const real slope = (real)out->args.scalar;
-        real *restrict dx = dx_data;
+        real *restrict dx = (real *)job->dx + lo;
         switch (kind) {
         case SIGMOID: /* dx = g * y * (1 - y) */
             AG_GRAD_LOOP(set, n, dx, g[i] * y[i] * (1 - y[i]));
@@ -77,6 +94,13 @@ static int activation_backward(ag_tensor *out)
             break;
         }
     });
+}
+
+static int activation_backward(ag_tensor *out)
+{
+    backward_job job = {out, NULL, false};
+    job.dx = ag__grad_begin(out->inputs[0], &job.set);
+    ag__parallel_for(out->numel, backward_range, &job);
     return 0;
 }
 

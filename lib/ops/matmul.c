@@ -35,6 +35,65 @@ static void small_gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m,
     });
 }
 
+/* C = op(A) op(B) + beta C through BLAS, with leading dimensions given. */
+static void blas_gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m,
+                      int64_t n, int64_t k, const void *A, int64_t lda,
+                      const void *B, int64_t ldb, double beta, void *C,
+                      int64_t ldc)
+{
+    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (dt == AG_F32)
+        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k,
+                    1.0f, A, (blasint)lda, B, (blasint)ldb, (float)beta, C,
+                    (blasint)ldc);
+    else
+        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k,
+                    1.0, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                    (blasint)ldc);
+}
+
+/* Products with at least this many multiply-adds are split over the
+ * library's threads (waking a worker costs some microseconds). */
+#define PARALLEL_GEMM_MIN ((int64_t)1 << 21)
+
+typedef struct {
+    ag_dtype dt;
+    bool trans_a, trans_b, split_columns;
+    int64_t m, n, k;
+    const void *A, *B;
+    double beta;
+    void *C;
+} gemm_job;
+
+/* One thread's share of a product: a block of C's rows (and A's), or of
+ * C's columns (and B's), whichever operand is larger is the one split, so
+ * that no thread packs more of it than its share. */
+static void gemm_part(void *arg, int part, int parts)
+{
+    const gemm_job *j = arg;
+    size_t elem = ag__dtype_size(j->dt);
+    int64_t lda = j->trans_a ? j->m : j->k, ldb = j->trans_b ? j->k : j->n;
+    int64_t lo, hi;
+    const char *A = j->A, *B = j->B;
+    char *C = j->C;
+    if (j->split_columns) {
+        ag__part_range(j->n, 16, part, parts, &lo, &hi);
+        B += (size_t)(j->trans_b ? lo * ldb : lo) * elem;
+        C += (size_t)lo * elem;
+        if (hi > lo)
+            blas_gemm(j->dt, j->trans_a, j->trans_b, j->m, hi - lo, j->k, A,
+                      lda, B, ldb, j->beta, C, j->n);
+    } else {
+        ag__part_range(j->m, 16, part, parts, &lo, &hi);
+        A += (size_t)(j->trans_a ? lo : lo * lda) * elem;
+        C += (size_t)(lo * j->n) * elem;
+        if (hi > lo)
+            blas_gemm(j->dt, j->trans_a, j->trans_b, hi - lo, j->n, j->k, A,
+                      lda, B, ldb, j->beta, C, j->n);
+    }
+}
+
 void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
               int64_t k, const void *A, const void *B, double beta, void *C)
 {
@@ -47,15 +106,11 @@ void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
         small_gemm(dt, trans_a, trans_b, m, n, k, A, B, beta, C);
         return;
     }
-    enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-    blasint lda = (blasint)(trans_a ? m : k), ldb = (blasint)(trans_b ? k : n);
-    if (dt == AG_F32)
-        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k,
-                    1.0f, A, lda, B, ldb, (float)beta, C, (blasint)n);
+    gemm_job job = {dt, trans_a, trans_b, n > m, m, n, k, A, B, beta, C};
+    if (m * n * k >= PARALLEL_GEMM_MIN)
+        ag__parallel(AG_MAX_THREADS, gemm_part, &job);
     else
-        cblas_dgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k,
-                    1.0, A, lda, B, ldb, beta, C, (blasint)n);
+        gemm_part(&job, 0, 1);
 }
 
 enum { FORWARD, GRAD_X, GRAD_Y };

@@ -22,18 +22,20 @@ ag_adam_options ag_adamw_defaults(void)
  *   Adam:  g = grad + wd * p        AdamW: p = p * (1 - lr * wd), g = grad
  *   m = b1 * m + (1 - b1) * g,  v = b2 * v + (1 - b2) * g^2
  *   p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
-static void adam_update(const ag_optimizer *opt, ag_opt_slot *s,
-                        const ag_tensor *grad)
+static void adam_update(const ag_optimizer *opt, const ag_opt_slot *s,
+                        const ag_tensor *grad, int64_t lo, int64_t hi)
 {
     const ag_adam_options *o = &opt->options.adam;
     bool decoupled = opt->kind == AG_OPT_ADAMW;
     double t = (double)s->steps;
     double step_size = opt->lr / (1 - pow(o->beta1, t));
     double bc2_sqrt = sqrt(1 - pow(o->beta2, t));
-    int64_t n = s->param->numel;
+    int64_t n = hi - lo;
     AG_DISPATCH_FLOAT(s->param->dtype, {
-        real *p = s->param->data, *m = s->state[0], *v = s->state[1];
-        const real *gr = grad->data;
+        real *restrict p = (real *)s->param->data + lo;
+        real *restrict m = (real *)s->state[0] + lo;
+        real *restrict v = (real *)s->state[1] + lo;
+        const real *restrict gr = (const real *)grad->data + lo;
         const real b1 = (real)o->beta1, b2 = (real)o->beta2;
         const real c1 = (real)(1 - o->beta1), c2 = (real)(1 - o->beta2);
         const real wd = (real)o->weight_decay, eps = (real)o->eps;

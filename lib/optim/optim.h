@@ -17,10 +17,11 @@ typedef struct {
 
 typedef enum { AG_OPT_SGD, AG_OPT_ADAM, AG_OPT_ADAMW } ag_opt_kind;
 
-/* Updates slot s of opt from gradient g (of the parameter's dtype and
- * shape); s->steps already counts this update. */
-typedef void ag_opt_update(const ag_optimizer *opt, ag_opt_slot *s,
-                           const ag_tensor *g);
+/* Updates elements [lo, hi) of slot s of opt from gradient g (of the
+ * parameter's dtype and shape); s->steps already counts this update. Runs
+ * on several threads at once for disjoint ranges. */
+typedef void ag_opt_update(const ag_optimizer *opt, const ag_opt_slot *s,
+                           const ag_tensor *g, int64_t lo, int64_t hi);
 
 struct ag_optimizer {
     ag_opt_kind kind;

@@ -57,6 +57,18 @@ ag_optimizer *ag__optimizer_new(const char *func, ag_arena *a,
     return opt;
 }
 
+/* One parameter's update, split over the library's threads. */
+typedef struct {
+    const ag_optimizer *opt;
+    const ag_opt_slot *slot;
+} update_job;
+
+static void update_range(void *job_ptr, int64_t lo, int64_t hi)
+{
+    const update_job *job = job_ptr;
+    job->opt->update(job->opt, job->slot, job->slot->param->grad, lo, hi);
+}
+
 int ag_optimizer_step(ag_optimizer *opt)
 {
     if (!opt) {
@@ -67,7 +79,8 @@ int ag_optimizer_step(ag_optimizer *opt)
         ag_opt_slot *s = &opt->slots[i];
         if (!s->param->grad) continue; /* as PyTorch skips grad None */
         s->steps++;
-        opt->update(opt, s, s->param->grad);
+        update_job job = {opt, s};
+        ag__parallel_for(s->param->numel, update_range, &job);
     }
     opt->steps++;
     return 0;

@@ -13,15 +13,16 @@ ag_sgd_options ag_sgd_defaults(double lr)
  *   g = grad + wd * p
  *   b = g at the parameter's first step, else mu * b + (1 - d) * g
  *   g = g + mu * b (Nesterov) or b;  p = p - lr * g */
-static void sgd_update(const ag_optimizer *opt, ag_opt_slot *s,
-                       const ag_tensor *grad)
+static void sgd_update(const ag_optimizer *opt, const ag_opt_slot *s,
+                       const ag_tensor *grad, int64_t lo, int64_t hi)
 {
     const ag_sgd_options *o = &opt->options.sgd;
     bool first = s->steps == 1;
-    int64_t n = s->param->numel;
+    int64_t n = hi - lo;
     AG_DISPATCH_FLOAT(s->param->dtype, {
-        real *p = s->param->data, *b = s->state[0];
-        const real *gr = grad->data;
+        real *restrict p = (real *)s->param->data + lo;
+        real *restrict b = s->state[0] ? (real *)s->state[0] + lo : NULL;
+        const real *restrict gr = (const real *)grad->data + lo;
         const real lr = (real)opt->lr, wd = (real)o->weight_decay;
         const real mu = (real)o->momentum, keep = (real)(1 - o->dampening);
         for (int64_t i = 0; i < n; i++) {

@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""torch_mlp.py: the training step of bench/mlp_step in PyTorch eager mode.
+
+An MLP of nn.Linear layers with ReLU between them, cross-entropy loss,
+backward, an SGD update (lr 0.01) and zero_grad(set_to_none=True), timed over
+the steps; prints one line in mlp_step's format with the median.
+
+Run with Debian's python3-torch: /usr/bin/python3 bench/torch_mlp.py
+    [--batch B] [--sizes 784,1024,1024,10] [--dtype f32|f64] [--threads N]
+    [--steps S]
+OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to N before torch loads
+unless the caller set them.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--sizes", default="784,1024,1024,10")
+    p.add_argument("--dtype", choices=["f32", "f64"], default="f32")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, default=50)
+    args = p.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if len(args.sizes) < 2 or min(args.sizes) < 1 or args.batch < 1:
+        p.error("need at least two sizes >= 1 and a batch >= 1")
+    return args
+
+
+def main():
+    args = parse()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(args.threads))
+    import torch  # after the thread variables: they are read when it loads
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    dtype = torch.float32 if args.dtype == "f32" else torch.float64
+    layers = []
+    for i in range(len(args.sizes) - 1):
+        layers.append(torch.nn.Linear(args.sizes[i], args.sizes[i + 1]))
+        if i + 2 < len(args.sizes):
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(dtype)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.rand(args.batch, args.sizes[0], dtype=dtype) * 2 - 1
+    y = torch.randint(0, args.sizes[-1], (args.batch,))
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        sgd.step()
+        sgd.zero_grad(set_to_none=True)
+
+    for _ in range(3):  # warm up the allocator and BLAS
+        step()
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e6)
+    step_us = statistics.median(times)
+    print(
+        f"batch={args.batch} layers={len(args.sizes) - 1} dtype={args.dtype} "
+        f"threads={args.threads} steps={args.steps} step_us={step_us:.1f} "
+        f"samples_per_s={args.batch * 1e6 / step_us:.0f} "
+        f"torch={torch.__version__}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

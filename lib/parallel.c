@@ -1,0 +1,152 @@
+/* parallel.c: the library's own worker threads, which split large matrix
+ * products and elementwise kernels.
+ *
+ * ag_set_num_threads(n) asks for n threads: the calling thread and n - 1
+ * workers, started on first use and kept (waiting on a condition variable)
+ * for the life of the process. OpenBLAS is then held to one thread, so
+ * each part of a product runs OpenBLAS's single-threaded kernel and the
+ * cores are never oversubscribed; OpenBLAS's own threading allocates on
+ * every call, these workers never do. One job runs at a time: a thread
+ * that finds the workers busy runs its job alone. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <pthread.h>
+
+static struct {
+    pthread_mutex_t lock; /* guards every field below */
+    pthread_cond_t wake;  /* a new job (generation changed) */
+    pthread_cond_t done;  /* pending reached 0 */
+    int threads; /* asked for: the caller and threads - 1 workers; 0 until
+                    ag_set_num_threads, when OpenBLAS threads as it likes */
+    int started; /* workers running */
+    bool busy;   /* a job is being run */
+    uint64_t generation; /* counts jobs */
+    ag_parallel_fn *fn;
+    void *arg;
+    uint64_t born[AG_MAX_THREADS]; /* generation when worker i started */
+    int parts;   /* of the current job; part 0 runs on the caller */
+    int pending; /* parts still running on workers */
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER,
+          .threads = 0};
+
+static void *worker(void *index_ptr)
+{
+    int index = (int)(intptr_t)index_ptr; /* runs part `index` of each job */
+    pthread_mutex_lock(&pool.lock);
+    uint64_t seen = pool.born[index]; /* the job it was started for is new */
+    for (;;) {
+        while (pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = pool.generation;
+        if (index >= pool.parts) continue;
+        ag_parallel_fn *fn = pool.fn;
+        void *arg = pool.arg;
+        int parts = pool.parts;
+        pthread_mutex_unlock(&pool.lock);
+        fn(arg, index, parts);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+    }
+    return NULL;
+}
+
+/* Starts workers up to threads - 1 (with pool.lock held); returns how many
+ * run. A worker that cannot start leaves the pool smaller. */
+static int start_workers(void)
+{
+    while (pool.started < pool.threads - 1) {
+        pthread_t t;
+        int index = pool.started + 1;
+        pool.born[index] = pool.generation;
+        if (pthread_create(&t, NULL, worker, (void *)(intptr_t)index)) break;
+        pthread_detach(t);
+        pool.started++;
+    }
+    return pool.started;
+}
+
+int ag_set_num_threads(int n)
+{
+    if (n < 1) {
+        ag__error("ag_set_num_threads", "thread count must be >= 1, got %d", n);
+        return -1;
+    }
+    pthread_mutex_lock(&pool.lock);
+    pool.threads = n < AG_MAX_THREADS ? n : AG_MAX_THREADS;
+    pthread_mutex_unlock(&pool.lock);
+    openblas_set_num_threads(1);
+    return 0;
+}
+
+int ag_get_num_threads(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    int n = pool.threads;
+    pthread_mutex_unlock(&pool.lock);
+    return n ? n : openblas_get_num_threads();
+}
+
+void ag__parallel(int parts, ag_parallel_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (parts > pool.threads) parts = pool.threads;
+    if (parts > 1 && !pool.busy) {
+        int workers = start_workers(); /* none when threads is 0 or 1 */
+        if (parts > workers + 1) parts = workers + 1;
+    }
+    if (parts <= 1 || pool.busy) { /* alone */
+        pthread_mutex_unlock(&pool.lock);
+        fn(arg, 0, 1);
+        return;
+    }
+    pool.busy = true;
+    pool.fn = fn;
+    pool.arg = arg;
+    pool.parts = parts;
+    pool.pending = parts - 1;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    fn(arg, 0, parts);
+    pthread_mutex_lock(&pool.lock);
+    while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    pool.busy = false;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+void ag__part_range(int64_t n, int64_t align, int part, int parts, int64_t *lo,
+                    int64_t *hi)
+{
+    int64_t chunk = (n + parts - 1) / parts;
+    chunk = (chunk + align - 1) / align * align;
+    *lo = part * chunk < n ? part * chunk : n;
+    *hi = *lo + chunk < n ? *lo + chunk : n;
+}
+
+/* ag__parallel_for's job: the range function and its argument. */
+typedef struct {
+    int64_t n;
+    ag_range_fn *fn;
+    void *arg;
+} range_job;
+
+static void range_part(void *arg, int part, int parts)
+{
+    const range_job *j = arg;
+    int64_t lo, hi;
+    ag__part_range(j->n, 16, part, parts, &lo, &hi);
+    if (hi > lo) j->fn(j->arg, lo, hi);
+}
+
+void ag__parallel_for(int64_t n, ag_range_fn *fn, void *arg)
+{
+    if (n < AG_PARALLEL_MIN_ELEMENTS) {
+        if (n > 0) fn(arg, 0, n);
+        return;
+    }
+    range_job job = {n, fn, arg};
+    ag__parallel(AG_MAX_THREADS, range_part, &job);
+}
