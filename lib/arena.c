@@ -8,8 +8,6 @@
  * malloc from the second step on. */
 #include "internal.h"
 
-#include <stdlib.h>
-
 /* Under AddressSanitizer the unused part of every block is poisoned, so
  * that reading or writing past the end of a tensor is reported even though
  * the bytes belong to the arena's malloc'd block. */
@@ -58,7 +56,7 @@ static unsigned char *block_base(block *b)
 static block *block_new(size_t size)
 {
     if (size > SIZE_MAX - sizeof(block) - ARENA_ALIGN) return NULL;
-    block *b = malloc(sizeof(block) + ARENA_ALIGN + size);
+    block *b = ag__malloc(sizeof(block) + ARENA_ALIGN + size);
     if (!b) return NULL;
     b->next = NULL;
     b->size = size;
@@ -69,7 +67,7 @@ static block *block_new(size_t size)
 
 ag_arena *ag_arena_new(void)
 {
-    ag_arena *a = calloc(1, sizeof *a);
+    ag_arena *a = ag__calloc(1, sizeof *a);
     if (!a) {
         ag__error("ag_arena_new", "out of memory");
         return NULL;
@@ -118,7 +116,7 @@ static void free_blocks(block *b)
 {
     while (b) {
         block *next = b->next;
-        free(b);
+        ag__free(b);
         b = next;
     }
 }
@@ -144,9 +142,9 @@ void ag_arena_free(ag_arena *a)
 {
     if (!a) return;
     free_blocks(a->first);
-    free(a->scratch[0]);
-    free(a->scratch[1]);
-    free(a);
+    ag__free(a->scratch[0]);
+    ag__free(a->scratch[1]);
+    ag__free(a);
 }
 
 size_t ag_arena_capacity(const ag_arena *a)
@@ -162,7 +160,7 @@ ag_tensor **ag__arena_scratch(ag_arena *a, int which, size_t count)
         if (cap > SIZE_MAX / 2 / sizeof(ag_tensor *)) return NULL;
         cap *= 2;
     }
-    ag_tensor **grown = realloc(a->scratch[which], cap * sizeof *grown);
+    ag_tensor **grown = ag__realloc(a->scratch[which], cap * sizeof *grown);
     if (!grown) return NULL;
     a->scratch[which] = grown;
     a->scratch_cap[which] = cap;

@@ -57,6 +57,41 @@ struct ag_tensor {
     void *saved; /* state an op keeps for its backward */
 };
 
+/* ---- the heap (alloc.c) ---- */
+
+/* The library's malloc, calloc, realloc and free: every heap allocation of
+ * the library goes through these (the arenas' blocks included), so that
+ * tests can make any one of them fail. They behave as the C functions,
+ * except when a failure was planned with ag__fail_allocation. ag__free is
+ * free, so memory from either side may be freed by the other. */
+void *ag__malloc(size_t size);
+void *ag__calloc(size_t count, size_t size);
+void *ag__realloc(void *p, size_t size);
+void ag__free(void *p);
+
+/* Counts one allocation for a C library call that allocates on its own
+ * (newlocale), and says whether it is the one planned to fail: the caller
+ * then reports it as out of memory without making the call. */
+bool ag__alloc_fails(void);
+
+/* Test hooks, per thread. ag__fail_allocation(n) makes the n-th allocation
+ * of this thread from now fail, once; n = 0 cancels any planned failure.
+ * ag__fail_allocations_from(n) makes the n-th and every later one fail,
+ * until ag__fail_allocation(0). ag__allocation_count() is the number of
+ * allocations this thread has attempted so far (failed ones included), so
+ * that a test can learn how many a call makes.
+ *
+ * jansson (safetensors.c) allocates through its own process-global
+ * allocator, which the library leaves alone because a program that embeds
+ * it may use jansson itself. A test that wants jansson's allocations
+ * counted and failed as well installs the library's:
+ *     json_set_alloc_funcs(ag__malloc, ag__free);
+ * (before any JSON value exists; ag__free is free, so values made before
+ * are still freed correctly). */
+void ag__fail_allocation(long n);
+void ag__fail_allocations_from(long n);
+long ag__allocation_count(void);
+
 /* ---- arena (arena.c) ---- */
 
 /* `size` bytes aligned to `align` (a power of two up to 64), or NULL. */

@@ -6,7 +6,10 @@
  * parameters unchanged; also a header over the size limit, a file that is
  * not regular, a parameter named "__metadata__"), save errors and injected
  * failures of write (also one that makes no progress), fsync, close and
- * rename (each leaving a previous file intact and no temporary file). Files go
+ * rename (each leaving a previous file intact and no temporary file), and
+ * sweeps: each write, fsync, close and rename of a 16-tensor save failing
+ * in turn, a short write or EINTR at each write, a checkpoint cut at every
+ * length (each load failing cleanly, the parameters unchanged). Files go
  * to a fresh folder under /tmp, removed after each test that passes (a failing
  * test leaves its folder to look at). */
 #define _POSIX_C_SOURCE 200809L
@@ -1157,6 +1160,208 @@ START_TEST(test_short_and_interrupted_writes)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Every interruption point of a save, every truncation of a file      */
+/* ------------------------------------------------------------------ */
+
+/* A set of 16 tensors, f32 and f64: matrices, vectors, a scalar and one
+ * without elements, so that a save makes 16 writes (the header, then one
+ * per tensor with values). */
+static ag_params *many_set(void)
+{
+    ag_params *p = ag_params_new(arena);
+    ck_assert_ptr_nonnull(p);
+    for (int k = 0; k < 16; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "blocks.%d.%s", k / 2,
+                 k % 2 ? "bias" : "weight");
+        ag_dtype dt = k % 3 ? AG_F32 : AG_F64;
+        if (k == 5)
+            add(p, name, dt, 0, NULL);
+        else if (k == 9)
+            add(p, name, dt, 2, (int64_t[]){0, 3});
+        else if (k % 2)
+            add(p, name, dt, 1, (int64_t[]){k + 1});
+        else
+            add(p, name, dt, 2, (int64_t[]){k / 2 + 1, 3});
+    }
+    return p;
+}
+
+/* The checkpoint of the sweeps: the old file (many_set filled from 1), the
+ * bytes a save of the set filled from 2 writes, and a second set to load
+ * files into. */
+typedef struct {
+    const char *path;
+    ag_params *params, *check;
+    unsigned char *old_bytes, *new_bytes;
+    size_t old_size, new_size;
+} sweep_file;
+
+static sweep_file make_sweep_file(void)
+{
+    sweep_file s = {
+        path_of("model.safetensors"), many_set(), many_set(), NULL, NULL, 0, 0};
+    fill(s.params, 2);
+    ck_assert_int_eq(ag_save_safetensors(s.path, s.params, NULL), 0);
+    s.new_bytes = read_bytes(s.path, &s.new_size);
+    fill(s.params, 1);
+    ck_assert_int_eq(ag_save_safetensors(s.path, s.params, NULL), 0);
+    s.old_bytes = read_bytes(s.path, &s.old_size);
+    fill(s.params, 2);
+    return s;
+}
+
+/* Asserts that the file, alone in the folder, holds the old bytes (or the
+ * new ones) and loads as the set filled from 1 (or 2). */
+static void expect_sweep_file(sweep_file *s, bool new_one)
+{
+    expect_file(s->path, new_one ? s->new_bytes : s->old_bytes,
+                new_one ? s->new_size : s->old_size);
+    expect_only("model.safetensors");
+    fill(s->check, 100);
+    ck_assert_msg(ag_load_safetensors(s->path, s->check) == 0, "%s",
+                  ag_last_error());
+    expect_filled(s->check, new_one ? 2 : 1);
+}
+
+/* Saves s->params over the old file with ag__io_calls as set, then puts
+ * the default calls and the old file back. Returns what the save did. */
+static int sweep_save(sweep_file *s)
+{
+    ag_clear_error();
+    int rc = ag_save_safetensors(s->path, s->params, NULL);
+    ag__io_calls = ag__io_calls_default;
+    return rc;
+}
+
+static void restore_old(sweep_file *s)
+{
+    write_bytes(s->path, s->old_bytes, s->old_size);
+}
+
+static const struct {
+    const char *call, *want;
+} sweep_calls[] = {
+    {"write", "cannot write the temporary file: Input/output error"},
+    {"fsync", "cannot fsync the temporary file: Input/output error"},
+    {"close", "cannot close the temporary file: Input/output error"},
+    {"rename", "cannot rename the temporary file to it: Input/output error"},
+};
+
+/* Counts the calls of `call` that a save makes. */
+static int count_calls(sweep_file *s, const char *call)
+{
+    inject(call, 0, 0);
+    ck_assert_msg(sweep_save(s) == 0, "%s", ag_last_error());
+    restore_old(s);
+    return calls;
+}
+
+/* Each call of each kind that a save makes fails in turn: before the
+ * rename the old file is left byte-identical, loadable and alone; the
+ * folder's fsync (the last fsync) failing leaves the new file in place;
+ * the save then succeeds when tried again. */
+START_TEST(test_interrupt_every_call)
+{
+    sweep_file s = make_sweep_file();
+    int points = 0;
+    for (int c = 0; c < (int)(sizeof sweep_calls / sizeof *sweep_calls); c++) {
+        const char *call = sweep_calls[c].call;
+        int n = count_calls(&s, call);
+        if (!strcmp(call, "write")) ck_assert_int_eq(n, 16);
+        if (!strcmp(call, "fsync")) ck_assert_int_eq(n, 2);
+        if (!strcmp(call, "close") || !strcmp(call, "rename"))
+            ck_assert_int_eq(n, 1);
+        for (int k = 1; k <= n; k++, points++) {
+            inject(call, k, EIO);
+            ck_assert_int_eq(sweep_save(&s), -1);
+            ck_assert_int_eq(calls, k);
+            bool folder = !strcmp(call, "fsync") && k == n;
+            expect_error("ag_save_safetensors", s.path,
+                         folder ? "saved, but cannot fsync its folder"
+                                : sweep_calls[c].want);
+            expect_sweep_file(&s, folder);
+            ck_assert_msg(sweep_save(&s) == 0, "%s", ag_last_error());
+            expect_sweep_file(&s, true);
+            restore_old(&s);
+        }
+    }
+    printf("test_safetensors: %d interruption points of a save\n", points);
+    free(s.old_bytes);
+    free(s.new_bytes);
+}
+END_TEST
+
+/* write() that writes half of what it is asked (at least a byte), or is
+ * interrupted before writing anything, at call fail_at only. */
+static ssize_t short_at(int fd, const void *buf, size_t n)
+{
+    if (++calls == fail_at && n > 1) return write(fd, buf, n / 2);
+    return write(fd, buf, n);
+}
+
+static ssize_t interrupted_at(int fd, const void *buf, size_t n)
+{
+    if (++calls != fail_at) return write(fd, buf, n);
+    errno = EINTR;
+    return -1;
+}
+
+/* A short write, or EINTR, at each write of a save in turn: the save goes
+ * on and writes exactly the bytes of an undisturbed one. */
+START_TEST(test_short_or_interrupted_at_every_write)
+{
+    sweep_file s = make_sweep_file();
+    int n = count_calls(&s, "write"), points = 0;
+    ssize_t (*writes[2])(int, const void *, size_t) = {short_at,
+                                                       interrupted_at};
+    for (int w = 0; w < 2; w++)
+        for (int k = 1; k <= n; k++, points++) {
+            calls = 0;
+            fail_at = k;
+            ag__io_calls.write = writes[w];
+            ck_assert_msg(sweep_save(&s) == 0, "write %d: %s", k,
+                          ag_last_error());
+            ck_assert_int_eq(calls, n + 1); /* one more for the rest */
+            expect_sweep_file(&s, true);
+            restore_old(&s);
+        }
+    printf("test_safetensors: %d short or interrupted writes\n", points);
+    free(s.old_bytes);
+    free(s.new_bytes);
+}
+END_TEST
+
+/* A checkpoint cut at every length from 0 to its size - 1: every load and
+ * metadata read fails with an error naming the file, and the parameters
+ * are unchanged (valgrind and ASan check that no read leaves the file's
+ * bytes). */
+START_TEST(test_load_every_truncation)
+{
+    const char *path = path_of("cut.safetensors");
+    ag_params *p = many_set();
+    fill(p, 1);
+    const char *meta[] = {"epoch", "7", "note", "cut at every byte", NULL};
+    ck_assert_int_eq(ag_save_safetensors(path, p, meta), 0);
+    size_t size;
+    unsigned char *bytes = read_bytes(path, &size);
+    fill(p, 100);
+    for (size_t keep = 0; keep < size; keep++) {
+        write_bytes(path, bytes, keep);
+        expect_load_fails(path, p, "");
+        ag_clear_error();
+        ck_assert_ptr_null(ag_load_safetensors_metadata(arena, path));
+        expect_error("ag_load_safetensors_metadata", path, "");
+    }
+    write_bytes(path, bytes, size);
+    ck_assert_int_eq(ag_load_safetensors(path, p), 0);
+    expect_filled(p, 1);
+    printf("test_safetensors: %zu truncation points of a checkpoint\n", size);
+    free(bytes);
+}
+END_TEST
+
 static Suite *safetensors_suite(void)
 {
     Suite *s = suite_create("safetensors");
@@ -1201,6 +1406,14 @@ static Suite *safetensors_suite(void)
     tcase_add_test(tc, test_folder_fsync_einval);
     tcase_add_test(tc, test_write_makes_no_progress);
     tcase_add_test(tc, test_short_and_interrupted_writes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sweeps");
+    tcase_set_timeout(tc, 600);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_interrupt_every_call);
+    tcase_add_test(tc, test_short_or_interrupted_at_every_write);
+    tcase_add_test(tc, test_load_every_truncation);
     suite_add_tcase(s, tc);
     return s;
 }

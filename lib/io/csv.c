@@ -1,8 +1,9 @@
 /* csv.c: ag_load_csv, the reader of CSV files of numbers. One parser runs
  * over the file twice: the first pass checks every field and counts the
  * rows, the second, once the tensor is allocated, stores the values. Lines
- * are read with getline, so they may be of any length; the only buffer is
- * the longest line. */
+ * may be of any length: they are read with read() into one buffer that
+ * grows to hold the longest (the reader's own, rather than stdio's and
+ * getline's, so that all its memory comes from the library's allocator). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "io.h"
@@ -23,18 +24,23 @@
 /* How much of a bad field a message quotes (bytes of the file). */
 #define QUOTE_MAX 40
 
+/* The first size of the line buffer. */
+#define LINE_BYTES 4096
+
 /* The state of one load. */
 typedef struct {
     const char *path;
     ag_dtype dt;
     bool header;
-    FILE *f;
-    char *line; /* getline's buffer */
-    size_t cap;
-    int64_t lineno;     /* of the line being parsed, from 1 */
-    int64_t rows, cols; /* data rows and columns, from the first pass */
-    int64_t first_row;  /* line number of the first data row */
-    ag_tensor *t;       /* NULL in the first pass */
+    int fd;
+    char *buf;              /* ag__malloc'd: lines read and read ahead */
+    size_t cap, start, end; /* its size; the unread bytes are [start, end) */
+    bool file_end;          /* read() found the end of the file */
+    char *line;             /* the line being parsed, in buf, ended by '\0' */
+    int64_t lineno;         /* of the line being parsed, from 1 */
+    int64_t rows, cols;     /* data rows and columns, from the first pass */
+    int64_t first_row;      /* line number of the first data row */
+    ag_tensor *t;           /* NULL in the first pass */
 } csv_reader;
 
 static bool is_space(char c)
@@ -166,24 +172,93 @@ static int check_row(csv_reader *r, int64_t row, int64_t cols)
     return -1;
 }
 
+/* Makes room in r's buffer for more bytes after the unread ones: moves
+ * them to the start, and grows the buffer when they fill it (one byte is
+ * kept for the '\0' after a last line without a newline). */
+static int make_room(csv_reader *r)
+{
+    memmove(r->buf, r->buf + r->start, r->end - r->start);
+    r->end -= r->start;
+    r->start = 0;
+    if (r->end + 1 < r->cap) return 0;
+    char *grown =
+        r->cap <= SIZE_MAX / 2 ? ag__realloc(r->buf, 2 * r->cap) : NULL;
+    if (!grown)
+        return ag__file_error(FUNC, r->path,
+                              "out of memory for line %lld (over %zu bytes)",
+                              (long long)r->lineno + 1, r->end);
+    r->buf = grown;
+    r->cap *= 2;
+    return 0;
+}
+
+/* Reads the next line into r->line (without its newline, ended by '\0')
+ * and its length into *len. Returns 1, 0 at the end of the file, or -1
+ * and an error. */
+static int next_line(csv_reader *r, size_t *len)
+{
+    for (;;) {
+        char *s = r->buf + r->start;
+        size_t avail = r->end - r->start;
+        char *nl = memchr(s, '\n', avail);
+        if (nl || (r->file_end && avail)) {
+            *len = nl ? (size_t)(nl - s) : avail;
+            s[*len] = '\0'; /* the newline, or the byte kept for it */
+            r->start += *len + (nl != NULL);
+            r->line = s;
+            return 1;
+        }
+        if (r->file_end) return 0;
+        if (make_room(r)) return -1;
+        ssize_t got;
+        do got = read(r->fd, r->buf + r->end, r->cap - 1 - r->end);
+        while (got < 0 && errno == EINTR);
+        if (got < 0)
+            return ag__file_syserror(FUNC, r->path, errno,
+                                     "read error after line %lld",
+                                     (long long)r->lineno);
+        r->file_end = got == 0;
+        r->end += (size_t)got;
+    }
+}
+
+/* Checks the row count at the end of a pass; the first pass sets it. */
+static int check_rows(csv_reader *r, int64_t rows)
+{
+    if (!r->t) r->rows = rows;
+    if (r->t && rows != r->rows) {
+        ag__error(FUNC, "%s: the file changed while being read", r->path);
+        return -1;
+    }
+    if (rows == 0) {
+        ag__error(FUNC, "%s: no data rows%s", r->path,
+                  r->header ? " after the header" : "");
+        return -1;
+    }
+    return 0;
+}
+
 /* One pass over the file: checks (and, in the second pass, stores) every
  * data row; the first pass sets rows, cols and first_row. */
 static int read_pass(csv_reader *r)
 {
-    if (fseek(r->f, 0, SEEK_SET))
+    if (lseek(r->fd, 0, SEEK_SET) < 0)
         return ag__file_syserror(FUNC, r->path, errno,
                                  "cannot seek back to the start");
+    r->start = r->end = 0;
+    r->file_end = false;
     r->lineno = 0;
     bool skip_header = r->header;
     int64_t row = 0;
-    ssize_t got;
-    while ((got = getline(&r->line, &r->cap, r->f)) >= 0) {
+    size_t got = 0;
+    int more;
+    while ((more = next_line(r, &got)) > 0) {
         r->lineno++;
         if (r->lineno == 1 && got >= 3 && !memcmp(r->line, UTF8_BOM, 3)) {
             got -= 3;
-            memmove(r->line, r->line + 3, (size_t)got + 1);
+            r->line += 3;
         }
-        size_t len = content_length(r->line, (size_t)got);
+        size_t len = content_length(r->line, got);
         if (!len) continue;
         if (skip_header) {
             skip_header = false;
@@ -193,21 +268,7 @@ static int read_pass(csv_reader *r)
         if (cols < 0 || check_row(r, row, cols)) return -1;
         row++;
     }
-    if (!feof(r->f))
-        return ag__file_syserror(FUNC, r->path, errno,
-                                 "read error after line %lld",
-                                 (long long)r->lineno);
-    if (!r->t) r->rows = row;
-    if (r->t && row != r->rows) {
-        ag__error(FUNC, "%s: the file changed while being read", r->path);
-        return -1;
-    }
-    if (row == 0) {
-        ag__error(FUNC, "%s: no data rows%s", r->path,
-                  r->header ? " after the header" : "");
-        return -1;
-    }
-    return 0;
+    return more < 0 ? -1 : check_rows(r, row);
 }
 
 /* Checks the file in a first pass, then allocates the tensor in `a` and
@@ -222,10 +283,13 @@ static ag_tensor *read_both(csv_reader *r, ag_arena *a)
 
 /* read_both with numbers read in the C locale (a '.' before the decimals),
  * whatever locale the program set; only this thread's locale changes, and
- * only while the file is read. */
+ * only while the file is read. newlocale allocates: it counts as one of the
+ * library's allocations (ag__alloc_fails). */
 static ag_tensor *read_in_c_locale(csv_reader *r, ag_arena *a)
 {
-    locale_t c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    locale_t c_numeric = ag__alloc_fails()
+                             ? (errno = ENOMEM, (locale_t)0)
+                             : newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (!c_numeric) {
         ag__file_syserror(FUNC, r->path, errno, "cannot make the C locale");
         return NULL;
@@ -243,20 +307,19 @@ ag_tensor *ag_load_csv(ag_arena *a, const char *path, ag_dtype dt, bool header)
     struct stat st;
     int fd = ag__open_read(FUNC, path, &st);
     if (fd < 0) return NULL;
-    csv_reader r = {.path = path, .dt = dt, .header = header};
-    r.f = S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
-    if (!r.f) {
-        if (S_ISREG(st.st_mode))
-            ag__file_syserror(FUNC, path, errno, "cannot open");
-        else
-            ag__file_error(FUNC, path,
-                           "is not a regular file (the reader reads it "
-                           "twice, which a pipe or device does not allow)");
-        close(fd);
-        return NULL;
+    csv_reader r = {.path = path, .dt = dt, .header = header, .fd = fd};
+    ag_tensor *t = NULL;
+    if (!S_ISREG(st.st_mode))
+        ag__file_error(FUNC, path,
+                       "is not a regular file (the reader reads it twice, "
+                       "which a pipe or device does not allow)");
+    else if (!(r.buf = ag__malloc(LINE_BYTES)))
+        ag__file_error(FUNC, path, "out of memory for the line buffer");
+    else {
+        r.cap = LINE_BYTES;
+        t = read_in_c_locale(&r, a);
     }
-    ag_tensor *t = read_in_c_locale(&r, a);
-    free(r.line);
-    fclose(r.f);
+    ag__free(r.buf);
+    close(fd);
     return t;
 }

@@ -102,11 +102,11 @@ int ag__read_file(const char *func, const char *path, unsigned char **data,
                        (long long)st.st_size);
     } else {
         size_t n = (size_t)st.st_size;
-        unsigned char *buf = n ? malloc(n) : NULL;
+        unsigned char *buf = n ? ag__malloc(n) : NULL;
         int err = n && !buf ? ENOMEM : read_all(fd, buf, n);
         if (err) {
             ag__file_syserror(func, path, err, "cannot read %zu bytes", n);
-            free(buf);
+            ag__free(buf);
         } else {
             *data = buf;
             *size = n;
@@ -125,23 +125,44 @@ static int atomic_fail(ag__atomic_file *f, int err, const char *what)
     return -1;
 }
 
+/* Writes into dir the folder that holds path: the part before its last
+ * slash (`slash`, NULL when there is none), "/" when that part is empty,
+ * "." when there is no slash. */
+static void folder_of(char *dir, const char *path, const char *slash)
+{
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    if (!slash)
+        strcpy(dir, ".");
+    else if (dlen == 0)
+        strcpy(dir, "/");
+    else {
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+    }
+}
+
 int ag__atomic_begin(ag__atomic_file *f, const char *func, const char *path)
 {
     static const char suffix[] = ".tmp.XXXXXX";
     *f = (ag__atomic_file){.func = func, .path = path, .fd = -1};
     if (!*path) return ag__file_error(func, path, "empty path");
+    /* Both names are made now, so that nothing needs memory once the file
+     * has been renamed over the target. */
     size_t len = strlen(path);
-    f->tmp = malloc(len + sizeof suffix);
-    if (!f->tmp) return atomic_fail(f, ENOMEM, "cannot make a temporary name");
-    memcpy(f->tmp, path, len);
-    memcpy(f->tmp + len, suffix, sizeof suffix);
-    f->fd = mkstemp(f->tmp);
-    if (f->fd < 0) {
-        int err = errno;
-        free(f->tmp); /* nothing was created under that name */
-        f->tmp = NULL;
-        return atomic_fail(f, err, "cannot create a temporary file there");
-    }
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    f->names = ag__malloc(len + sizeof suffix + dlen + 2);
+    if (!f->names)
+        return atomic_fail(f, ENOMEM, "cannot make a temporary name");
+    char *tmp = f->names, *dir = tmp + len + sizeof suffix;
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, suffix, sizeof suffix);
+    folder_of(dir, path, slash);
+    f->dir = dir;
+    f->fd = mkstemp(tmp);
+    if (f->fd < 0) /* nothing was created under that name */
+        return atomic_fail(f, errno, "cannot create a temporary file there");
+    f->tmp = tmp;
     /* Overwriting keeps the old file's permissions. */
     struct stat st;
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -166,40 +187,23 @@ int ag__atomic_write(ag__atomic_file *f, const void *buf, size_t n)
     return 0;
 }
 
-/* fsyncs the folder that holds path (after the rename, so that the new name
+/* fsyncs the folder of f's target (after the rename, so that the new name
  * survives a crash). A file system that cannot sync folders (EINVAL) is not
  * an error. Returns 0, or -1 and an error. */
-static int sync_folder(const char *func, const char *path)
+static int sync_folder(const ag__atomic_file *f)
 {
-    const char *slash = strrchr(path, '/');
-    size_t len = slash ? (size_t)(slash - path) : 0;
-    char *dir = malloc(len + 2);
-    if (!dir)
-        return ag__file_error(func, path,
-                              "saved, but out of memory to "
-                              "fsync its folder");
-    if (!slash)
-        strcpy(dir, ".");
-    else if (len == 0)
-        strcpy(dir, "/");
-    else {
-        memcpy(dir, path, len);
-        dir[len] = '\0';
-    }
-    int err = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int err = 0, fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         err = errno;
     else {
         if (ag__io_calls.fsync(fd) && errno != EINVAL) err = errno;
         close(fd);
     }
-    if (err)
-        ag__file_syserror(func, path, err,
-                          "saved, but cannot fsync its folder %s (the new "
-                          "file may not survive a crash)",
-                          dir);
-    free(dir);
-    return err ? -1 : 0;
+    if (!err) return 0;
+    return ag__file_syserror(f->func, f->path, err,
+                             "saved, but cannot fsync its folder %s (the new "
+                             "file may not survive a crash)",
+                             f->dir);
 }
 
 int ag__atomic_commit(ag__atomic_file *f)
@@ -212,9 +216,10 @@ int ag__atomic_commit(ag__atomic_file *f)
         return atomic_fail(f, errno, "cannot close the temporary file");
     if (ag__io_calls.rename(f->tmp, f->path))
         return atomic_fail(f, errno, "cannot rename the temporary file to it");
-    free(f->tmp);
-    f->tmp = NULL;
-    return sync_folder(f->func, f->path);
+    f->tmp = NULL; /* it is the target now */
+    int rc = sync_folder(f);
+    ag__atomic_abort(f); /* frees the names */
+    return rc;
 }
 
 void ag__atomic_abort(ag__atomic_file *f)
@@ -222,6 +227,7 @@ void ag__atomic_abort(ag__atomic_file *f)
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
     if (f->tmp) unlink(f->tmp);
-    free(f->tmp);
     f->tmp = NULL;
+    ag__free(f->names);
+    f->names = NULL;
 }

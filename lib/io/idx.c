@@ -11,7 +11,6 @@
 #include "io.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -65,7 +64,7 @@ typedef struct {
     bool cut;          /* ... inside a member: the file ends early */
     bool garbage;      /* ... followed by bytes that are not gzip */
     z_stream zs;
-    unsigned char *in; /* IN_BYTES (malloc'd) */
+    unsigned char *in; /* IN_BYTES (ag__malloc'd) */
 } idx_reader;
 
 /* Moves the unread input to the start of the buffer and reads more after
@@ -191,6 +190,20 @@ static void report_truncated(idx_reader *r, uint64_t want, uint64_t got)
                    why_short(r));
 }
 
+/* zlib's allocator: the library's, so that its allocations can be made to
+ * fail in tests like every other. */
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    (void)opaque;
+    return ag__calloc(items, size);
+}
+
+static void z_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    ag__free(p);
+}
+
 /* Opens path and notes its size on disk; a file that starts with gzip's
  * magic bytes is inflated, any other is read as it is. close_reader frees
  * what r holds, also after a failure. */
@@ -201,10 +214,12 @@ static int open_reader(idx_reader *r, const char *path)
     r->fd = ag__open_read(FUNC, path, &st);
     if (r->fd < 0) return -1;
     if (S_ISREG(st.st_mode)) r->disk_size = st.st_size;
-    r->in = malloc(IN_BYTES);
+    r->in = ag__malloc(IN_BYTES);
     if (!r->in)
         return ag__file_error(FUNC, path, "out of memory for the read buffer");
     r->zs.next_in = r->in;
+    r->zs.zalloc = z_alloc;
+    r->zs.zfree = z_free;
     int magic = at_gzip_magic(r);
     if (magic <= 0) return magic;
     r->gzip = true;
@@ -217,7 +232,7 @@ static int open_reader(idx_reader *r, const char *path)
 static void close_reader(idx_reader *r)
 {
     if (r->inflating) inflateEnd(&r->zs);
-    free(r->in);
+    ag__free(r->in);
     if (r->fd >= 0) close(r->fd);
 }
 
@@ -476,7 +491,7 @@ static int check_end(idx_reader *r, const idx_header *h, unsigned char *buf)
  * it. */
 static int read_data(idx_reader *r, const idx_header *h, ag_tensor *t)
 {
-    unsigned char *raw = malloc(CHUNK_BYTES + CHUNK_ELEMS * sizeof(double));
+    unsigned char *raw = ag__malloc(CHUNK_BYTES + CHUNK_ELEMS * sizeof(double));
     if (!raw)
         return ag__file_error(FUNC, r->path,
                               "out of memory for the read buffer");
@@ -488,7 +503,7 @@ static int read_data(idx_reader *r, const idx_header *h, ag_tensor *t)
         rc = read_chunk(r, h, t, at, n, raw, values);
     }
     if (!rc) rc = check_end(r, h, raw);
-    free(raw);
+    ag__free(raw);
     return rc;
 }
 

@@ -43,8 +43,8 @@ int ag__open_read(const char *func, const char *path, struct stat *st);
 int ag__check_reader_args(const char *func, const ag_arena *a, const char *path,
                           ag_dtype dt);
 
-/* Reads the regular file at `path` into a new malloc'd buffer: *data (freed
- * by the caller with free(); NULL for an empty file) and *size. Returns 0, or
+/* Reads the regular file at `path` into a new buffer: *data (freed by the
+ * caller with ag__free(); NULL for an empty file) and *size. Returns 0, or
  * -1 and an error reported as func (a file that cannot be opened or read, a
  * folder, no memory). */
 int ag__read_file(const char *func, const char *path, unsigned char **data,
@@ -76,12 +76,15 @@ extern _Thread_local ag__io_sys ag__io_calls;
  * between calls. */
 typedef struct {
     const char *func, *path;
-    char *tmp; /* malloc'd path of the temporary file, NULL when none */
-    int fd;    /* its descriptor, -1 when closed */
+    char *names;     /* ag__malloc'd: tmp's and dir's text, NULL when freed */
+    const char *tmp; /* the temporary file's path, NULL when there is none */
+    const char *dir; /* the folder that holds path, for its fsync */
+    int fd;          /* the temporary file's descriptor, -1 when closed */
 } ag__atomic_file;
 
 /* Creates the temporary file (with the permissions of an existing file at
- * `path`; mode 0600 for a new one). Returns 0 or -1. */
+ * `path`; mode 0600 for a new one). All the memory the write needs is taken
+ * here, so that no later step fails for want of it. Returns 0 or -1. */
 int ag__atomic_begin(ag__atomic_file *f, const char *func, const char *path);
 
 /* Writes n bytes (all of them, retrying short writes and EINTR). Returns 0
@@ -94,7 +97,8 @@ int ag__atomic_write(ag__atomic_file *f, const void *buf, size_t n);
  * the error says so. */
 int ag__atomic_commit(ag__atomic_file *f);
 
-/* Closes and removes the temporary file, if any. Safe to call twice. */
+/* Closes and removes the temporary file, if any, and frees f's names.
+ * Safe to call twice. */
 void ag__atomic_abort(ag__atomic_file *f);
 
 #endif /* AG_IO_H */

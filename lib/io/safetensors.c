@@ -116,21 +116,24 @@ fail:
 }
 
 /* The bytes before the data: the header length and the header padded with
- * spaces to a multiple of 8 bytes. Returns a malloc'd buffer of *len bytes,
- * or NULL when out of memory. */
+ * spaces to a multiple of 8 bytes. Returns a buffer of *len bytes (freed
+ * with ag__free), or NULL when out of memory. The header is serialised
+ * straight into it (json_dumps would return jansson's buffer, which must be
+ * freed with jansson's allocator, whatever the host program set it to). */
 static unsigned char *header_bytes(const json_t *header, size_t *len)
 {
-    char *json = json_dumps(header, JSON_COMPACT);
-    if (!json) return NULL;
-    size_t n = strlen(json), padded = n + (8 - n % 8) % 8;
-    unsigned char *buf = malloc(8 + padded);
-    if (buf) {
-        for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(padded >> 8 * i);
-        memcpy(buf + 8, json, n);
-        memset(buf + 8 + n, ' ', padded - n);
-        *len = 8 + padded;
+    size_t n = json_dumpb(header, NULL, 0, JSON_COMPACT); /* "{}" at least */
+    if (!n) return NULL;
+    size_t padded = n + (8 - n % 8) % 8;
+    unsigned char *buf = ag__malloc(8 + padded);
+    if (!buf) return NULL;
+    if (json_dumpb(header, (char *)buf + 8, n, JSON_COMPACT) != n) {
+        ag__free(buf);
+        return NULL;
     }
-    free(json);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(padded >> 8 * i);
+    memset(buf + 8 + n, ' ', padded - n);
+    *len = 8 + padded;
     return buf;
 }
 
@@ -164,7 +167,7 @@ int ag_save_safetensors(const char *path, const ag_params *params,
                      write_values(&f, params) || ag__atomic_commit(&f)
                  ? -1
                  : 0;
-    free(head);
+    ag__free(head);
     return rc;
 }
 
@@ -186,13 +189,13 @@ typedef struct {
 /* A whole file in memory with its parsed header. */
 typedef struct {
     const char *func, *path;
-    unsigned char *bytes; /* the file (malloc'd) */
+    unsigned char *bytes; /* the file (ag__malloc'd) */
     size_t size;
     json_t *header;
     json_t *metadata; /* "__metadata__" of the header, or NULL */
     const unsigned char *data;
     uint64_t data_size;
-    st_entry *entries; /* malloc'd */
+    st_entry *entries; /* ag__malloc'd */
     int count;
 } st_file;
 
@@ -240,9 +243,16 @@ static int read_header(st_file *f)
                               "header length %llu is over the limit of %u "
                               "bytes",
                               (unsigned long long)n, MAX_HEADER_BYTES);
-    json_error_t err;
+    /* jansson reports running out of memory by its error code, or (when
+     * the parser cannot even start) by no message at all. */
+    json_error_t err = {.line = 0};
     f->header = json_loadb((const char *)f->bytes + 8, (size_t)n,
                            JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!f->header && (json_error_code(&err) == json_error_out_of_memory ||
+                       !err.text[0]))
+        return ag__file_error(f->func, f->path,
+                              "out of memory parsing the %llu-byte header",
+                              (unsigned long long)n);
     if (!f->header)
         return ag__file_error(f->func, f->path,
                               "header is not valid JSON: line %d, column %d: "
@@ -410,7 +420,7 @@ static int parse_entry(const st_file *f, const char *name, const json_t *v,
 static int parse_entries(st_file *f)
 {
     size_t n = json_object_size(f->header);
-    f->entries = malloc((n ? n : 1) * sizeof *f->entries);
+    f->entries = ag__malloc((n ? n : 1) * sizeof *f->entries);
     if (!f->entries) return ag__file_error(f->func, f->path, "out of memory");
     const char *key;
     json_t *value;
@@ -508,8 +518,8 @@ static int st_open(st_file *f, const char *func, const char *path)
 static void st_close(st_file *f)
 {
     json_decref(f->header);
-    free(f->entries);
-    free(f->bytes);
+    ag__free(f->entries);
+    ag__free(f->bytes);
 }
 
 /* ------------------------------------------------------------------ */

@@ -97,7 +97,7 @@ int ag_write_dot(const ag_tensor *t, FILE *out)
     if (ag__refuse_in_backward(func)) return -1;
     ag_tensor **order; /* the walk only sets and clears marks */
     int64_t count = ag__topological_order((ag_tensor *)t, true, &order);
-    node_id *ids = count > 0 ? malloc((size_t)count * sizeof *ids) : NULL;
+    node_id *ids = count > 0 ? ag__malloc((size_t)count * sizeof *ids) : NULL;
     for (int64_t i = 0; i < count; i++) {
         order[i]->mark = 0;
         if (ids) ids[i] = (node_id){(uintptr_t)order[i], i};
@@ -113,7 +113,7 @@ int ag_write_dot(const ag_tensor *t, FILE *out)
     qsort(ids, (size_t)count, sizeof *ids, compare_key);
     errno = 0;
     int status = write_graph(out, order, count, ids);
-    free(ids);
+    ag__free(ids);
     if (status)
         ag__error(func, "writing failed: %s",
                   errno ? strerror(errno) : "stream error");
