@@ -7,9 +7,10 @@ the steps; prints one line in mlp_step's format with the median.
 
 Run with Debian's python3-torch: /usr/bin/python3 bench/torch_mlp.py
     [--batch B] [--sizes 784,1024,1024,10] [--dtype f32|f64] [--threads N]
-    [--steps S]
+    [--steps S] [--mkldnn on|off]
 OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to N before torch loads
-unless the caller set them.
+unless the caller set them (bench/run tries several settings and keeps
+PyTorch's best).
 """
 import argparse
 import os
@@ -25,6 +26,8 @@ def parse():
     p.add_argument("--dtype", choices=["f32", "f64"], default="f32")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--mkldnn", choices=["on", "off"], default="on",
+                   help="whether PyTorch may use oneDNN (MKL-DNN) kernels")
     args = p.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     if len(args.sizes) < 2 or min(args.sizes) < 1 or args.batch < 1:
@@ -39,6 +42,7 @@ def main():
     import torch  # after the thread variables: they are read when it loads
 
     torch.set_num_threads(args.threads)
+    torch.backends.mkldnn.enabled = args.mkldnn == "on"
     torch.manual_seed(1)
     dtype = torch.float32 if args.dtype == "f32" else torch.float64
     layers = []
@@ -69,7 +73,9 @@ def main():
         f"batch={args.batch} layers={len(args.sizes) - 1} dtype={args.dtype} "
         f"threads={args.threads} steps={args.steps} step_us={step_us:.1f} "
         f"samples_per_s={args.batch * 1e6 / step_us:.0f} "
-        f"torch={torch.__version__}"
+        f"torch={torch.__version__} mkldnn={args.mkldnn} "
+        f"omp={os.environ['OMP_NUM_THREADS']} "
+        f"openblas={os.environ['OPENBLAS_NUM_THREADS']}"
     )
     return 0
 
