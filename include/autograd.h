@@ -275,13 +275,23 @@ AG_API const char *ag_last_error(void);
 /* Forgets the last error of this thread. */
 AG_API void ag_clear_error(void);
 
-/* Sets how many threads OpenBLAS may use for matrix products; 1 or more.
- * The library's own elementwise kernels run on the calling thread. Returns
- * 0, or -1 with an error for n < 1. This is a process-wide setting of
- * OpenBLAS (the same one OPENBLAS_NUM_THREADS gives at start-up). */
+/* Sets how many threads the library uses, 1 or more (capped at 64):
+ * matrix products of 2^21 multiply-adds or more and elementwise kernels of
+ * 2^16 elements or more (activations, optimizer updates) are split in that
+ * many parts, run by the calling thread and n - 1 worker threads that the
+ * library starts on first use and keeps (they sleep between jobs and
+ * allocate nothing per job). OpenBLAS is set to one thread, so that the
+ * parts do not oversubscribe the cores; until this is first called the
+ * library runs on the calling thread and leaves OpenBLAS's own threading
+ * (OPENBLAS_NUM_THREADS) alone. A result depends on n, never on timing:
+ * a thread that finds the workers busy with another thread's job runs the
+ * same parts itself. Results with different n agree up to rounding
+ * (OpenBLAS rounds a product split in parts differently). Returns 0, or
+ * -1 with an error for n < 1. Process-wide. */
 AG_API int ag_set_num_threads(int n);
 
-/* The number of threads set by ag_set_num_threads (OpenBLAS's own count). */
+/* The count set by ag_set_num_threads, or OpenBLAS's own thread count
+ * before it was first called. */
 AG_API int ag_get_num_threads(void);
 
 /* ------------------------------------------------------------------ */

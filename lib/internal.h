@@ -265,9 +265,11 @@ ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
 typedef void ag_parallel_fn(void *arg, int part, int parts);
 
 /* Runs fn(arg, part, parts) for every part, on the calling thread and the
- * workers ag_set_num_threads asked for, and returns when all are done;
- * parts is capped by the thread count (so fn may be called with fewer
- * parts, or once with parts = 1). Allocates nothing once the workers run. */
+ * workers ag_set_num_threads asked for, and returns when all are done.
+ * parts is capped by that thread count (so fn may see fewer parts, or one)
+ * and depends on nothing else: when the workers are busy with another
+ * thread's job, the caller runs the same parts itself, one by one.
+ * Allocates nothing once the workers run. */
 void ag__parallel(int parts, ag_parallel_fn *fn, void *arg);
 
 /* Part `part` of [0, n) split in `parts` chunks whose sizes are multiples

@@ -7,7 +7,10 @@
  * each part of a product runs OpenBLAS's single-threaded kernel and the
  * cores are never oversubscribed; OpenBLAS's own threading allocates on
  * every call, these workers never do. One job runs at a time: a thread
- * that finds the workers busy runs its job alone. */
+ * that finds the workers busy runs the parts of its job one after another.
+ * A job is always split in as many parts as ag_set_num_threads asked for,
+ * so its rounding, and every result, depends on that count alone, never on
+ * which thread got the workers. */
 #include "internal.h"
 
 #include <cblas.h>
@@ -54,7 +57,8 @@ static void *worker(void *index_ptr)
 }
 
 /* Starts workers up to threads - 1 (with pool.lock held); returns how many
- * run. A worker that cannot start leaves the pool smaller. */
+ * run. A worker that cannot start leaves the pool smaller (and jobs are run
+ * part by part on the caller). */
 static int start_workers(void)
 {
     while (pool.started < pool.threads - 1) {
@@ -92,14 +96,11 @@ int ag_get_num_threads(void)
 void ag__parallel(int parts, ag_parallel_fn *fn, void *arg)
 {
     pthread_mutex_lock(&pool.lock);
-    if (parts > pool.threads) parts = pool.threads;
-    if (parts > 1 && !pool.busy) {
-        int workers = start_workers(); /* none when threads is 0 or 1 */
-        if (parts > workers + 1) parts = workers + 1;
-    }
-    if (parts <= 1 || pool.busy) { /* alone */
+    if (parts > pool.threads) parts = pool.threads > 1 ? pool.threads : 1;
+    bool alone = parts <= 1 || pool.busy || start_workers() < parts - 1;
+    if (alone) { /* the same parts, so the same rounding, one by one */
         pthread_mutex_unlock(&pool.lock);
-        fn(arg, 0, 1);
+        for (int part = 0; part < parts; part++) fn(arg, part, parts);
         return;
     }
     pool.busy = true;

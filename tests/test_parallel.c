@@ -1,0 +1,196 @@
+/* test_parallel.c: the library's own threads (ag_set_num_threads). Training
+ * steps large enough to split products and elementwise kernels agree on 2
+ * and 3 threads with 1 thread up to rounding (OpenBLAS rounds a product
+ * split in parts differently), and give the same bits every time for one
+ * thread count, for f32 and f64, with SGD and Adam, for products split by
+ * rows and by columns, and for shapes that leave a thread no work; two user
+ * threads that train at once (one finds the workers busy and runs its parts
+ * itself) both get the bits of a run alone. */
+#include <autograd.h>
+
+#include "support.h"
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A training run and what it produced: the loss of every step and the
+ * final parameters, copied out as bytes. */
+#define STEPS 3
+
+typedef struct {
+    ag_dtype dtype;
+    bool adam;
+    int64_t batch, sizes[4];
+    double losses[STEPS];
+    unsigned char *params; /* malloc'd by train, freed by run_free */
+    size_t param_bytes;
+    bool ok;
+} run;
+
+/* Trains an MLP of `r->sizes` on fixed random data for STEPS steps. */
+static void *train(void *arg)
+{
+    run *r = arg;
+    ag_arena *pa = ag_arena_new(), *step = ag_arena_new();
+    ag_mlp *m = ag_mlp_new(pa, 4, r->sizes,
+                           &(ag_mlp_options){.dtype = r->dtype, .seed = 7});
+    ag_optimizer *opt =
+        !m        ? NULL
+        : r->adam ? ag_adam_new(pa, m->params, NULL)
+                  : ag_sgd_new(pa, m->params,
+                               &(ag_sgd_options){.lr = 0.1, .momentum = 0.9});
+    ag_rng rng = ag_rng_seed(3);
+    int64_t xs[2] = {r->batch, r->sizes[0]};
+    ag_tensor *x = ag_rand(pa, r->dtype, 2, xs, -1, 1, &rng);
+    ag_tensor *y = ag_zeros(pa, AG_I32, 1, &r->batch);
+    r->ok = opt && x && y;
+    for (int64_t i = 0; r->ok && i < r->batch; i++)
+        ((int32_t *)ag_data(y))[i] = (int32_t)(i % r->sizes[3]);
+    for (int s = 0; r->ok && s < STEPS; s++) {
+        ag_tensor *loss =
+            ag_softmax_cross_entropy(step, ag_mlp_forward(step, m, x), y);
+        r->ok = loss && ag_backward(loss) == 0 && ag_optimizer_step(opt) == 0;
+        if (r->ok) r->losses[s] = tensor_at(loss, 0);
+        ag_optimizer_clear_grad(opt);
+        ag_arena_reset(step);
+    }
+    size_t elem = r->dtype == AG_F32 ? 4 : 8;
+    r->param_bytes = 0;
+    r->params =
+        r->ok ? malloc((size_t)ag_params_numel(m->params) * elem) : NULL;
+    r->ok = r->ok && r->params;
+    for (int i = 0; r->ok && i < ag_params_count(m->params); i++) {
+        ag_tensor *p = ag_params_tensor(m->params, i);
+        size_t bytes = (size_t)ag_numel(p) * elem;
+        memcpy(r->params + r->param_bytes, ag_data(p), bytes);
+        r->param_bytes += bytes;
+    }
+    ag_arena_free(pa);
+    ag_arena_free(step);
+    return NULL;
+}
+
+static run run_of(ag_dtype dt, bool adam, const int64_t *shape)
+{
+    return (run){.dtype = dt,
+                 .adam = adam,
+                 .batch = shape[0],
+                 .sizes = {shape[1], shape[2], shape[2], shape[3]}};
+}
+
+static void run_free(run *r)
+{
+    free(r->params);
+    r->params = NULL;
+}
+
+/* Elementwise |a - b| <= tol * max(1, |a|) over the losses and the
+ * parameters. */
+static void expect_close(const run *a, const run *b, double tol)
+{
+    ck_assert(a->ok && b->ok);
+    ck_assert_uint_eq(a->param_bytes, b->param_bytes);
+    for (int s = 0; s < STEPS; s++)
+        ck_assert_double_eq_tol(a->losses[s], b->losses[s],
+                                tol * fmax(1, fabs(a->losses[s])));
+    size_t n = a->param_bytes / (a->dtype == AG_F32 ? 4 : 8);
+    for (size_t i = 0; i < n; i++) {
+        double x, y;
+        if (a->dtype == AG_F32) {
+            x = ((const float *)a->params)[i];
+            y = ((const float *)b->params)[i];
+        } else {
+            x = ((const double *)a->params)[i];
+            y = ((const double *)b->params)[i];
+        }
+        ck_assert_msg(fabs(x - y) <= tol * fmax(1, fabs(x)),
+                      "parameter element %zu: %.17g vs %.17g", i, x, y);
+    }
+}
+
+static void expect_same(const run *a, const run *b)
+{
+    ck_assert(a->ok && b->ok);
+    ck_assert_mem_eq(a->losses, b->losses, sizeof a->losses);
+    ck_assert_uint_eq(a->param_bytes, b->param_bytes);
+    size_t i = 0;
+    while (i < a->param_bytes && a->params[i] == b->params[i]) i++;
+    ck_assert_msg(i == a->param_bytes, "parameters differ at byte %zu of %zu",
+                  i, a->param_bytes);
+}
+
+/* Shapes: batch 128 with 300 inputs and 256 hidden units splits every
+ * product (over 2^21 multiply-adds; the first by columns, the weight
+ * gradients by rows) and the activations (over 2^16 elements); batch 3
+ * with 1000 hidden units gives a product split by columns into parts of
+ * uneven size (512 and 488). */
+static const int64_t shapes[][4] = {{128, 300, 256, 10}, {3, 100, 1000, 5}};
+
+START_TEST(test_threads_agree)
+{
+    const int64_t *shape = shapes[_i % 2];
+    ag_dtype dt = _i / 2 % 2 ? AG_F64 : AG_F32;
+    bool adam = _i / 4;
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+    run serial = run_of(dt, adam, shape);
+    train(&serial);
+    for (int threads = 2; threads <= 3; threads++) {
+        ck_assert_int_eq(ag_set_num_threads(threads), 0);
+        ck_assert_int_eq(ag_get_num_threads(), threads);
+        run first = run_of(dt, adam, shape), again = run_of(dt, adam, shape);
+        train(&first);
+        train(&again);
+        expect_same(&first, &again);
+        expect_close(&serial, &first, dt == AG_F32 ? 1e-4 : 1e-12);
+        run_free(&first);
+        run_free(&again);
+    }
+    run_free(&serial);
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+}
+END_TEST
+
+/* Two user threads train at once while the library has 2 threads: one of
+ * them at a time gets the workers, the other runs its parts itself; both
+ * give the bits of a run alone. */
+START_TEST(test_two_callers)
+{
+    ck_assert_int_eq(ag_set_num_threads(2), 0);
+    run alone = run_of(AG_F32, false, shapes[0]);
+    train(&alone);
+    for (int round = 0; round < 3; round++) {
+        run a = run_of(AG_F32, false, shapes[0]);
+        run b = run_of(AG_F32, false, shapes[0]);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, train, &b), 0);
+        train(&a);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        expect_same(&alone, &a);
+        expect_same(&alone, &b);
+        run_free(&a);
+        run_free(&b);
+    }
+    run_free(&alone);
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+}
+END_TEST
+
+static Suite *parallel_suite(void)
+{
+    Suite *s = suite_create("parallel");
+    TCase *tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_threads_agree, 0, 8);
+    tcase_add_test(tc, test_two_callers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(parallel_suite());
+}
