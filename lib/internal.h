@@ -23,8 +23,9 @@ typedef struct {
  * backward}. forward computes out's values from
  * out->inputs (out's data is already allocated, except for view ops);
  * backward adds out->grad's contribution to the gradients of those inputs
- * that require one (their buffers exist). Both return 0, or -1 with an error
- * (forward may allocate saved state in out's arena; only user-defined
+ * that require one (their buffers exist; it gets each through
+ * ag__grad_begin or ag__grad_accumulate, below). Both return 0, or -1 with an
+ * error (forward may allocate saved state in out's arena; only user-defined
  * functions' backward can fail). A user-defined function's per-call entry
  * (tools/function.c) has no forward: ag_function_apply runs the user's. */
 typedef struct ag_op {
