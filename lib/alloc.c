@@ -1,12 +1,13 @@
 /* alloc.c: the library's one door to the heap. Every malloc, calloc,
  * realloc and free of the library (arena blocks, the backward pass's
- * scratch arrays, file buffers, zlib's state, the DOT exporter's table)
- * goes through these functions, which tests can make fail on purpose, as
- * SQLite's fault injection does: a per-thread countdown makes the n-th
- * allocation from now return NULL, and a per-thread counter tells how many
- * allocations a call makes, so that a test can fail each of them in turn
- * and check every failure path. The cost is a thread-local increment and
- * test per call to malloc; the arena's bump allocation never comes here. */
+ * scratch arrays, file buffers, zlib's state, the DOT exporter's table, the
+ * JSON reader's stack) goes through these functions, which tests can make
+ * fail on purpose, as SQLite's fault injection does: a per-thread countdown
+ * makes the n-th allocation from now return NULL, and a per-thread counter
+ * tells how many allocations a call makes, so that a test can fail each of
+ * them in turn and check every failure path. The cost is a thread-local
+ * increment and test per call to malloc; the arena's bump allocation never
+ * comes here. */
 #include "internal.h"
 
 #include <stdlib.h>

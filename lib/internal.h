@@ -80,15 +80,7 @@ bool ag__alloc_fails(void);
  * ag__fail_allocations_from(n) makes the n-th and every later one fail,
  * until ag__fail_allocation(0). ag__allocation_count() is the number of
  * allocations this thread has attempted so far (failed ones included), so
- * that a test can learn how many a call makes.
- *
- * jansson (safetensors.c) allocates through its own process-global
- * allocator, which the library leaves alone because a program that embeds
- * it may use jansson itself. A test that wants jansson's allocations
- * counted and failed as well installs the library's:
- *     json_set_alloc_funcs(ag__malloc, ag__free);
- * (before any JSON value exists; ag__free is free, so values made before
- * are still freed correctly). */
+ * that a test can learn how many a call makes. */
 void ag__fail_allocation(long n);
 void ag__fail_allocations_from(long n);
 long ag__allocation_count(void);

@@ -48,20 +48,21 @@ AG_API int ag_save_safetensors(const char *path, const ag_params *params,
 /* Loads `path` into the tensors of `params`. The file is read into memory
  * once and checked completely before any value is copied: its size against
  * the header length (at most 100,000,000 bytes, as the reference reader),
- * the JSON syntax (the error gives line and column), every header entry (an
- * object with exactly "dtype", "shape" and "data_offsets"; a dtype F32, F64
- * or I32, other safetensors dtypes such as F16, BF16 or I64 being
- * unsupported; a shape of at most AG_MAX_DIMS integers >= 0; offsets
- * [begin, end] within the data, holding exactly the bytes of the dtype and
- * shape), "__metadata__" (if present: an object of strings), the layout of
- * the data (as strictly as the reference implementation: sorted by offset,
- * the first tensor begins at 0, each begins where the one before ends and
- * the last ends at the end of the data, so that no two tensors overlap and
- * no byte belongs to no tensor; the error names the tensors and offsets),
- * then the names (exactly the set's: the error names a missing and an
- * unexpected one) and each tensor's dtype and shape against its
- * parameter's (the error gives both). The order of the tensors in the
- * header does not matter. Returns 0, or -1 and an error
+ * the JSON syntax (strict RFC 8259: valid UTF-8, no key twice in an object,
+ * no "\u0000", integers within int64_t, at most 128 levels of nesting; the
+ * error gives line and column), every header entry (an object with exactly
+ * "dtype", "shape" and "data_offsets"; a dtype F32, F64 or I32, other
+ * safetensors dtypes such as F16, BF16 or I64 being unsupported; a shape of
+ * at most AG_MAX_DIMS integers >= 0; offsets [begin, end] within the data,
+ * holding exactly the bytes of the dtype and shape), "__metadata__" (if
+ * present: an object of strings), the layout of the data (as strictly as the
+ * reference implementation: sorted by offset, the first tensor begins at 0,
+ * each begins where the one before ends and the last ends at the end of the
+ * data, so that no two tensors overlap and no byte belongs to no tensor; the
+ * error names the tensors and offsets), then the names (exactly the set's:
+ * the error names a missing and an unexpected one) and each tensor's dtype
+ * and shape against its parameter's (the error gives both). The order of the
+ * tensors in the header does not matter. Returns 0, or -1 and an error
  * "ag_load_safetensors: <path>: ...", in which case no parameter has
  * changed. */
 AG_API int ag_load_safetensors(const char *path, ag_params *params);

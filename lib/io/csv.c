@@ -21,9 +21,6 @@
 /* The byte order mark some programs put at the start of a UTF-8 file. */
 #define UTF8_BOM "\xEF\xBB\xBF"
 
-/* How much of a bad field a message quotes (bytes of the file). */
-#define QUOTE_MAX 40
-
 /* The first size of the line buffer. */
 #define LINE_BYTES 4096
 
@@ -48,36 +45,12 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Writes the first QUOTE_MAX bytes of s[0, len) to out (4 QUOTE_MAX + 4
- * bytes), escaped as in C: "\\" for a backslash, "\t" and "\r", "\xNN"
- * for the other control characters (NUL included); "..." follows when the
- * field is longer. Other bytes, UTF-8 text among them, stay as they are. */
-static void quote(char *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < len && i < QUOTE_MAX; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\' || c == '\t' || c == '\r') {
-            *out++ = '\\';
-            *out++ = c == '\t' ? 't' : c == '\r' ? 'r' : '\\';
-        } else if (c < 0x20 || c == 0x7f) {
-            *out++ = '\\';
-            *out++ = 'x';
-            *out++ = hex[c >> 4];
-            *out++ = hex[c & 15];
-        } else {
-            *out++ = (char)c;
-        }
-    }
-    strcpy(out, len > QUOTE_MAX ? "..." : "");
-}
-
 /* Reports a bad field, quoting (the start of) it. */
 static int bad_field(const csv_reader *r, int64_t col, const char *s,
                      size_t len, const char *what)
 {
-    char quoted[4 * QUOTE_MAX + 4];
-    quote(quoted, s, len);
+    char quoted[AG_QUOTE_SIZE];
+    ag__quote(quoted, s, len);
     ag__error(FUNC, "%s: line %lld, column %lld: field \"%s\" %s", r->path,
               (long long)r->lineno, (long long)col, quoted, what);
     return -1;

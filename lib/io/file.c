@@ -1,7 +1,8 @@
-/* file.c: the io layer's file helpers: errors that name a file, reading a
- * whole file into memory, and atomic writes (temporary file, fsync, rename,
- * fsync of the folder) through a per-thread table of system calls that tests
- * replace to make each call fail. */
+/* file.c: the io layer's file helpers: errors that name a file, quoting
+ * text from a file in messages, reading a whole file into memory, and
+ * atomic writes (temporary file, fsync, rename, fsync of the folder)
+ * through a per-thread table of system calls that tests replace to make
+ * each call fail. */
 #define _POSIX_C_SOURCE 200809L
 #include "io.h"
 
@@ -45,6 +46,26 @@ int ag__file_syserror(const char *func, const char *path, int err,
     file_verror(func, path, err, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+void ag__quote(char *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len && i < AG_QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\' || c == '\t' || c == '\r') {
+            *out++ = '\\';
+            *out++ = c == '\t' ? 't' : c == '\r' ? 'r' : '\\';
+        } else if (c < 0x20 || c == 0x7f) {
+            *out++ = '\\';
+            *out++ = 'x';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        } else {
+            *out++ = (char)c;
+        }
+    }
+    strcpy(out, len > AG_QUOTE_MAX ? "..." : "");
 }
 
 /* Reads exactly n bytes of fd into buf. Returns 0, or the errno of the

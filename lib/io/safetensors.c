@@ -10,11 +10,12 @@
  * "__metadata__" object of strings. We write compact JSON with
  * "__metadata__" first, then the tensors in parameter order, their values
  * packed one after the other in that order. (The reference implementation
- * orders tensors by dtype alignment, then name; readers accept any order.) */
+ * orders tensors by dtype alignment, then name; readers accept any order.)
+ * The JSON is read and written by json.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "io.h"
 
-#include <jansson.h>
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -40,97 +41,94 @@ static const char *const unsupported_dtypes[] = {
 
 static const char SAVE[] = "ag_save_safetensors";
 
-/* Adds metadata (key, value, ..., NULL) to header as "__metadata__". */
-static int add_metadata(json_t *header, const char *path,
-                        const char *const *metadata)
+/* Checks what the header will hold: every metadata key has a value and
+ * appears once, no tensor is named "__metadata__", names and metadata are
+ * valid UTF-8. (Metadata keys are compared pairwise: a checkpoint's
+ * metadata is a handful of strings.) */
+static int check_names(const char *path, const ag_params *params,
+                       const char *const *metadata)
 {
-    json_t *m = json_object();
-    if (json_object_set_new(header, METADATA_KEY, m))
-        return ag__file_error(SAVE, path, "out of memory");
-    for (size_t i = 0; metadata[i]; i += 2) {
+    for (size_t i = 0; metadata && metadata[i]; i += 2) {
         const char *key = metadata[i], *value = metadata[i + 1];
         if (!value)
             return ag__file_error(SAVE, path,
                                   "metadata key \"%s\" has no value", key);
-        if (json_object_get(m, key))
+        for (size_t j = 0; j < i; j += 2)
+            if (strcmp(metadata[j], key) == 0)
+                return ag__file_error(SAVE, path,
+                                      "metadata key \"%s\" appears twice", key);
+        if (!ag__utf8_valid(key))
+            return ag__file_error(
+                SAVE, path, "metadata key \"%s\" is not valid UTF-8", key);
+        if (!ag__utf8_valid(value))
             return ag__file_error(SAVE, path,
-                                  "metadata key \"%s\" appears twice", key);
-        if (json_object_set_new(m, key, json_string(value)))
-            return ag__file_error(SAVE, path,
-                                  "metadata \"%s\" is not valid UTF-8 (or "
-                                  "out of memory)",
-                                  key);
+                                  "metadata \"%s\" is not valid UTF-8", key);
+    }
+    for (int i = 0; i < ag_params_count(params); i++) {
+        const char *name = ag_params_name(params, i);
+        if (strcmp(name, METADATA_KEY) == 0)
+            return ag__file_error(SAVE, path, "a tensor cannot be named \"%s\"",
+                                  METADATA_KEY);
+        if (!ag__utf8_valid(name))
+            return ag__file_error(
+                SAVE, path, "tensor name \"%s\" is not valid UTF-8", name);
     }
     return 0;
 }
 
-/* {"dtype": ..., "shape": [...], "data_offsets": [begin, end]} for t, or
- * NULL when out of memory. */
-static json_t *tensor_info(const ag_tensor *t, uint64_t begin, uint64_t end)
+/* Writes (or counts, see ag__json_out) the header of params and metadata:
+ * {"__metadata__":{"key":"value",...},"name":{"dtype":"F32","shape":[2,3],
+ * "data_offsets":[0,24]},...}, without spaces, as the reference writes it. */
+static void put_header(ag__json_out *o, const ag_params *params,
+                       const char *const *metadata)
 {
-    json_t *shape = json_array();
-    for (int d = 0; shape && d < t->ndim; d++)
-        if (json_array_append_new(shape, json_integer(t->shape[d]))) {
-            json_decref(shape);
-            shape = NULL;
+    ag__json_put(o, "{");
+    if (metadata) {
+        ag__json_put(o, "\"" METADATA_KEY "\":{");
+        for (size_t i = 0; metadata[i]; i += 2) {
+            ag__json_put(o, i ? "," : "");
+            ag__json_put_string(o, metadata[i]);
+            ag__json_put(o, ":");
+            ag__json_put_string(o, metadata[i + 1]);
         }
-    if (!shape) return NULL;
-    return json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype_names[t->dtype],
-                     "shape", shape, "data_offsets", (json_int_t)begin,
-                     (json_int_t)end);
-}
-
-/* The JSON header of params and metadata, or NULL and an error. */
-static json_t *make_header(const char *path, const ag_params *params,
-                           const char *const *metadata)
-{
-    json_t *header = json_object();
-    if (!header) {
-        ag__file_error(SAVE, path, "out of memory");
-        return NULL;
+        ag__json_put(o, "}");
     }
-    if (metadata && add_metadata(header, path, metadata)) goto fail;
     uint64_t offset = 0;
     for (int i = 0; i < ag_params_count(params); i++) {
-        const char *name = ag_params_name(params, i);
         const ag_tensor *t = ag_params_tensor(params, i);
-        if (strcmp(name, METADATA_KEY) == 0) {
-            ag__file_error(SAVE, path, "a tensor cannot be named \"%s\"",
-                           METADATA_KEY);
-            goto fail;
+        ag__json_put(o, i || metadata ? "," : "");
+        ag__json_put_string(o, ag_params_name(params, i));
+        ag__json_put(o, ":{\"dtype\":");
+        ag__json_put_string(o, dtype_names[t->dtype]);
+        ag__json_put(o, ",\"shape\":[");
+        for (int d = 0; d < t->ndim; d++) {
+            ag__json_put(o, d ? "," : "");
+            ag__json_put_integer(o, t->shape[d]);
         }
-        uint64_t end = offset + ag__tensor_bytes(t);
-        if (json_object_set_new(header, name, tensor_info(t, offset, end))) {
-            ag__file_error(SAVE, path,
-                           "tensor name \"%s\" is not valid UTF-8 (or out "
-                           "of memory)",
-                           name);
-            goto fail;
-        }
-        offset = end;
+        ag__json_put(o, "],\"data_offsets\":[");
+        ag__json_put_integer(o, (int64_t)offset);
+        offset += ag__tensor_bytes(t);
+        ag__json_put(o, ",");
+        ag__json_put_integer(o, (int64_t)offset);
+        ag__json_put(o, "]}");
     }
-    return header;
-fail:
-    json_decref(header);
-    return NULL;
+    ag__json_put(o, "}");
 }
 
 /* The bytes before the data: the header length and the header padded with
  * spaces to a multiple of 8 bytes. Returns a buffer of *len bytes (freed
- * with ag__free), or NULL when out of memory. The header is serialised
- * straight into it (json_dumps would return jansson's buffer, which must be
- * freed with jansson's allocator, whatever the host program set it to). */
-static unsigned char *header_bytes(const json_t *header, size_t *len)
+ * with ag__free), or NULL when out of memory. */
+static unsigned char *header_bytes(const ag_params *params,
+                                   const char *const *metadata, size_t *len)
 {
-    size_t n = json_dumpb(header, NULL, 0, JSON_COMPACT); /* "{}" at least */
-    if (!n) return NULL;
-    size_t padded = n + (8 - n % 8) % 8;
+    ag__json_out o = {NULL, 0};
+    put_header(&o, params, metadata);
+    size_t n = o.len, padded = n + (8 - n % 8) % 8;
     unsigned char *buf = ag__malloc(8 + padded);
     if (!buf) return NULL;
-    if (json_dumpb(header, (char *)buf + 8, n, JSON_COMPACT) != n) {
-        ag__free(buf);
-        return NULL;
-    }
+    o = (ag__json_out){(char *)buf + 8, 0};
+    put_header(&o, params, metadata);
+    assert(o.len == n);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(padded >> 8 * i);
     memset(buf + 8 + n, ' ', padded - n);
     *len = 8 + padded;
@@ -155,11 +153,9 @@ int ag_save_safetensors(const char *path, const ag_params *params,
         ag__error(SAVE, "%s is NULL", !path ? "path" : "parameter set");
         return -1;
     }
-    json_t *header = make_header(path, params, metadata);
-    if (!header) return -1;
+    if (check_names(path, params, metadata)) return -1;
     size_t len;
-    unsigned char *head = header_bytes(header, &len);
-    json_decref(header);
+    unsigned char *head = header_bytes(params, metadata, &len);
     if (!head) return ag__file_error(SAVE, path, "out of memory");
     ag__atomic_file f;
     int rc = ag__atomic_begin(&f, SAVE, path) ||
@@ -191,36 +187,14 @@ typedef struct {
     const char *func, *path;
     unsigned char *bytes; /* the file (ag__malloc'd) */
     size_t size;
-    json_t *header;
-    json_t *metadata; /* "__metadata__" of the header, or NULL */
+    ag_arena *arena; /* the parsed header's */
+    const ag__json *header;
+    const ag__json *metadata; /* "__metadata__" of the header, or NULL */
     const unsigned char *data;
     uint64_t data_size;
     st_entry *entries; /* ag__malloc'd */
     int count;
 } st_file;
-
-/* What kind of JSON value v is, for messages. */
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        break;
-    }
-    return "null";
-}
 
 /* Reads the file, its header length and its JSON header. */
 static int read_header(st_file *f)
@@ -243,44 +217,40 @@ static int read_header(st_file *f)
                               "header length %llu is over the limit of %u "
                               "bytes",
                               (unsigned long long)n, MAX_HEADER_BYTES);
-    /* jansson reports running out of memory by its error code, or (when
-     * the parser cannot even start) by no message at all. */
-    json_error_t err = {.line = 0};
-    f->header = json_loadb((const char *)f->bytes + 8, (size_t)n,
-                           JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-    if (!f->header && (json_error_code(&err) == json_error_out_of_memory ||
-                       !err.text[0]))
+    f->arena = ag_arena_new();
+    ag__json_error err = {.out_of_memory = true};
+    if (f->arena)
+        f->header = ag__json_parse(f->arena, f->bytes + 8, (size_t)n, &err);
+    if (!f->header && err.out_of_memory)
         return ag__file_error(f->func, f->path,
                               "out of memory parsing the %llu-byte header",
                               (unsigned long long)n);
     if (!f->header)
         return ag__file_error(f->func, f->path,
-                              "header is not valid JSON: line %d, column %d: "
+                              "header is not valid JSON: line %zu, column %zu: "
                               "%s",
                               err.line, err.column, err.text);
-    if (!json_is_object(f->header))
+    if (f->header->type != AG__JSON_OBJECT)
         return ag__file_error(f->func, f->path,
                               "header is %s, not a JSON object",
-                              json_kind(f->header));
+                              ag__json_kind(f->header));
     f->data = f->bytes + 8 + n;
     f->data_size = f->size - 8 - n;
     return 0;
 }
 
 /* Checks that "__metadata__" is an object of strings. */
-static int check_metadata(st_file *f, json_t *m)
+static int check_metadata(st_file *f, const ag__json *m)
 {
-    if (!json_is_object(m))
+    if (m->type != AG__JSON_OBJECT)
         return ag__file_error(f->func, f->path, "%s is %s, not an object",
-                              METADATA_KEY, json_kind(m));
-    const char *key;
-    json_t *value;
-    json_object_foreach(m, key, value)
-    {
-        if (!json_is_string(value))
-            return ag__file_error(f->func, f->path,
-                                  "%s value of \"%s\" is %s, not a string",
-                                  METADATA_KEY, key, json_kind(value));
+                              METADATA_KEY, ag__json_kind(m));
+    for (size_t i = 0; i < m->object.count; i++) {
+        const ag__json_member *e = &m->object.members[i];
+        if (e->value.type != AG__JSON_STRING)
+            return ag__file_error(
+                f->func, f->path, "%s value of \"%s\" is %s, not a string",
+                METADATA_KEY, e->key, ag__json_kind(&e->value));
     }
     f->metadata = m;
     return 0;
@@ -288,13 +258,13 @@ static int check_metadata(st_file *f, json_t *m)
 
 /* The dtype named by v. `where` ("<func>: <path>: tensor "<name>"")
  * prefixes the error, as in the functions below. */
-static int parse_dtype(const char *where, const json_t *v, ag_dtype *dt)
+static int parse_dtype(const char *where, const ag__json *v, ag_dtype *dt)
 {
-    if (!json_is_string(v)) {
-        ag__error(where, "dtype is %s, not a string", json_kind(v));
+    if (v->type != AG__JSON_STRING) {
+        ag__error(where, "dtype is %s, not a string", ag__json_kind(v));
         return -1;
     }
-    const char *s = json_string_value(v);
+    const char *s = v->string.chars;
     for (size_t i = 0; i < COUNT(dtype_names); i++)
         if (strcmp(s, dtype_names[i]) == 0) {
             *dt = (ag_dtype)i;
@@ -314,13 +284,13 @@ static int parse_dtype(const char *where, const json_t *v, ag_dtype *dt)
 
 /* The shape given by v: an array of at most AG_MAX_DIMS sizes >= 0 whose
  * element count fits int64_t. */
-static int parse_shape(const char *where, const json_t *v, st_entry *e)
+static int parse_shape(const char *where, const ag__json *v, st_entry *e)
 {
-    if (!json_is_array(v)) {
-        ag__error(where, "shape is %s, not an array", json_kind(v));
+    if (v->type != AG__JSON_ARRAY) {
+        ag__error(where, "shape is %s, not an array", ag__json_kind(v));
         return -1;
     }
-    size_t ndim = json_array_size(v);
+    size_t ndim = v->array.count;
     if (ndim > AG_MAX_DIMS) {
         ag__error(where, "shape has %zu dimensions, more than %d", ndim,
                   AG_MAX_DIMS);
@@ -328,31 +298,31 @@ static int parse_shape(const char *where, const json_t *v, st_entry *e)
     }
     e->ndim = (int)ndim;
     for (size_t d = 0; d < ndim; d++) {
-        const json_t *size = json_array_get(v, d);
-        if (!json_is_integer(size)) {
+        const ag__json *size = &v->array.items[d];
+        if (size->type != AG__JSON_INTEGER) {
             ag__error(where, "dimension %zu of the shape is %s, not an integer",
-                      d, json_kind(size));
+                      d, ag__json_kind(size));
             return -1;
         }
-        e->shape[d] = json_integer_value(size);
+        e->shape[d] = size->integer;
     }
     return ag__check_shape(where, e->ndim, e->shape, &e->numel);
 }
 
 /* The byte range given by v: [begin, end] with begin <= end <= data size,
  * holding exactly the bytes of e's dtype and shape. */
-static int parse_offsets(const char *where, const json_t *v, st_entry *e,
+static int parse_offsets(const char *where, const ag__json *v, st_entry *e,
                          uint64_t data_size)
 {
-    const json_t *b = json_array_get(v, 0), *n = json_array_get(v, 1);
-    if (json_array_size(v) != 2 || !json_is_integer(b) || !json_is_integer(n) ||
-        json_integer_value(b) < 0 || json_integer_value(n) < 0) {
+    const ag__json *o = v->type == AG__JSON_ARRAY ? v->array.items : NULL;
+    if (!o || v->array.count != 2 || o[0].type != AG__JSON_INTEGER ||
+        o[1].type != AG__JSON_INTEGER || o[0].integer < 0 || o[1].integer < 0) {
         ag__error(where, "data_offsets is not [begin, end] with two integers "
                          ">= 0");
         return -1;
     }
-    e->begin = (uint64_t)json_integer_value(b);
-    e->end = (uint64_t)json_integer_value(n);
+    e->begin = (uint64_t)o[0].integer;
+    e->end = (uint64_t)o[1].integer;
     if (e->begin > e->end || e->end > data_size) {
         ag__error(where,
                   "data_offsets [%llu, %llu] are not a range within the "
@@ -379,29 +349,27 @@ static int parse_offsets(const char *where, const json_t *v, st_entry *e,
 
 /* Checks the header entry `name`: v must be an object with exactly the keys
  * dtype, shape and data_offsets, each valid. */
-static int parse_entry(const st_file *f, const char *name, const json_t *v,
+static int parse_entry(const st_file *f, const char *name, const ag__json *v,
                        st_entry *e)
 {
     char where[512];
     snprintf(where, sizeof where, "%s: %s: tensor \"%s\"", f->func, f->path,
              name);
-    if (!json_is_object(v)) {
-        ag__error(where, "is %s, not an object", json_kind(v));
+    if (v->type != AG__JSON_OBJECT) {
+        ag__error(where, "is %s, not an object", ag__json_kind(v));
         return -1;
     }
-    const json_t *fields[3] = {NULL, NULL, NULL};
+    const ag__json *fields[3] = {NULL, NULL, NULL};
     static const char *const keys[3] = {"dtype", "shape", "data_offsets"};
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)v, key, value)
-    {
+    for (size_t i = 0; i < v->object.count; i++) {
+        const ag__json_member *m = &v->object.members[i];
         size_t k = 0;
-        while (k < 3 && strcmp(key, keys[k]) != 0) k++;
+        while (k < 3 && strcmp(m->key, keys[k]) != 0) k++;
         if (k == 3) {
-            ag__error(where, "unknown key \"%s\"", key);
+            ag__error(where, "unknown key \"%s\"", m->key);
             return -1;
         }
-        fields[k] = value;
+        fields[k] = &m->value;
     }
     for (int k = 0; k < 3; k++)
         if (!fields[k]) {
@@ -419,16 +387,14 @@ static int parse_entry(const st_file *f, const char *name, const json_t *v,
 /* Checks every entry of the header and fills f->entries. */
 static int parse_entries(st_file *f)
 {
-    size_t n = json_object_size(f->header);
+    size_t n = f->header->object.count;
     f->entries = ag__malloc((n ? n : 1) * sizeof *f->entries);
     if (!f->entries) return ag__file_error(f->func, f->path, "out of memory");
-    const char *key;
-    json_t *value;
-    json_object_foreach(f->header, key, value)
-    {
-        if (strcmp(key, METADATA_KEY) == 0) {
-            if (check_metadata(f, value)) return -1;
-        } else if (parse_entry(f, key, value, &f->entries[f->count++])) {
+    for (size_t i = 0; i < n; i++) {
+        const ag__json_member *m = &f->header->object.members[i];
+        if (strcmp(m->key, METADATA_KEY) == 0) {
+            if (check_metadata(f, &m->value)) return -1;
+        } else if (parse_entry(f, m->key, &m->value, &f->entries[f->count++])) {
             return -1;
         }
     }
@@ -517,7 +483,7 @@ static int st_open(st_file *f, const char *func, const char *path)
 
 static void st_close(st_file *f)
 {
-    json_decref(f->header);
+    ag_arena_free(f->arena);
     ag__free(f->entries);
     ag__free(f->bytes);
 }
@@ -542,7 +508,7 @@ static int match_names(st_file *f, const ag_params *params)
     for (int i = 0; i < ag_params_count(params); i++) {
         const char *name = ag_params_name(params, i);
         if ((strcmp(name, METADATA_KEY) == 0 ||
-             !json_object_get(f->header, name)) &&
+             !ag__json_get(f->header, name)) &&
             !n_missing++)
             missing = name;
     }
@@ -619,20 +585,17 @@ static const char *arena_strdup(ag_arena *a, const char *s)
 /* The metadata of f as a NULL-terminated list of pairs in arena a. */
 static const char *const *metadata_list(ag_arena *a, const st_file *f)
 {
-    size_t n = f->metadata ? json_object_size(f->metadata) : 0;
+    size_t n = f->metadata ? f->metadata->object.count : 0;
     const char **list =
         ag__arena_alloc(a, (2 * n + 1) * sizeof *list, _Alignof(const char *));
     if (!list) return NULL;
-    size_t i = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach(f->metadata, key, value)
-    { /* no iterations without metadata */
-        list[i++] = arena_strdup(a, key);
-        list[i++] = arena_strdup(a, json_string_value(value));
-        if (!list[i - 2] || !list[i - 1]) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const ag__json_member *m = &f->metadata->object.members[i];
+        list[2 * i] = arena_strdup(a, m->key);
+        list[2 * i + 1] = arena_strdup(a, m->value.string.chars);
+        if (!list[2 * i] || !list[2 * i + 1]) return NULL;
     }
-    list[i] = NULL;
+    list[2 * n] = NULL;
     return list;
 }
 
