@@ -1,8 +1,15 @@
-/* support.c: the Check runner that every test program's main calls, and
- * element access whatever the dtype. */
+/* support.c: the Check runner that every test program's main calls,
+ * element access whatever the dtype, and a temporary folder per test with
+ * file helpers. */
+#define _POSIX_C_SOURCE 200809L
 #include "support.h"
 
+#include <dirent.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 double tensor_at(const ag_tensor *t, int64_t i)
 {
@@ -25,6 +32,91 @@ void tensor_set(ag_tensor *t, int64_t i, double v)
         ((float *)ag_data(t))[i] = (float)v;
     else
         ((double *)ag_data(t))[i] = v;
+}
+
+static char dir[64];
+
+const char *test_dir_make(const char *prefix)
+{
+    snprintf(dir, sizeof dir, "/tmp/%s.XXXXXX", prefix);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}
+
+void test_dir_remove(void)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (unlink(p)) rmdir(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+const char *path_of(const char *name)
+{
+    static char bufs[4][512];
+    static int next;
+    char *p = bufs[next++ % 4];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
+}
+
+int folder_entries(char *one, size_t size)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            if (one) snprintf(one, size, "%s", e->d_name);
+            n++;
+        }
+    closedir(d);
+    return n;
+}
+
+void expect_only(const char *name)
+{
+    char one[256] = "";
+    int n = folder_entries(one, sizeof one);
+    ck_assert_msg(n == 1 && strcmp(one, name) == 0,
+                  "folder holds %d entries (one is \"%s\"), want only \"%s\"",
+                  n, one, name);
+}
+
+void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+unsigned char *read_bytes(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    unsigned char *buf = NULL;
+    size_t size = 0, cap = 0, got;
+    do {
+        if (size == cap) {
+            cap = cap ? 2 * cap : 4096;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        got = fread(buf + size, 1, cap - size, f);
+        size += got;
+    } while (got);
+    fclose(f);
+    *n = size;
+    return buf;
 }
 
 int run_suite(Suite *s)

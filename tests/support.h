@@ -5,12 +5,39 @@
 
 #include <autograd.h>
 #include <check.h>
+#include <stddef.h>
 
 /* Element i of t (not NULL) as a double, whatever its dtype. */
 double tensor_at(const ag_tensor *t, int64_t i);
 
 /* Sets element i of the float tensor t to v (rounded for f32). */
 void tensor_set(ag_tensor *t, int64_t i, double v);
+
+/* ---- a temporary folder per test, and files in it ---- */
+
+/* Makes a fresh folder /tmp/<prefix>.XXXXXX (failing the test if it
+ * cannot) and returns its path, valid until test_dir_remove. */
+const char *test_dir_make(const char *prefix);
+
+/* Removes the folder and what it holds (files, empty subfolders). */
+void test_dir_remove(void);
+
+/* The path of `name` in the folder (in one of a few rotating buffers). */
+const char *path_of(const char *name);
+
+/* The number of entries in the folder; the name of one of them is copied
+ * into `one` (of `size` bytes) unless it is NULL. */
+int folder_entries(char *one, size_t size);
+
+/* Asserts that the folder holds exactly one entry, `name` (so that no
+ * temporary file was left behind). */
+void expect_only(const char *name);
+
+/* Writes n bytes to the file at path, failing the test on error. */
+void write_bytes(const char *path, const void *data, size_t n);
+
+/* The bytes of the file at path (malloc'd; free them) and their count. */
+unsigned char *read_bytes(const char *path, size_t *n);
 
 /* Runs every test of suite s (and frees it); returns the exit status for
  * main: 0 when all passed, 1 otherwise. */

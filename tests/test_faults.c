@@ -28,7 +28,6 @@
 #include "internal.h"
 #include "support.h"
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,13 +420,11 @@ END_TEST
 
 /* The test's folder (made by setup, removed by teardown) and the arena of
  * the parameter sets the file tests use. */
-static char dir[64];
 static ag_arena *arena;
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/ag_faults.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    test_dir_make("ag_faults");
     arena = must(ag_arena_new(), "ag_arena_new");
     ag__fail_allocation(0);
     ag_clear_error();
@@ -437,72 +434,7 @@ static void teardown(void)
 {
     ag__fail_allocation(0);
     ag_arena_free(arena);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
-static const char *path_of(const char *name)
-{
-    static char bufs[4][512];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* The bytes of the file at path (malloc'd) and their count. */
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    unsigned char *buf = NULL;
-    size_t size = 0, cap = 0, got;
-    do {
-        if (size == cap) {
-            cap = cap ? 2 * cap : 4096;
-            buf = realloc(buf, cap);
-            ck_assert_ptr_nonnull(buf);
-        }
-        got = fread(buf + size, 1, cap - size, f);
-        size += got;
-    } while (got);
-    fclose(f);
-    *n = size;
-    return buf;
-}
-
-/* Asserts that the folder holds only `name` (no temporary file). */
-static void expect_only(const char *name)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            ck_assert_msg(strcmp(e->d_name, name) == 0,
-                          "the folder holds \"%s\"", e->d_name);
-            n++;
-        }
-    closedir(d);
-    ck_assert_int_eq(n, 1);
+    test_dir_remove();
 }
 
 /* ------------------------------------------------------------------ */

@@ -18,7 +18,6 @@
 #include "io/io.h"
 #include "support.h"
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,13 +30,12 @@
 /* Helpers: a folder per test, files, parameter sets                   */
 /* ------------------------------------------------------------------ */
 
-static char dir[64];
+static const char *dir;
 static ag_arena *arena;
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/ag_safetensors.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    dir = test_dir_make("ag_safetensors");
     arena = ag_arena_new();
     ag__io_calls = ag__io_calls_default;
     ag_clear_error();
@@ -47,85 +45,7 @@ static void teardown(void)
 {
     ag__io_calls = ag__io_calls_default;
     ag_arena_free(arena);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (unlink(p)) rmdir(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* The path of `name` in the test's folder (in one of a few rotating
- * buffers). */
-static const char *path_of(const char *name)
-{
-    static char bufs[4][512];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
-
-/* Number of entries of the test's folder, and the name of one of them. */
-static int folder_entries(char *one, size_t size)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            if (one) snprintf(one, size, "%s", e->d_name);
-            n++;
-        }
-    closedir(d);
-    return n;
-}
-
-/* Asserts that the folder holds exactly one entry, `name` (so no temporary
- * file was left behind). */
-static void expect_only(const char *name)
-{
-    char one[256] = "";
-    int n = folder_entries(one, sizeof one);
-    ck_assert_msg(n == 1 && strcmp(one, name) == 0,
-                  "folder holds %d entries (one is \"%s\"), want only \"%s\"",
-                  n, one, name);
-}
-
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* The bytes of the file at path (malloc'd; free them) and their count. */
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    unsigned char *buf = NULL;
-    size_t size = 0, cap = 0;
-    for (;;) {
-        if (size == cap) {
-            cap = cap ? 2 * cap : 4096;
-            buf = realloc(buf, cap);
-            ck_assert_ptr_nonnull(buf);
-        }
-        size_t got = fread(buf + size, 1, cap - size, f);
-        if (!got) break;
-        size += got;
-    }
-    fclose(f);
-    *n = size;
-    return buf;
+    test_dir_remove();
 }
 
 /* Asserts that the file at path holds exactly the n bytes of want. */
