@@ -1,0 +1,60 @@
+/* fuzz_support.c: the helpers of fuzz.h, shared by every harness. */
+#define _GNU_SOURCE
+#include "fuzz.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void fuzz_check_error(const char *func)
+{
+    const char *msg = ag_last_error();
+    size_t n = strlen(func);
+    FUZZ_CHECK(strncmp(msg, func, n) == 0 && strlen(msg) > n + 2,
+               "a failed call must leave an error starting with \"%s\"", func);
+}
+
+/* The file fuzz_file writes into, made once per process. */
+static int input_fd(void)
+{
+    static int fd = -1;
+    if (fd >= 0) return fd;
+    fd = memfd_create("fuzz-input", MFD_CLOEXEC);
+    if (fd < 0) {
+        char name[] = "/tmp/ag-fuzz-input.XXXXXX";
+        fd = mkstemp(name);
+        FUZZ_CHECK(fd >= 0, "cannot make a temporary file: %s",
+                   strerror(errno));
+        unlink(name); /* still open through /proc/self/fd */
+    }
+    return fd;
+}
+
+const char *fuzz_file(const void *data, size_t n)
+{
+    static char path[64];
+    int fd = input_fd();
+    FUZZ_CHECK(ftruncate(fd, 0) == 0, "ftruncate: %s", strerror(errno));
+    const char *p = data;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = pwrite(fd, p + done, n - done, (off_t)done);
+        FUZZ_CHECK(w > 0, "pwrite: %s", strerror(errno));
+        done += (size_t)w;
+    }
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return path;
+}
+
+void fuzz_trace(const char *fmt, ...)
+{
+    static int on = -1;
+    if (on < 0) on = getenv("FUZZ_TRACE") != NULL;
+    if (!on) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
