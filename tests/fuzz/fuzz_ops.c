@@ -820,10 +820,17 @@ static void op_backward(vm *m)
     check_grads(m);
 }
 
-/* ZERO_GRAD x */
+/* ZERO_GRAD how x: zeroes x's gradient, or (how odd) clears it, after
+ * which it reads as NULL until a backward reaches x again. */
 static void op_zero_grad(vm *m)
 {
+    bool clear = get(m) & 1;
     ag_tensor *x = arg(m);
+    if (clear) {
+        ag_clear_grad(x);
+        FUZZ_CHECK(!ag_grad(x), "ag_clear_grad left a gradient");
+        return;
+    }
     ag_zero_grad(x);
     const ag_tensor *g = ag_grad(x);
     size_t n = g ? (size_t)g->numel * ag__dtype_size(g->dtype) : 0;

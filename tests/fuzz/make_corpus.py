@@ -366,7 +366,9 @@ def programs():
                    .transpose(3, 2, -1, -2)
                    .emit("matmul", 4, 3, 0)
                    .backward(2, how=2, keepdim=True)
-                   .emit("zero_grad", 0)
+                   .emit("zero_grad", 0, 0)
+                   .backward(2, how=3)
+                   .emit("zero_grad", 1, 1)
                    .backward(2, how=3))
     # Reductions, softmax and reshapes over several axes.
     p["reduce_reshape"] = (Program()
