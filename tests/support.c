@@ -1,8 +1,11 @@
-/* support.c: the Check runner that every test program's main calls, and
- * element access whatever the dtype. */
+/* support.c: the Check runner that every test program's main calls,
+ * element access whatever the dtype, and test sizes from the environment. */
 #include "support.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 double tensor_at(const ag_tensor *t, int64_t i)
 {
@@ -25,6 +28,21 @@ void tensor_set(ag_tensor *t, int64_t i, double v)
         ((float *)ag_data(t))[i] = (float)v;
     else
         ((double *)ag_data(t))[i] = v;
+}
+
+int64_t test_size(const char *name, int64_t fallback)
+{
+    const char *text = getenv(name);
+    if (!text || !*text) return fallback;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end || v < 1 || v > fallback) {
+        fprintf(stderr, "%s=%s: need an integer in [1, %lld]\n", name, text,
+                (long long)fallback);
+        exit(2);
+    }
+    return v;
 }
 
 int run_suite(Suite *s)
