@@ -30,19 +30,24 @@ void tensor_set(ag_tensor *t, int64_t i, double v)
         ((double *)ag_data(t))[i] = v;
 }
 
-int64_t test_size(const char *name, int64_t fallback)
+int64_t test_env(const char *name, int64_t fallback, int64_t min, int64_t max)
 {
     const char *text = getenv(name);
     if (!text || !*text) return fallback;
     char *end;
     errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (errno || *end || v < 1 || v > fallback) {
-        fprintf(stderr, "%s=%s: need an integer in [1, %lld]\n", name, text,
-                (long long)fallback);
+    if (errno || *end || v < min || v > max) {
+        fprintf(stderr, "%s=%s: need an integer in [%lld, %lld]\n", name, text,
+                (long long)min, (long long)max);
         exit(2);
     }
     return v;
+}
+
+int64_t test_size(const char *name, int64_t fallback)
+{
+    return test_env(name, fallback, 1, fallback);
 }
 
 int run_suite(Suite *s)

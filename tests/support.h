@@ -12,11 +12,14 @@ double tensor_at(const ag_tensor *t, int64_t i);
 /* Sets element i of the float tensor t to v (rounded for f32). */
 void tensor_set(ag_tensor *t, int64_t i, double v);
 
-/* The size a test should use: the positive integer in environment variable
- * `name`, or `fallback` when it is unset or empty. The Valgrind test setup
- * (tests/meson.build) sets such variables to shrink the slowest tests; a
- * value that is not a positive integer (or is over `fallback`) fails the
- * test program at once. */
+/* The integer in environment variable `name`, or `fallback` when it is
+ * unset or empty. The test setups (tests/meson.build) set such variables to
+ * adapt the slowest tests to Valgrind and the sanitizers; a value that is
+ * not an integer in [min, max] ends the test program at once (status 2). */
+int64_t test_env(const char *name, int64_t fallback, int64_t min, int64_t max);
+
+/* The size a test should use: test_env(name, fallback, 1, fallback), a
+ * positive size no bigger than the default. */
 int64_t test_size(const char *name, int64_t fallback);
 
 /* Runs every test of suite s (and frees it); returns the exit status for
