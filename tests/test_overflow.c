@@ -334,18 +334,22 @@ END_TEST
 START_TEST(test_batcher_refuses_overflow)
 {
     /* 2^61 + 1 examples without features: their order would take over 2^64
-     * bytes. */
+     * bytes; 2^60 of them, 2^63 bytes, over INT64_MAX. */
     ag_tensor *x = INPUT(AG_F32, P(61) + 1, 0);
     ag_tensor *y = INPUT(AG_I32, P(61) + 1, 0);
     REFUSED(ag_batcher_new(out, x, y, 16, true, 1, false), "ag_batcher_new",
-            "2305843009213693953 examples", "overflows size_t");
-    /* 2^60 of them fit size_t in 2^63 bytes, which malloc cannot give. */
+            "2305843009213693953 examples", "overflows");
     x = INPUT(AG_F32, P(60), 0);
     y = INPUT(AG_I32, P(60), 0);
+    REFUSED(ag_batcher_new(out, x, y, 16, true, 1, false), "ag_batcher_new",
+            "1152921504606846976 examples", "overflows");
+    /* 2^59 of them fit in 2^62 bytes, which malloc cannot give. */
+    x = INPUT(AG_F32, P(59), 0);
+    y = INPUT(AG_I32, P(59), 0);
     ag_clear_error();
     ck_assert_ptr_null(ag_batcher_new(out, x, y, 16, false, 1, false));
     ck_assert_msg(strstr(ag_last_error(), "ag_batcher_new: out of memory for "
-                                          "1152921504606846976 examples"),
+                                          "576460752303423488 examples"),
                   "%s", ag_last_error());
 }
 END_TEST

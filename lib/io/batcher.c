@@ -73,10 +73,11 @@ static int check_new(ag_arena *a, const ag_tensor *x, const ag_tensor *y,
                   (long long)batch, (long long)n);
         return -1;
     }
-    if ((uint64_t)n > SIZE_MAX / sizeof(int64_t)) { /* before allocating */
+    if ((uint64_t)n > SIZE_MAX / sizeof(int64_t) ||
+        (uint64_t)n > INT64_MAX / sizeof(int64_t)) { /* before allocating */
         ag__error(func,
                   "the order of %lld examples (8 bytes each) overflows "
-                  "size_t",
+                  "size_t or int64_t",
                   (long long)n);
         return -1;
     }
