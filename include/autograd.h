@@ -306,7 +306,16 @@ AG_API int ag_get_num_threads(void);
  * error for a NULL arena, a wrong dtype, shapes it cannot combine, an axis
  * out of range or out of memory; for a NULL input it returns NULL and keeps
  * the pending message. Axes count from 0; -1 is the last axis; AG_ALL only
- * where an op says so. */
+ * where an op says so. A result shape whose element count or byte size
+ * would overflow is refused before anything is allocated.
+ *
+ * Sizes of 0 work in every op as in PyTorch: the result is empty or, where
+ * the empty dimension is summed over, an empty sum (0 for ag_sum, a matrix
+ * product with inner size 0, the bias of ag_linear with no input
+ * features), and backward gives every input a gradient of its shape. The
+ * mean of no elements is NaN; the maximum and argmax over an empty axis are
+ * errors, as in PyTorch. Unlike PyTorch (NaN), ag_softmax_cross_entropy and
+ * ag_mse_loss refuse to average over no elements. */
 
 /* Elementwise a + b, a - b, a * b, a / b, with NumPy broadcasting: shapes
  * are aligned at the right and each pair of sizes must be equal or one of

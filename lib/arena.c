@@ -55,7 +55,9 @@ static unsigned char *block_base(block *b)
 
 static block *block_new(size_t size)
 {
-    if (size > SIZE_MAX - sizeof(block) - ARENA_ALIGN) return NULL;
+    /* malloc gives no object over PTRDIFF_MAX bytes; asking would only
+     * make Valgrind and the sanitizers report a "negative" size. */
+    if (size > (size_t)PTRDIFF_MAX - sizeof(block) - ARENA_ALIGN) return NULL;
     block *b = ag__malloc(sizeof(block) + ARENA_ALIGN + size);
     if (!b) return NULL;
     b->next = NULL;

@@ -125,6 +125,14 @@ int ag__check_ndim(const char *func, int ndim, const int64_t *shape);
 int ag__check_shape(const char *func, int ndim, const int64_t *shape,
                     int64_t *numel);
 
+/* Checks that a tensor of dtype dt and this shape can exist: a known dtype,
+ * a valid shape (ag__check_shape) and a byte size that fits both size_t and
+ * int64_t; sets *numel and *bytes. Reports errors as func. Nothing is
+ * allocated, so callers check every tensor they will make before making
+ * the first. */
+int ag__check_size(const char *func, ag_dtype dt, int ndim,
+                   const int64_t *shape, int64_t *numel, size_t *bytes);
+
 /* A tensor of the given dtype and shape in `a` whose data is uninitialised
  * (or absent when with_data is false); reports errors as func. */
 ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt, int ndim,

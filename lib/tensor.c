@@ -72,6 +72,26 @@ int ag__check_shape(const char *func, int ndim, const int64_t *shape,
     return 0;
 }
 
+int ag__check_size(const char *func, ag_dtype dt, int ndim,
+                   const int64_t *shape, int64_t *numel, size_t *bytes)
+{
+    size_t elem = ag__dtype_size(dt);
+    if (!elem) {
+        ag__error(func, "unknown dtype %d", (int)dt);
+        return -1;
+    }
+    if (ag__check_shape(func, ndim, shape, numel)) return -1;
+    if ((uint64_t)*numel > SIZE_MAX / elem ||
+        (uint64_t)*numel > (uint64_t)INT64_MAX / elem) {
+        char buf[AG_SHAPE_STR_MAX];
+        ag__error(func, "byte size of %s tensor of shape %s overflows",
+                  ag_dtype_name(dt), ag__shape_str(buf, ndim, shape));
+        return -1;
+    }
+    *bytes = (size_t)*numel * elem;
+    return 0;
+}
+
 ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt, int ndim,
                           const int64_t *shape, bool with_data)
 {
@@ -79,25 +99,14 @@ ag_tensor *ag__tensor_new(const char *func, ag_arena *a, ag_dtype dt, int ndim,
         ag__error(func, "arena is NULL");
         return NULL;
     }
-    size_t elem = ag__dtype_size(dt);
-    if (!elem) {
-        ag__error(func, "unknown dtype %d", (int)dt);
-        return NULL;
-    }
     int64_t numel;
-    if (ag__check_shape(func, ndim, shape, &numel)) return NULL;
-    char buf[AG_SHAPE_STR_MAX];
-    if ((uint64_t)numel > SIZE_MAX / elem ||
-        (uint64_t)numel > (uint64_t)INT64_MAX / elem) {
-        ag__error(func, "byte size of %s tensor of shape %s overflows",
-                  ag_dtype_name(dt), ag__shape_str(buf, ndim, shape));
-        return NULL;
-    }
-    size_t bytes = (size_t)numel * elem;
+    size_t bytes;
+    if (ag__check_size(func, dt, ndim, shape, &numel, &bytes)) return NULL;
     ag_tensor *t = ag__arena_alloc(a, sizeof *t, _Alignof(ag_tensor));
     void *data = NULL;
     if (t && with_data) data = ag__arena_alloc(a, bytes, bytes >= 64 ? 64 : 16);
     if (!t || (with_data && !data)) {
+        char buf[AG_SHAPE_STR_MAX];
         ag__error(func, "out of memory for %s tensor of shape %s",
                   ag_dtype_name(dt), ag__shape_str(buf, ndim, shape));
         return NULL;

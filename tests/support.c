@@ -1,10 +1,11 @@
 /* support.c: the Check runner that every test program's main calls,
- * element access whatever the dtype, and a temporary folder per test with
- * file helpers. */
+ * element access whatever the dtype, test sizes from the environment, and
+ * a temporary folder per test with file helpers. */
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,26 @@ unsigned char *read_bytes(const char *path, size_t *n)
     fclose(f);
     *n = size;
     return buf;
+}
+
+int64_t test_env(const char *name, int64_t fallback, int64_t min, int64_t max)
+{
+    const char *text = getenv(name);
+    if (!text || !*text) return fallback;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end || v < min || v > max) {
+        fprintf(stderr, "%s=%s: need an integer in [%lld, %lld]\n", name, text,
+                (long long)min, (long long)max);
+        exit(2);
+    }
+    return v;
+}
+
+int64_t test_size(const char *name, int64_t fallback)
+{
+    return test_env(name, fallback, 1, fallback);
 }
 
 int run_suite(Suite *s)

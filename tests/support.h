@@ -39,6 +39,16 @@ void write_bytes(const char *path, const void *data, size_t n);
 /* The bytes of the file at path (malloc'd; free them) and their count. */
 unsigned char *read_bytes(const char *path, size_t *n);
 
+/* The integer in environment variable `name`, or `fallback` when it is
+ * unset or empty. The test setups (tests/meson.build) set such variables to
+ * adapt the slowest tests to Valgrind and the sanitizers; a value that is
+ * not an integer in [min, max] ends the test program at once (status 2). */
+int64_t test_env(const char *name, int64_t fallback, int64_t min, int64_t max);
+
+/* The size a test should use: test_env(name, fallback, 1, fallback), a
+ * positive size no bigger than the default. */
+int64_t test_size(const char *name, int64_t fallback);
+
 /* Runs every test of suite s (and frees it); returns the exit status for
  * main: 0 when all passed, 1 otherwise. */
 int run_suite(Suite *s);

@@ -5,17 +5,22 @@
  * used 100,000 times) must give every leaf its exact gradient.
  *
  * All values are small integers or products of powers of two and three, so
- * every expected number below is exact in double. */
+ * every expected number below is exact in double.
+ *
+ * The sizes can be made smaller through the environment (AG_TEST_CHAIN_OPS,
+ * a multiple of 8, and AG_TEST_WIDE), as the Valgrind test setup does: the
+ * same code runs, the working arrays of the sort still grow many times. */
 #include <autograd.h>
 
 #include "support.h"
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
-#define CHAIN_OPS 1000000
-#define WIDE 100000
+/* Ops in the chain and terms of the wide graphs (see main). */
+static int64_t chain_ops = 1000000, wide = 100000;
 
 /* ---- helpers ---- */
 
@@ -67,15 +72,16 @@ static ag_tensor *tree_sum(ag_arena *a, ag_tensor **t, int64_t n)
 
 /* ---- the chain ---- */
 
-/* The scale factor of the j-th ag_scale of the chain (j < CHAIN_OPS / 2):
+/* The scale factor of the j-th ag_scale of the chain (j < chain_ops / 2):
  * 2, -0.5, 2, -0.5, ... and then 3, 3, 0.25, -1 for the last four. The
- * pairs multiply to -1 each, an even number of times (249,998), so the
- * product of all factors is 3 * 3 * 0.25 * -1 = -2.25, and every partial
- * product from the end is exact. */
+ * pairs multiply to -1 each, an even number of times (249,998 for a million
+ * ops; chain_ops is a multiple of 8), so the product of all factors is
+ * 3 * 3 * 0.25 * -1 = -2.25, and every partial product from the end is
+ * exact. */
 static double chain_factor(int64_t j)
 {
     static const double last[4] = {3, 3, 0.25, -1};
-    int64_t n = CHAIN_OPS / 2;
+    int64_t n = chain_ops / 2;
     if (j >= n - 4) return last[j - (n - 4)];
     return j % 2 == 0 ? 2 : -0.5;
 }
@@ -90,7 +96,7 @@ START_TEST(test_million_op_chain)
      * the same arithmetic in a plain loop. */
     ag_tensor *t = x, *first = NULL;
     double v = 0.5;
-    for (int64_t i = 0; i < CHAIN_OPS; i++) {
+    for (int64_t i = 0; i < chain_ops; i++) {
         if (i % 2 == 0) {
             t = ag_shift(a, t, 1.0);
             v = v + 1.0;
@@ -132,17 +138,17 @@ static double b_of(int64_t i)
     return (double)(i % 5) + 1;
 }
 
-/* loss = sum_i a_i b_i over WIDE separate products, summed as a tree (or a
+/* loss = sum_i a_i b_i over wide separate products, summed as a tree (or a
  * running sum when chained); dloss/da_i = b_i and dloss/db_i = a_i. */
 static void check_products(bool chained)
 {
     ag_arena *a = ag_arena_new();
-    ag_tensor **as = malloc(WIDE * sizeof *as);
-    ag_tensor **bs = malloc(WIDE * sizeof *bs);
-    ag_tensor **terms = malloc(WIDE * sizeof *terms);
+    ag_tensor **as = malloc((size_t)wide * sizeof *as);
+    ag_tensor **bs = malloc((size_t)wide * sizeof *bs);
+    ag_tensor **terms = malloc((size_t)wide * sizeof *terms);
     ck_assert(as && bs && terms);
     double want = 0;
-    for (int64_t i = 0; i < WIDE; i++) {
+    for (int64_t i = 0; i < wide; i++) {
         as[i] = scalar(a, a_of(i), true);
         bs[i] = scalar(a, b_of(i), true);
         terms[i] = ag_mul(a, as[i], bs[i]);
@@ -150,14 +156,14 @@ static void check_products(bool chained)
     }
     ag_tensor *loss = terms[0];
     if (chained)
-        for (int64_t i = 1; i < WIDE; i++) loss = ag_add(a, loss, terms[i]);
+        for (int64_t i = 1; i < wide; i++) loss = ag_add(a, loss, terms[i]);
     else
-        loss = tree_sum(a, terms, WIDE);
+        loss = tree_sum(a, terms, wide);
     ck_assert_msg(value(loss) == want, "loss %.17g, want %.17g", value(loss),
                   want);
     for (int pass = 1; pass <= 2; pass++) {
         backward_ok(loss);
-        for (int64_t i = 0; i < WIDE; i++) {
+        for (int64_t i = 0; i < wide; i++) {
             if (!ag_grad(as[i]) || !ag_grad(bs[i]))
                 ck_abort_msg("pass %d: leaf %lld has no gradient", pass,
                              (long long)i);
@@ -192,15 +198,15 @@ START_TEST(test_wide_shared_leaf)
     /* loss = sum_i c_i x with c_i = i % 9 - 4: dloss/dx = sum_i c_i. */
     ag_arena *a = ag_arena_new();
     ag_tensor *x = scalar(a, 1.5, true);
-    ag_tensor **terms = malloc(WIDE * sizeof *terms);
+    ag_tensor **terms = malloc((size_t)wide * sizeof *terms);
     ck_assert_ptr_nonnull(terms);
     double want = 0;
-    for (int64_t i = 0; i < WIDE; i++) {
+    for (int64_t i = 0; i < wide; i++) {
         double c = (double)(i % 9) - 4;
         terms[i] = ag_scale(a, x, c);
         want += c;
     }
-    ag_tensor *loss = tree_sum(a, terms, WIDE);
+    ag_tensor *loss = tree_sum(a, terms, wide);
     ck_assert(value(loss) == 1.5 * want);
     backward_ok(loss);
     expect_grad(x, want, "shared x");
@@ -268,5 +274,11 @@ static Suite *chain_suite(void)
 
 int main(void)
 {
+    chain_ops = test_size("AG_TEST_CHAIN_OPS", chain_ops);
+    wide = test_size("AG_TEST_WIDE", wide);
+    if (chain_ops % 8) {
+        fprintf(stderr, "AG_TEST_CHAIN_OPS must be a multiple of 8\n");
+        return 2;
+    }
     return run_suite(chain_suite());
 }

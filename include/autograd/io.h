@@ -151,7 +151,9 @@ typedef struct ag_batcher ag_batcher;
  * memory from `a`. Returns the batcher (owned by `a`), or NULL and an error
  * for: a NULL argument, x or y with no dimensions, first dimensions that
  * differ ("x has 100 examples, y has 99"), no examples, batch < 1,
- * drop_last with batch > N (an epoch would have no batch). */
+ * drop_last with batch > N (an epoch would have no batch), 8 N bytes that
+ * overflow size_t or int64_t (refused before anything is allocated), out
+ * of memory. */
 AG_API ag_batcher *ag_batcher_new(ag_arena *a, ag_tensor *x, ag_tensor *y,
                                   int64_t batch, bool shuffle, uint64_t seed,
                                   bool drop_last);

@@ -112,7 +112,8 @@ typedef struct {
 
 /* Makes a Linear layer in arena `a` with weights drawn from `rng`. Returns
  * NULL and an error for a NULL arena or rng, sizes < 1, an AG_I32 dtype,
- * an unknown init, or no memory. */
+ * an unknown init, a weight (out, in) whose element count or byte size
+ * overflows (refused before anything is allocated), or no memory. */
 AG_API ag_linear_layer *ag_linear_layer_new(ag_arena *a, ag_dtype dt,
                                             int64_t in, int64_t out, bool bias,
                                             ag_init init, ag_rng *rng);
@@ -162,8 +163,9 @@ typedef struct {
 
 /* Makes an MLP in arena `a`, in training mode. `sizes` has n >= 2 entries,
  * each >= 1; `options` may be NULL for the defaults. Returns NULL and an
- * error for bad sizes, options (dtype, activation, dropout outside [0,
- * 1)) or no memory. */
+ * error for bad sizes (also a layer whose weight's element count or byte
+ * size overflows: every layer is checked before anything is allocated),
+ * options (dtype, activation, dropout outside [0, 1)) or no memory. */
 AG_API ag_mlp *ag_mlp_new(ag_arena *a, int n, const int64_t *sizes,
                           const ag_mlp_options *options);
 

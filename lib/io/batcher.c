@@ -73,6 +73,14 @@ static int check_new(ag_arena *a, const ag_tensor *x, const ag_tensor *y,
                   (long long)batch, (long long)n);
         return -1;
     }
+    if ((uint64_t)n > SIZE_MAX / sizeof(int64_t) ||
+        (uint64_t)n > INT64_MAX / sizeof(int64_t)) { /* before allocating */
+        ag__error(func,
+                  "the order of %lld examples (8 bytes each) overflows "
+                  "size_t or int64_t",
+                  (long long)n);
+        return -1;
+    }
     return 0;
 }
 
@@ -83,9 +91,9 @@ ag_batcher *ag_batcher_new(ag_arena *a, ag_tensor *x, ag_tensor *y,
     if (check_new(a, x, y, batch, drop_last)) return NULL;
     int64_t n = x->shape[0];
     ag_batcher *b = ag__arena_alloc(a, sizeof *b, _Alignof(ag_batcher));
-    int64_t *perm = NULL;
-    if (b && (uint64_t)n <= SIZE_MAX / sizeof *perm)
-        perm = ag__arena_alloc(a, (size_t)n * sizeof *perm, _Alignof(int64_t));
+    int64_t *perm =
+        b ? ag__arena_alloc(a, (size_t)n * sizeof *perm, _Alignof(int64_t))
+          : NULL;
     if (!perm) {
         ag__error("ag_batcher_new", "out of memory for %lld examples",
                   (long long)n);

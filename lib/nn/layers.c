@@ -26,6 +26,16 @@ static int init_layer(ag_linear_layer *l, ag_init init, ag_rng *rng)
     return -1;
 }
 
+/* Checks, before anything is allocated, that a layer's weight (out, in) can
+ * exist (its bias (out) then can too); reports errors as `where`. */
+static int check_layer_size(const char *where, ag_dtype dt, int64_t in,
+                            int64_t out)
+{
+    int64_t numel;
+    size_t bytes;
+    return ag__check_size(where, dt, 2, (int64_t[]){out, in}, &numel, &bytes);
+}
+
 ag_linear_layer *ag_linear_layer_new(ag_arena *a, ag_dtype dt, int64_t in,
                                      int64_t out, bool bias, ag_init init,
                                      ag_rng *rng)
@@ -43,6 +53,8 @@ ag_linear_layer *ag_linear_layer_new(ag_arena *a, ag_dtype dt, int64_t in,
                   (long long)in, (long long)out, ag_dtype_name(dt), (int)init);
         return NULL;
     }
+    if (check_layer_size("ag_linear_layer_new: weight", dt, in, out))
+        return NULL;
     ag_linear_layer *l =
         ag__arena_alloc(a, sizeof *l, _Alignof(ag_linear_layer));
     if (!l) {
@@ -92,7 +104,8 @@ ag_tensor *ag_activate(ag_arena *a, ag_tensor *x, ag_activation act)
     return NULL;
 }
 
-/* Checks the sizes and options of ag_mlp_new. */
+/* Checks the sizes and options of ag_mlp_new, and that every layer's
+ * weight can exist. */
 static int check_mlp(const char *func, ag_arena *a, int n, const int64_t *sizes,
                      const ag_mlp_options *o)
 {
@@ -120,6 +133,13 @@ static int check_mlp(const char *func, ag_arena *a, int n, const int64_t *sizes,
                   ag_dtype_name(o->dtype), (int)o->activation, (int)o->init,
                   o->dropout);
         return -1;
+    }
+    for (int i = 0; i + 1 < n; i++) { /* every layer, before allocating */
+        char where[96];
+        snprintf(where, sizeof where, "%s: layer %d (%lld -> %lld) weight",
+                 func, i, (long long)sizes[i], (long long)sizes[i + 1]);
+        if (check_layer_size(where, o->dtype, sizes[i], sizes[i + 1]))
+            return -1;
     }
     return 0;
 }

@@ -30,14 +30,21 @@ ag_params *ag_params_new(ag_arena *a)
     return p;
 }
 
-/* Makes room for one more entry. */
-static int reserve_one(ag_params *p)
+/* Makes room for one more entry: 0, or -1 and an error. */
+static int reserve_one(const char *func, ag_params *p)
 {
     if (p->count < p->cap) return 0;
+    if (p->cap > INT_MAX / 2) { /* the count is an int */
+        ag__error(func, "the set is full: it holds %d tensors", p->count);
+        return -1;
+    }
     int cap = p->cap ? 2 * p->cap : 16;
     param_entry *e = ag__arena_alloc(p->arena, (size_t)cap * sizeof *e,
                                      _Alignof(param_entry));
-    if (!e) return -1;
+    if (!e) {
+        ag__error(func, "out of memory");
+        return -1;
+    }
     if (p->count) memcpy(e, p->entries, (size_t)p->count * sizeof *e);
     p->entries = e;
     p->cap = cap;
@@ -85,8 +92,9 @@ static int add_named(const char *func, ag_params *p, const char *prefix,
         ag__error(func, "\"%s\" is an i32 tensor; parameters are float", full);
         return -1;
     }
+    if (reserve_one(func, p)) return -1;
     char *copy = ag__arena_alloc(p->arena, len + 1, 1);
-    if (!copy || reserve_one(p)) {
+    if (!copy) {
         ag__error(func, "out of memory");
         return -1;
     }
