@@ -182,8 +182,7 @@ static ag_tensor *layer_failed(const ag_mlp *m, int i)
     char cause[400];
     snprintf(cause, sizeof cause, "%s", ag_last_error());
     ag__error("ag_mlp_forward", "layer %d (%lld -> %lld): %s", i,
-              (long long)m->layers[i]->in, (long long)m->layers[i]->out,
-              cause);
+              (long long)m->layers[i]->in, (long long)m->layers[i]->out, cause);
     return NULL;
 }
 

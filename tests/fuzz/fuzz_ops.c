@@ -11,8 +11,8 @@
  * shapes and NULL slots included, runs ag_backward (also twice, also from
  * sum, mean or max), zeroes and reads gradients, toggles grad mode and
  * anomaly detection, prints, writes DOT, runs ag_gradcheck on tiny inputs,
- * and resets or frees the arenas. Op results go to a step arena; leaves may go to a
- * longer-lived one.
+ * and resets or frees the arenas. Op results go to a step arena; leaves may go
+ * to a longer-lived one.
  *
  * Checked on every call: no crash or leak; it succeeds, or fails with an
  * error naming an ag_ function; inputs (values, flags and gradients) never
