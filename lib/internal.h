@@ -361,6 +361,15 @@ extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
         }                                                                      \
     } while (0)
 
+/* Compiles a hot elementwise kernel twice, for AVX2 with FMA and for the
+ * baseline x86-64, and picks one when the library loads (GCC's and
+ * clang's function multiversioning); elsewhere a plain function. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
+#define AG_KERNEL __attribute__((target_clones("avx2,fma", "default")))
+#else
+#define AG_KERNEL
+#endif
+
 /* Bytes of t's values. */
 static inline size_t ag__tensor_bytes(const ag_tensor *t)
 {

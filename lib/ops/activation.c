@@ -14,7 +14,7 @@ enum { SIGMOID, TANH, RELU, GELU, LEAKY_RELU };
 #define NORMAL_PDF(x) (exp(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
 
 /* Elements [lo, hi) of the forward. */
-static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
+AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
 {
     const ag_tensor *out = out_ptr;
     int kind = out->op->kind;
@@ -62,7 +62,7 @@ typedef struct {
 } backward_job;
 
 /* Elements [lo, hi) of the backward. */
-static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
+AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
 {
     const backward_job *job = job_ptr;
     const ag_tensor *out = job->out;

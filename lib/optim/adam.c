@@ -22,8 +22,8 @@ ag_adam_options ag_adamw_defaults(void)
  *   Adam:  g = grad + wd * p        AdamW: p = p * (1 - lr * wd), g = grad
  *   m = b1 * m + (1 - b1) * g,  v = b2 * v + (1 - b2) * g^2
  *   p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
-static void adam_update(const ag_optimizer *opt, const ag_opt_slot *s,
-                        const ag_tensor *grad, int64_t lo, int64_t hi)
+AG_KERNEL static void adam_update(const ag_optimizer *opt, const ag_opt_slot *s,
+                                  const ag_tensor *grad, int64_t lo, int64_t hi)
 {
     const ag_adam_options *o = &opt->options.adam;
     bool decoupled = opt->kind == AG_OPT_ADAMW;

@@ -13,8 +13,8 @@ ag_sgd_options ag_sgd_defaults(double lr)
  *   g = grad + wd * p
  *   b = g at the parameter's first step, else mu * b + (1 - d) * g
  *   g = g + mu * b (Nesterov) or b;  p = p - lr * g */
-static void sgd_update(const ag_optimizer *opt, const ag_opt_slot *s,
-                       const ag_tensor *grad, int64_t lo, int64_t hi)
+AG_KERNEL static void sgd_update(const ag_optimizer *opt, const ag_opt_slot *s,
+                                 const ag_tensor *grad, int64_t lo, int64_t hi)
 {
     const ag_sgd_options *o = &opt->options.sgd;
     bool first = s->steps == 1;
