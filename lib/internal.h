@@ -361,11 +361,12 @@ extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
         }                                                                      \
     } while (0)
 
-/* Compiles a hot elementwise kernel twice, for AVX2 with FMA and for the
+/* Compiles a hot elementwise kernel twice, for AVX2 and for the
  * baseline x86-64, and picks one when the library loads (GCC's and
- * clang's function multiversioning); elsewhere a plain function. */
+ * clang's function multiversioning); elsewhere a plain function. Not FMA:
+ * a fused multiply-add rounds once, so results would differ by CPU. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
-#define AG_KERNEL __attribute__((target_clones("avx2,fma", "default")))
+#define AG_KERNEL __attribute__((target_clones("avx2", "default")))
 #else
 #define AG_KERNEL
 #endif
