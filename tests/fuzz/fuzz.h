@@ -40,6 +40,11 @@ const char *fuzz_file(const void *data, size_t n);
  * build-fuzz/tests/fuzz/fuzz_ops crash-file). */
 void fuzz_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Checks element i of the loaded tensor t against `want` (the harness's
+ * own reading of the file) rounded to t's dtype as the loader rounds it:
+ * equal with the same sign, or both NaN. */
+void fuzz_check_element(const ag_tensor *t, int64_t i, double want);
+
 /* The libFuzzer entry point each harness defines. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -107,22 +107,8 @@ static void check_tensor(const ag_tensor *t, const csv_ref *r, ag_dtype dt)
                "shape (%lld,%lld), want (%lld,%lld)", (long long)ag_shape(t)[0],
                (long long)ag_shape(t)[1], (long long)r->rows,
                (long long)r->cols);
-    const void *d = ag_data((ag_tensor *)t);
-    for (int64_t i = 0; i < r->rows * r->cols; i++) {
-        double v = r->values[i], got;
-        if (dt == AG_F32) {
-            got = ((const float *)d)[i];
-            v = (float)v;
-        } else if (dt == AG_F64) {
-            got = ((const double *)d)[i];
-        } else {
-            got = ((const int32_t *)d)[i];
-            v = (int32_t)v; /* -0 is 0 */
-        }
-        FUZZ_CHECK((isnan(got) && isnan(v)) ||
-                       (got == v && signbit(got) == signbit(v)),
-                   "value %lld is %.17g, want %.17g", (long long)i, got, v);
-    }
+    for (int64_t i = 0; i < r->rows * r->cols; i++)
+        fuzz_check_element(t, i, r->values[i]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

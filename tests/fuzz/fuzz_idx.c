@@ -143,12 +143,6 @@ static bool loadable(const idx_ref *r, ag_dtype dt)
     return true;
 }
 
-static bool same(double got, double want)
-{
-    return (isnan(got) && isnan(want)) ||
-           (got == want && signbit(got) == signbit(want));
-}
-
 /* Checks a loaded tensor against the harness's reading of the file. */
 static void check_tensor(const ag_tensor *t, const idx_ref *r, ag_dtype dt)
 {
@@ -157,20 +151,8 @@ static void check_tensor(const ag_tensor *t, const idx_ref *r, ag_dtype dt)
         ag_type(t) == dt && ag_ndim(t) == r->ndim &&
             !memcmp(ag_shape(t), r->shape, (size_t)r->ndim * sizeof(int64_t)),
         "wrong dtype or shape");
-    const void *d = ag_data((ag_tensor *)t);
-    for (int64_t i = 0; i < r->numel; i++) {
-        double v = ref_value(r, i), got;
-        if (dt == AG_F32) {
-            got = ((const float *)d)[i];
-            v = (float)v;
-        } else if (dt == AG_F64) {
-            got = ((const double *)d)[i];
-        } else {
-            got = ((const int32_t *)d)[i];
-        }
-        FUZZ_CHECK(same(got, v), "value %lld is %.17g, want %.17g",
-                   (long long)i, got, v);
-    }
+    for (int64_t i = 0; i < r->numel; i++)
+        fuzz_check_element(t, i, ref_value(r, i));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -3,6 +3,7 @@
 #include "fuzz.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -57,4 +58,22 @@ void fuzz_trace(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+void fuzz_check_element(const ag_tensor *t, int64_t i, double want)
+{
+    const void *d = ag_data((ag_tensor *)t);
+    double got;
+    if (ag_type(t) == AG_F32) {
+        got = ((const float *)d)[i];
+        want = (float)want;
+    } else if (ag_type(t) == AG_F64) {
+        got = ((const double *)d)[i];
+    } else {
+        got = ((const int32_t *)d)[i];
+        want = (int32_t)want; /* -0 is 0 */
+    }
+    FUZZ_CHECK((isnan(got) && isnan(want)) ||
+                   (got == want && signbit(got) == signbit(want)),
+               "value %lld is %.17g, want %.17g", (long long)i, got, want);
 }
