@@ -365,7 +365,14 @@ extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
  * baseline x86-64, and picks one when the library loads (GCC's and
  * clang's function multiversioning); elsewhere a plain function. Not FMA:
  * a fused multiply-add rounds once, so results would differ by CPU. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
+#if defined(__SANITIZE_THREAD__)
+#define AG_NO_KERNEL_CLONES 1 /* TSan crashes in the resolvers run at load */
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AG_NO_KERNEL_CLONES 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(AG_NO_KERNEL_CLONES)
 #define AG_KERNEL __attribute__((target_clones("avx2", "default")))
 #else
 #define AG_KERNEL

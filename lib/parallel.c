@@ -3,13 +3,13 @@
  *
  * ag_set_num_threads(n) asks for n threads: the calling thread and n - 1
  * workers, started on first use and kept (waiting on a condition variable)
- * for the life of the process. OpenBLAS is then held to one thread, so
- * each part of a product runs OpenBLAS's single-threaded kernel and the
- * cores are never oversubscribed; OpenBLAS's own threading allocates on
- * every call, these workers never do. One job runs at a time: a thread
- * that finds the workers busy runs the parts of its job one after another.
- * A job is always split in as many parts as ag_set_num_threads asked for,
- * so its rounding, and every result, depends on that count alone, never on
+ * until the process exits, when they are stopped and joined. OpenBLAS is then
+ * held to one thread, so each part of a product runs OpenBLAS's single-threaded
+ * kernel and the cores are never oversubscribed; OpenBLAS's own threading
+ * allocates on every call, these workers never do. One job runs at a time: a
+ * thread that finds the workers busy runs the parts of its job one after
+ * another. A job is always split in as many parts as ag_set_num_threads asked
+ * for, so its rounding, and every result, depends on that count alone, never on
  * which thread got the workers. */
 #include "internal.h"
 
@@ -24,6 +24,8 @@ static struct {
                     ag_set_num_threads, when OpenBLAS threads as it likes */
     int started; /* workers running */
     bool busy;   /* a job is being run */
+    bool quit;   /* the process is exiting: workers return */
+    pthread_t worker[AG_MAX_THREADS];
     uint64_t generation; /* counts jobs */
     ag_parallel_fn *fn;
     void *arg;
@@ -40,9 +42,10 @@ static void *worker(void *index_ptr)
     int index = (int)(intptr_t)index_ptr; /* runs part `index` of each job */
     pthread_mutex_lock(&pool.lock);
     uint64_t seen = pool.born[index]; /* the job it was started for is new */
-    for (;;) {
-        while (pool.generation == seen)
+    while (true) {
+        while (pool.generation == seen && !pool.quit)
             pthread_cond_wait(&pool.wake, &pool.lock);
+        if (pool.quit) break;
         seen = pool.generation;
         if (index >= pool.parts) continue;
         ag_parallel_fn *fn = pool.fn;
@@ -53,7 +56,35 @@ static void *worker(void *index_ptr)
         pthread_mutex_lock(&pool.lock);
         if (--pool.pending == 0) pthread_cond_signal(&pool.done);
     }
+    pthread_mutex_unlock(&pool.lock);
     return NULL;
+}
+
+/* In the child of a fork only the forking thread exists: the pool starts
+ * again from no workers (the parent's lock state is not inherited in use:
+ * a fork during a job is the caller's error, as with any library). */
+static void forget_workers(void)
+{
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.started = 0;
+    pool.busy = false;
+}
+
+/* At exit the workers are stopped and joined, so that nothing the library
+ * started outlives it (and leak checkers see every thread's memory back). */
+__attribute__((destructor)) static void stop_workers(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.quit = true;
+    int started = pool.started;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 1; i <= started; i++) pthread_join(pool.worker[i], NULL);
+    pthread_mutex_lock(&pool.lock);
+    pool.started = 0;
+    pthread_mutex_unlock(&pool.lock);
 }
 
 /* Starts workers up to threads - 1 (with pool.lock held); returns how many
@@ -61,12 +92,15 @@ static void *worker(void *index_ptr)
  * part by part on the caller). */
 static int start_workers(void)
 {
-    while (pool.started < pool.threads - 1) {
-        pthread_t t;
+    static bool fork_handler;
+    if (!fork_handler && pool.started < pool.threads - 1)
+        fork_handler = pthread_atfork(NULL, NULL, forget_workers) == 0;
+    while (pool.started < pool.threads - 1 && !pool.quit) {
         int index = pool.started + 1;
         pool.born[index] = pool.generation;
-        if (pthread_create(&t, NULL, worker, (void *)(intptr_t)index)) break;
-        pthread_detach(t);
+        if (pthread_create(&pool.worker[index], NULL, worker,
+                           (void *)(intptr_t)index))
+            break;
         pool.started++;
     }
     return pool.started;

@@ -164,7 +164,8 @@ START_TEST(test_two_callers)
     ck_assert_int_eq(ag_set_num_threads(2), 0);
     run alone = run_of(AG_F32, false, shapes[0]);
     train(&alone);
-    for (int round = 0; round < 3; round++) {
+    int64_t rounds = test_size("AG_TEST_PARALLEL_ROUNDS", 3);
+    for (int64_t round = 0; round < rounds; round++) {
         run a = run_of(AG_F32, false, shapes[0]);
         run b = run_of(AG_F32, false, shapes[0]);
         pthread_t t;
@@ -186,7 +187,9 @@ static Suite *parallel_suite(void)
     Suite *s = suite_create("parallel");
     TCase *tc = tcase_create("threads");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_threads_agree, 0, 8);
+    /* 8 cases: 2 shapes x 2 dtypes x SGD or Adam (fewer under Valgrind) */
+    int cases = (int)test_size("AG_TEST_PARALLEL_CASES", 8);
+    tcase_add_loop_test(tc, test_threads_agree, 0, cases);
     tcase_add_test(tc, test_two_callers);
     suite_add_tcase(s, tc);
     return s;
