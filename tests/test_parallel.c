@@ -5,7 +5,9 @@
  * thread count, for f32 and f64, with SGD and Adam, for products split by
  * rows and by columns, and for shapes that leave a thread no work; two user
  * threads that train at once (one finds the workers busy and runs its parts
- * itself) both get the bits of a run alone. */
+ * itself) both get the bits of a run alone, and so does the child of a fork
+ * made after the workers started. */
+#define _POSIX_C_SOURCE 200809L
 #include <autograd.h>
 
 #include "support.h"
@@ -16,6 +18,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* A training run and what it produced: the loss of every step and the
  * final parameters, copied out as bytes. */
@@ -182,6 +186,35 @@ START_TEST(test_two_callers)
 }
 END_TEST
 
+/* A process that forks after its workers started: the child has only the
+ * forking thread, so its pool starts again from no workers and its jobs
+ * finish (a child still waiting for its parent's workers would hang until
+ * the alarm), with the parent's bits. */
+START_TEST(test_fork_after_workers)
+{
+    ck_assert_int_eq(ag_set_num_threads(2), 0);
+    run parent = run_of(AG_F32, false, shapes[0]);
+    train(&parent);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        alarm(60);
+        run child = run_of(AG_F32, false, shapes[0]);
+        train(&child);
+        bool same = child.ok && child.param_bytes == parent.param_bytes &&
+                    !memcmp(child.params, parent.params, parent.param_bytes);
+        _exit(same ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the child %s (status %d)",
+                  WIFSIGNALED(status) ? "was killed" : "failed", status);
+    run_free(&parent);
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+}
+END_TEST
+
 static Suite *parallel_suite(void)
 {
     Suite *s = suite_create("parallel");
@@ -191,6 +224,11 @@ static Suite *parallel_suite(void)
     int cases = (int)test_size("AG_TEST_PARALLEL_CASES", 8);
     tcase_add_loop_test(tc, test_threads_agree, 0, cases);
     tcase_add_test(tc, test_two_callers);
+    /* Not under TSan (it refuses threads started after a multi-threaded
+     * fork) or Valgrind (the child's _exit leaves the libraries' memory
+     * reachable): the setups set AG_TEST_FORK=0. */
+    if (test_env("AG_TEST_FORK", 1, 0, 1))
+        tcase_add_test(tc, test_fork_after_workers);
     suite_add_tcase(s, tc);
     return s;
 }
