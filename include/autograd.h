@@ -383,7 +383,7 @@ AG_API ag_tensor *ag_leaky_relu(ag_arena *a, ag_tensor *x, double slope);
 /* Inverted dropout: each element is zeroed with probability p and the
  * others are scaled by 1 / (1 - p), so the expected value is unchanged.
  * The mask is drawn from `rng` (which advances) and kept for backward.
- * p = 0 returns a copy; p must be in [0, 1). */
+ * p = 0 returns a copy; p must be in [0, 1) and `rng` not NULL. */
 AG_API ag_tensor *ag_dropout(ag_arena *a, ag_tensor *x, double p, ag_rng *rng);
 
 /* y = x @ weight^T + bias, the affine map of a PyTorch nn.Linear, in one

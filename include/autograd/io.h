@@ -108,7 +108,8 @@ AG_API const char *const *ag_load_safetensors_metadata(ag_arena *a,
  * not gzip, a gzip stream that ends early or is corrupt (with zlib's
  * reason, a wrong checksum included), AG_I32 for a float element type, an
  * f64 value read as AG_F32 that rounds to an infinity (from FLT_MAX plus
- * half an ulp on; the values below round to at most FLT_MAX). */
+ * half an ulp on; the values below round to at most FLT_MAX); or no memory
+ * for the buffers or the tensor. */
 AG_API ag_tensor *ag_load_idx(ag_arena *a, const char *path, ag_dtype dt);
 
 /* Reads a CSV file of numbers into a new 2-D (rows, columns) tensor of
@@ -133,7 +134,7 @@ AG_API ag_tensor *ag_load_idx(ag_arena *a, const char *path, ag_dtype dt);
  * loads), for AG_I32 a value that is not an integer or outside the int32
  * range; also a NULL arena or path, an unknown dtype, a file that cannot be
  * opened or read, one that is not a regular file (a folder, a pipe, a
- * device). */
+ * device), or no memory for the line buffer or the tensor. */
 AG_API ag_tensor *ag_load_csv(ag_arena *a, const char *path, ag_dtype dt,
                               bool header);
 

@@ -349,7 +349,12 @@ int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs, void *user,
     if (!status) {
         ck.work = ag_arena_new();
         ck.eval = ag_arena_new();
-        status = ck.work && ck.eval ? run_check(&ck, inputs) : -1;
+        if (ck.work && ck.eval)
+            status = run_check(&ck, inputs);
+        else {
+            ag__error("ag_gradcheck", "out of memory for its arenas");
+            status = -1;
+        }
         ag_arena_free(ck.work);
         ag_arena_free(ck.eval);
     }
