@@ -230,8 +230,10 @@ AG_API void ag_zero_grad(ag_tensor *t);
  * buffer is kept for that pass, which writes the new gradient over it
  * without clearing it first, so nothing is allocated; a gradient tensor
  * fetched before therefore holds the new gradient after that pass (and
- * stale values until then). Faster than ag_zero_grad when the next pass
- * overwrites the gradient anyway. NULL is ignored. */
+ * stale values until then), and must not be an input of the graph that pass
+ * walks (it would be overwritten while read: use ag_detach for a copy). Faster
+ * than ag_zero_grad when the next pass overwrites the gradient anyway. NULL is
+ * ignored. */
 AG_API void ag_clear_grad(ag_tensor *t);
 
 /* Computes the gradient of the one-element tensor `loss` with respect to
