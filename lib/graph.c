@@ -129,7 +129,7 @@ void *ag__grad_begin(ag_tensor *x, bool *assign)
 void *ag__grad_accumulate(ag_tensor *x)
 {
     if (x->grad_unwritten) {
-        memset(x->grad->data, 0, ag__tensor_bytes(x->grad));
+        ag_zero_grad(x);
         x->grad_unwritten = false;
     }
     return x->grad->data;

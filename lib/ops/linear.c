@@ -18,13 +18,10 @@ static int linear_forward(ag_tensor *out)
     const ag_tensor *b = out->op->arity == 3 ? out->inputs[2] : NULL;
     int64_t m = leading_rows(x), in = w->shape[1], n = w->shape[0];
     size_t row_bytes = (size_t)n * ag__dtype_size(out->dtype);
-    for (int64_t r = 0; r < m; r++) /* y = b, then y += x W^T */
-        if (b)
-            memcpy((char *)out->data + r * row_bytes, b->data, row_bytes);
-        else
-            memset((char *)out->data + r * row_bytes, 0, row_bytes);
-    ag__gemm(out->dtype, false, true, m, n, in, x->data, w->data, 1.0,
-             out->data);
+    for (int64_t r = 0; b && r < m; r++) /* y = b, then y += x W^T */
+        memcpy((char *)out->data + r * row_bytes, b->data, row_bytes);
+    ag__gemm(out->dtype, false, true, m, n, in, x->data, w->data, b ? 1.0 : 0.0,
+             out->data); /* without a bias, y = x W^T stored (beta 0) */
     return 0;
 }
 
