@@ -69,7 +69,8 @@ static int huber_backward(ag_function_ctx *ctx, ag_tensor *grad_output,
     return 0;
 }
 
-static const ag_function huber = {"huber", huber_forward, huber_backward};
+static const ag_function huber = {
+    .name = "huber", .forward = huber_forward, .backward = huber_backward};
 
 /* Huber applied elementwise; the function ag_gradcheck checks. */
 static ag_tensor *huber_alone(ag_arena *a, ag_tensor *const *x, int n,

@@ -266,6 +266,54 @@ AG_API bool ag_is_grad_enabled(void);
 AG_API ag_tensor *ag_detach(ag_arena *a, ag_tensor *t);
 
 /* ------------------------------------------------------------------ */
+/* Higher order and forward mode (torch.autograd.grad, forward_ad)     */
+/* ------------------------------------------------------------------ */
+
+/* d(sum_i <grad_outputs[i], outputs[i]>) / d inputs[j] for every j, as
+ * new tensors in arena a: grads[j] has inputs[j]'s dtype and shape, and is
+ * zeros where inputs[j] is not reached from the outputs. grad_outputs may
+ * be NULL, and so may any entry of it, for an output with one element
+ * (seed 1); an entry given must have its output's dtype and shape, and it
+ * may itself require a gradient. Without create_graph the fast first-order
+ * kernels run and the results are plain tensors. With create_graph every
+ * op's derivative is recorded as ops, so the results carry a graph (they
+ * require a gradient when anything they depend on does) and can be
+ * differentiated again, with ag_gradients or ag_backward, to any order; a
+ * user-defined function without a backward in ops is then an error naming
+ * it. Only the part of the graph between the outputs and the inputs is
+ * walked. Leaves' ag_grad are left untouched, and so are the outputs and
+ * inputs. Inputs may be any tensors the outputs were computed from (leaves
+ * or op results) and must require a gradient. Returns 0, or -1 with an
+ * error and grads[] set to NULL: NULL arguments, n_outputs or n_inputs
+ * below 1, an output that does not depend on anything that requires a
+ * gradient (or an i32 output), a missing grad_output for an output of more
+ * than one element, a grad_output of the wrong dtype or shape, an input
+ * that does not require a gradient, a call from inside a backward pass,
+ * out of memory, or a failing user-defined backward. */
+AG_API int ag_gradients(ag_arena *a, int n_outputs, ag_tensor *const *outputs,
+                        ag_tensor *const *grad_outputs, int n_inputs,
+                        ag_tensor *const *inputs, bool create_graph,
+                        ag_tensor **grads);
+
+/* Forward mode, as torch.autograd.forward_ad (one level): a new tensor in
+ * arena a holding a copy of primal's values (a leaf without history that
+ * requires no gradient) and carrying a copy of tangent, which must have
+ * primal's dtype (f32 or f64) and shape. Every op on a tensor that carries
+ * a tangent gives its result a tangent too, in the result's arena, by the
+ * op's forward-mode rule (J t, computed as the forward runs, not by a
+ * backward pass); the ops that compute tangents carry none of their own.
+ * An op with no rule (a user-defined function without a jvp) fails with an
+ * error naming it. Returns NULL with an error for NULLs (a NULL primal or
+ * tangent keeps a pending message, as ops do), i32 tensors, or a tangent
+ * whose dtype or shape differs from primal's. */
+AG_API ag_tensor *ag_make_dual(ag_arena *a, ag_tensor *primal,
+                               ag_tensor *tangent);
+
+/* The tangent t carries (owned by t's arena), or NULL when it carries
+ * none (or t is NULL). */
+AG_API ag_tensor *ag_tangent(const ag_tensor *t);
+
+/* ------------------------------------------------------------------ */
 /* Errors and threads                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -367,6 +415,19 @@ AG_API ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim,
 
 /* A copy of `x` with dimensions d0 and d1 swapped. */
 AG_API ag_tensor *ag_transpose(ag_arena *a, ag_tensor *x, int d0, int d1);
+
+/* x broadcast to `shape` (ndim sizes), as torch.Tensor.expand: x's sizes
+ * align with the last ones of shape; each must equal the new size or be 1
+ * (stretched); -1 keeps x's size; new leading axes may be added (their
+ * size may not be -1). The result is a copy; its gradient sums over the
+ * stretched axes. Errors name both shapes. */
+AG_API ag_tensor *ag_expand(ag_arena *a, ag_tensor *x, int ndim,
+                            const int64_t *shape);
+
+/* x converted to dt (AG_F32 or AG_F64), differentiable both ways: the
+ * gradient (and the tangent) is converted back. A cast to x's own dtype is
+ * a copy. Lets f32 code be checked with ag_gradcheck on f64 copies. */
+AG_API ag_tensor *ag_cast(ag_arena *a, ag_tensor *x, ag_dtype dt);
 
 /* Elementwise activations: 1 / (1 + e^-x), tanh x, max(x, 0) (the
  * derivative of ReLU at 0 is taken as 0). */

@@ -10,34 +10,57 @@
 #include <stddef.h>
 #include <string.h>
 
-/* An op's scalar arguments, stored in its result so backward can read them. */
-typedef struct {
-    double scalar; /* pow exponent, scale factor, shift */
-    int axis;      /* reductions, softmax; first axis of transpose */
-    int axis2;     /* second axis of transpose */
-    bool keepdim;  /* reductions */
-    ag_rng *rng;   /* dropout's forward (NULL afterwards) */
-} ag_op_args;
-
-/* One entry of the op table, written {name, arity, view, kind, forward,
- * backward}. forward computes out's values from
- * out->inputs (out's data is already allocated, except for view ops);
- * backward adds out->grad's contribution to the gradients of those inputs
- * that require one (their buffers exist; it gets each through
- * ag__grad_begin or ag__grad_accumulate, below). Both return 0, or -1 with an
- * error (forward may allocate saved state in out's arena; only user-defined
- * functions' backward can fail). A user-defined function's per-call entry
- * (tools/function.c) has no forward: ag_function_apply runs the user's. */
+/* One entry of the op table (contract v2; lib/ops/README.md says how to
+ * add one). Each family of ops (one file of lib/ops/) defines:
+ *
+ *   params:  a struct of its typed parameters (an axis and keepdim, a pow
+ *            exponent...), params_size bytes, copied by ag__apply into the
+ *            result's arena and read back with AG_PARAMS(out, type);
+ *   saved:   a struct of the named state its derivatives need (the argmax
+ *            of max, dropout's mask...), saved_size bytes, zeroed by
+ *            ag__apply in the result's arena before forward fills it, read
+ *            with AG_SAVED(out, type);
+ *   forward: computes out's values from out->inputs (out's data is already
+ *            allocated, except for view ops);
+ *   backward: the fast first-order VJP: adds out->grad's contribution to the
+ *            gradients of those inputs that require one (their buffers
+ *            exist; it gets each through ag__grad_begin or
+ *            ag__grad_accumulate, below);
+ *   vjp:     the same derivative written in differentiable ops, used when a
+ *            graph of the gradient is asked for (ag_gradients with
+ *            create_graph): given out and its gradient g (a tensor that may
+ *            carry a graph), sets dx[i] to input i's contribution, a tensor
+ *            of input i's shape made in arena a, for each i with want[i]
+ *            (NULL: no contribution), and leaves the others NULL;
+ *   jvp:     the forward-mode rule: given the tangents of out's inputs
+ *            (NULL: zero), sets *t_out to out's tangent, a tensor of out's
+ *            shape made in arena a (NULL: zero). Runs with forward mode
+ *            suspended, so the ops it calls carry no tangents themselves.
+ *
+ * All return 0, or -1 with an error. Inputs whose bit is set in
+ * nondiff_inputs (indices, targets) never get gradients or tangents. A
+ * user-defined function's per-call entry (tools/function.c) has no
+ * forward: ag_function_apply runs the user's. */
 typedef struct ag_op {
     const char *name;
-    int arity;
+    int arity; /* inputs, or AG_VARIADIC: as many as the call gives */
     bool view; /* the result shares its input's data instead of owning some */
     int kind;  /* which op of its family, for kernels that serve several */
+    unsigned nondiff_inputs; /* bit i: input i is not differentiable */
+    size_t params_size, saved_size;
     int (*forward)(ag_tensor *out);
     int (*backward)(ag_tensor *out);
+    int (*vjp)(ag_arena *a, ag_tensor *out, ag_tensor *g, const bool *want,
+               ag_tensor **dx);
+    int (*jvp)(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+               ag_tensor **t_out);
 } ag_op;
 
-#define AG_MAX_INPUTS 4
+#define AG_VARIADIC (-1)
+
+/* The family's parameter and saved-state structs of an op result. */
+#define AG_PARAMS(out, type) ((const type *)(out)->params)
+#define AG_SAVED(out, type) ((type *)(out)->saved)
 
 struct ag_tensor {
     ag_dtype dtype;
@@ -48,14 +71,16 @@ struct ag_tensor {
     ag_arena *arena;
     ag_tensor *grad;
     ag_tensor *spare_grad; /* the buffer ag_clear_grad took from grad */
+    ag_tensor *tangent;    /* forward mode: the tangent carried, or NULL */
     bool requires_grad;
     bool grad_unwritten; /* during ag_backward: grad is logically zero, its
                             bytes not cleared (see ag__grad_begin) */
-    unsigned char mark;  /* graph traversal state, 0 outside ag_backward */
+    unsigned char mark;  /* graph traversal state, 0 outside a traversal */
     const ag_op *op;     /* NULL for a leaf */
-    ag_tensor *inputs[AG_MAX_INPUTS];
-    ag_op_args args;
-    void *saved; /* state an op keeps for its backward */
+    int n_inputs;
+    ag_tensor **inputs; /* n_inputs of them, in the result's arena */
+    void *params;       /* the op family's parameters (AG_PARAMS) */
+    void *saved;        /* the op family's saved state (AG_SAVED) */
 };
 
 /* ---- the heap (alloc.c) ---- */
@@ -163,32 +188,51 @@ void ag__fill_random(ag_tensor *t, double offset, double scale, double bound,
 
 /* ---- graph (graph.c) ---- */
 
-/* Runs `op` on `inputs`: allocates the result (dtype and shape given) in
- * `a`, stores args, records it (ag__record), calls the op's forward and
- * finishes the result (ag__finish). Returns the result or NULL with an
- * error reported as func. */
-ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op,
+/* Runs `op` on n inputs (op->arity of them unless the op is variadic):
+ * allocates the result (dtype and shape given) in `a`, copies params
+ * (op->params_size bytes; NULL: zeros) and zeroed saved state there,
+ * records it (ag__record), calls the op's forward, carries tangents
+ * (ag__forward_tangent) and finishes the result (ag__finish). Returns the
+ * result or NULL with an error reported as func. */
+ag_tensor *ag__apply(const char *func, ag_arena *a, const ag_op *op, int n,
                      ag_tensor *const *inputs, ag_dtype dt, int ndim,
-                     const int64_t *shape, const ag_op_args *args);
+                     const int64_t *shape, const void *params);
 
-/* Sets out's op and inputs (which its forward reads), and makes out require
- * a gradient when grad mode is on and some input requires one. */
-void ag__record(ag_tensor *out, const ag_op *op, ag_tensor *const *inputs);
+/* Sets out's op and its n inputs (which its forward reads; the array is
+ * copied into out's arena), and makes out require a gradient when grad
+ * mode is on and some differentiable input requires one. Returns 0, or -1
+ * with an error reported as func (out of memory). */
+int ag__record(const char *func, ag_tensor *out, const ag_op *op, int n,
+               ag_tensor *const *inputs);
 
 /* Finishes an op result after its forward: in anomaly mode checks its
  * values (ag__anomaly_forward, reported as func); unless it requires a
- * gradient, forgets its op, inputs and saved state, so that it is a leaf.
- * Returns 0, or -1 with an error. */
+ * gradient or carries a tangent, forgets its op, inputs and saved state,
+ * so that it is a leaf. Returns 0, or -1 with an error. */
 int ag__finish(const char *func, ag_tensor *out);
 
-/* Puts in *order every tensor that `root` depends on, inputs before the
- * tensors made from them, root last: through every recorded input when
- * all_inputs is true, else only through inputs that require a gradient.
- * The array is the scratch memory of root's arena (valid until the next
- * traversal there). Every listed tensor is left with a non-zero mark that
- * the caller must set back to 0. Returns the count, or -1 when out of
- * memory (no error set; all marks cleared). */
-int64_t ag__topological_order(ag_tensor *root, bool all_inputs,
+/* Forward mode: when some differentiable input of out carries a tangent
+ * (and forward mode is not suspended on this thread), runs the op's jvp
+ * and gives out the tangent, checked for out's dtype and shape. An op
+ * without a jvp is an error naming it. Returns 0 or -1. */
+int ag__forward_tangent(const char *func, ag_tensor *out);
+
+/* Whether input i of out is differentiable (a float input whose bit in
+ * nondiff_inputs is clear). */
+static inline bool ag__differentiable(const ag_tensor *out, int i)
+{
+    return !(i < 32 && (out->op->nondiff_inputs >> i & 1u)) &&
+           out->inputs[i]->dtype != AG_I32;
+}
+
+/* Puts in *order every tensor that the n roots depend on, inputs before
+ * the tensors made from them, the roots among the last: through every
+ * recorded input when all_inputs is true, else only through inputs that
+ * require a gradient. The array is the scratch memory of the first root's
+ * arena (valid until the next traversal there). Every listed tensor is
+ * left with a non-zero mark that the caller must set back to 0. Returns
+ * the count, or -1 when out of memory (no error set; all marks cleared). */
+int64_t ag__topological_order(int n, ag_tensor *const *roots, bool all_inputs,
                               ag_tensor ***order);
 
 /* Gradient buffers during ag_backward. The buffers the pass makes, and
@@ -252,10 +296,52 @@ int ag__anomaly_backward(const ag_tensor *out);
 
 /* ---- elementwise fronts (ops/unary.c) ---- */
 
+/* The parameters of the elementwise ops of one tensor: the exponent of
+ * pow, the factor of scale, the shift of shift, the slope of leaky ReLU. */
+typedef struct {
+    double scalar;
+} ag_scalar_params;
+
 /* Checks x, then applies the elementwise op (same shape and dtype as x)
- * with args.scalar = scalar, which must be finite. */
+ * with ag_scalar_params {scalar}, which must be finite. */
 ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
                      ag_tensor *x, double scalar);
+
+/* ---- pieces of derivative rules (ops/compose.c) ---- */
+
+/* Whether x has this shape. */
+bool ag__same_shape(const ag_tensor *x, int ndim, const int64_t *shape);
+
+/* g summed over the axes along which a tensor of `shape` was broadcast
+ * to g's shape (leading axes, and axes where shape has 1), reshaped to
+ * `shape`; g itself when the shapes agree. Differentiable (sum, reshape).
+ * NULL stays NULL. */
+ag_tensor *ag__sum_to(ag_arena *a, ag_tensor *g, int ndim,
+                      const int64_t *shape);
+
+/* t broadcast to `shape` (ag_expand), or t itself when it has that shape.
+ * NULL stays NULL. */
+ag_tensor *ag__expand_to(ag_arena *a, ag_tensor *t, int ndim,
+                         const int64_t *shape);
+
+/* x + y, x - y and x * y with NULL read as zero: NULL only when the
+ * result is zero (both NULL, or a factor NULL) or the op failed. Rules
+ * combine tangents with them, and a rule's final result is NULL only on
+ * failure, since a rule runs only when some tangent is present. */
+ag_tensor *ag__add_or(ag_arena *a, ag_tensor *x, ag_tensor *y);
+ag_tensor *ag__sub_or(ag_arena *a, ag_tensor *x, ag_tensor *y);
+ag_tensor *ag__mul_or(ag_arena *a, ag_tensor *x, ag_tensor *y);
+
+/* A tensor without history of like's dtype and shape, values unset, in a:
+ * the masks and one-hot selections that derivative rules multiply by. */
+ag_tensor *ag__constant(ag_arena *a, const ag_tensor *like);
+
+/* In a vjp or jvp rule: evaluates an assignment of an op's result and
+ * returns -1 from the rule when it is NULL (the op's error is set). */
+#define AG_TRY(assignment)                                                     \
+    do {                                                                       \
+        if (!(assignment)) return -1;                                          \
+    } while (0)
 
 /* ---- threads (parallel.c) ---- */
 
@@ -337,12 +423,13 @@ extern const ag_op ag__op_neg, ag__op_exp, ag__op_log, ag__op_sqrt, ag__op_abs,
     ag__op_pow, ag__op_scale, ag__op_shift;
 extern const ag_op ag__op_matmul;
 extern const ag_op ag__op_sum, ag__op_mean, ag__op_max;
-extern const ag_op ag__op_reshape, ag__op_transpose;
+extern const ag_op ag__op_reshape, ag__op_transpose, ag__op_expand;
 extern const ag_op ag__op_sigmoid, ag__op_tanh, ag__op_relu, ag__op_gelu,
-    ag__op_leaky_relu, ag__op_dropout;
+    ag__op_leaky_relu, ag__op_gelu_derivative, ag__op_dropout;
 extern const ag_op ag__op_linear, ag__op_linear_no_bias;
 extern const ag_op ag__op_softmax, ag__op_log_softmax;
 extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
+extern const ag_op ag__op_cast;
 
 /* ---- float dispatch ---- */
 

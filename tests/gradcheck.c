@@ -73,6 +73,33 @@ static ag_tensor *f_dropout(ag_arena *a, ag_tensor **x)
     return ag_dropout(a, x[0], 0.3, &rng);
 }
 
+static ag_tensor *f_expand(ag_arena *a, ag_tensor **x)
+{
+    return ag_expand(a, x[0], 3, (int64_t[]){2, 3, 4});
+}
+
+static ag_tensor *f_expand_keep(ag_arena *a, ag_tensor **x)
+{
+    return ag_expand(a, x[0], 2, (int64_t[]){-1, 4});
+}
+
+static ag_tensor *f_cast(ag_arena *a, ag_tensor **x)
+{
+    return ag_cast(a, ag_mul(a, x[0], x[0]), ag_type(x[0]));
+}
+
+/* GELU's derivative as a function of x: the gradient of sum(GELU(x)), with
+ * a graph (grad mode is on for it even when the checker evaluates f with
+ * it off), which records the op gelu_derivative. */
+static ag_tensor *f_gelu_derivative(ag_arena *a, ag_tensor **x)
+{
+    bool create_graph = ag_set_grad_enabled(true);
+    ag_tensor *y = ag_sum(a, ag_gelu(a, x[0]), AG_ALL, false), *g = NULL;
+    if (ag_gradients(a, 1, &y, NULL, 1, &x[0], create_graph, &g)) g = NULL;
+    ag_set_grad_enabled(create_graph);
+    return g;
+}
+
 /* Ops composed, with one tensor in four places: sigmoid(relu(W W + W) W). */
 static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
 {
@@ -148,6 +175,10 @@ const gc_case gc_cases[] = {
     THREE("linear", "(4) W(3,4) b(3)", 1, S(4), 2, S(3, 4), 1, S(3), f_linear),
     TWO("linear_no_bias", "(3,4) W(2,4)", 2, S(3, 4), GC_ANY, 2, S(2, 4), GC_ANY, f_linear_no_bias),
     ONE("linear_no_bias", "x x^T", 2, S(3, 3), GC_ANY, f_linear_self),
+    ONE("expand", "(3,1)->(2,3,4)", 2, S(3, 1), GC_ANY, f_expand),
+    ONE("expand", "(1,4)->(-1,4)", 2, S(1, 4), GC_ANY, f_expand_keep),
+    ONE("cast", "x*x to its own dtype", 2, S(2, 3), GC_ANY, f_cast),
+    ONE("gelu_derivative", "d/dx sum gelu(x)", 2, S(3, 4), GC_ANY, f_gelu_derivative),
 };
 
 /* clang-format on */
@@ -197,7 +228,7 @@ typedef struct {
 static ag_tensor *call_case(ag_arena *a, ag_tensor *const *inputs, int n,
                             void *user)
 {
-    ag_tensor *x[AG_FUNCTION_MAX_INPUTS];
+    ag_tensor *x[GC_MAX_INPUTS];
     memcpy(x, inputs, (size_t)n * sizeof *x);
     return ((const gc_call *)user)->fn(a, x);
 }

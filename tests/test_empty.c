@@ -85,6 +85,29 @@ static ag_tensor *z_dropout(ag_arena *a, ag_tensor **x)
     return ag_dropout(a, x[0], 0.3, &rng);
 }
 
+static ag_tensor *z_expand_2_0_3(ag_arena *a, ag_tensor **x)
+{
+    return ag_expand(a, x[0], 3, (int64_t[]){2, 0, 3});
+}
+
+static ag_tensor *z_expand_0_3(ag_arena *a, ag_tensor **x)
+{
+    return ag_expand(a, x[0], 2, (int64_t[]){0, -1});
+}
+
+static ag_tensor *z_cast(ag_arena *a, ag_tensor **x)
+{
+    return ag_cast(a, x[0], ag_type(x[0]));
+}
+
+/* GELU's derivative, as the graph of ag_gradients records it. */
+static ag_tensor *z_gelu_derivative(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *y = ag_sum(a, ag_gelu(a, x[0]), AG_ALL, false), *g = NULL;
+    if (ag_gradients(a, 1, &y, NULL, 1, &x[0], true, &g)) return NULL;
+    return g;
+}
+
 /* Cross-entropy against class 0 for every row (as the fixture). */
 static ag_tensor *z_cross_entropy(ag_arena *a, ag_tensor **x)
 {
@@ -165,6 +188,10 @@ static const zcase cases[] = {
     {"linear", "linear (3,4) W(0,4) b(0)", z_linear, NULL},
     {"linear_no_bias", "linear_no_bias (0,4) W(5,4)", z_linear_no_bias, NULL},
     {"linear_no_bias", "linear_no_bias (3,0) W(5,0)", z_linear_no_bias, NULL},
+    {"expand", "expand (0,1)->(2,0,3)", z_expand_2_0_3, NULL},
+    {"expand", "expand (1,3)->(0,3)", z_expand_0_3, NULL},
+    {"cast", "cast (0,3)", z_cast, NULL},
+    {"gelu_derivative", "gelu_derivative (0,3)", z_gelu_derivative, NULL},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))

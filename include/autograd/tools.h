@@ -14,8 +14,7 @@ extern "C" {
 /* User-defined differentiable functions                               */
 /* ------------------------------------------------------------------ */
 
-/* The most inputs, and the most saved tensors, of one function call. */
-#define AG_FUNCTION_MAX_INPUTS 4
+/* The most saved tensors of one function call (its inputs: any number). */
 #define AG_FUNCTION_MAX_SAVED 8
 
 /* What a call of a user-defined function keeps for its backward. */
@@ -44,23 +43,45 @@ typedef struct ag_function_ctx ag_function_ctx;
  * an error, which ag_backward then returns (-1) at once; gradients that
  * earlier ops of that pass added to stay added.
  *
- * Both are called with no pending error, so a NULL or failure without a
+ * backward_ops (optional) is the same derivative written in library ops:
+ * it sets grad_inputs[i] (NULL on entry; leave it NULL for no gradient) to
+ * the gradient with respect to input i, a tensor of input i's dtype and
+ * shape made in arena `a` by ops from grad_output, the inputs, the output
+ * and the saved tensors. ag_gradients with create_graph runs it with grad
+ * mode on, so that its result has a graph of its own and the function is
+ * twice (any number of times) differentiable; without it, such a call
+ * fails naming the function. When backward is NULL, ag_backward uses
+ * backward_ops too (grad mode off, the results added into the gradients).
+ *
+ * jvp (optional) is the forward-mode rule: it returns the output's tangent,
+ * sum_i J_i tangents[i], a tensor of the output's dtype and shape made in
+ * `a` by ops (tangents[i] is NULL for an input that carries none: zero).
+ * Without it, a tangent reaching the function (ag_make_dual, ag_jvp) is an
+ * error naming the function.
+ *
+ * All are called with no pending error, so a NULL or failure without a
  * message is reported as "<name>: forward returned NULL without an
- * error" (or "backward returned <n> ..."). Example: examples/custom_op.c. */
+ * error" (or "backward returned <n> ..."). Examples: examples/custom_op.c,
+ * examples/newton.c. */
 typedef struct {
     const char *name; /* shown in errors, anomaly reports and DOT */
     ag_tensor *(*forward)(ag_function_ctx *ctx, ag_arena *a,
                           ag_tensor *const *inputs, int n);
     int (*backward)(ag_function_ctx *ctx, ag_tensor *grad_output,
                     ag_tensor *const *grad_inputs);
+    int (*backward_ops)(ag_function_ctx *ctx, ag_arena *a,
+                        ag_tensor *grad_output, ag_tensor **grad_inputs);
+    ag_tensor *(*jvp)(ag_function_ctx *ctx, ag_arena *a,
+                      ag_tensor *const *tangents);
 } ag_function;
 
-/* Calls fn on n inputs (1 <= n <= AG_FUNCTION_MAX_INPUTS) and records it in
+/* Calls fn on n >= 1 inputs and records it in
  * the graph like a built-in op when grad mode is on and some input requires
  * a gradient; ag_tensor_op_name of the output is then fn->name. `user` is
  * handed to forward and backward through ag_function_user. The context
  * lives in `a`, with the output. Returns the output (in arena `a`) or NULL
- * and an error named after the function: NULL arguments, n out of range,
+ * and an error named after the function: NULL arguments, n below 1, a
+ * function with neither backward nor backward_ops,
  * inputs that are not float or differ in dtype (a NULL input keeps the
  * pending message, as ops do), a forward that fails or returns something
  * other than a new float tensor of the inputs' dtype made in `a` (one of
@@ -93,11 +114,15 @@ AG_API void ag_function_error(const ag_function_ctx *ctx, const char *fmt, ...)
 /* Gradient checking                                                   */
 /* ------------------------------------------------------------------ */
 
-/* The function under test: builds one output tensor from n inputs in arena
- * `a` (any mix of built-in ops and user-defined functions) or returns NULL
- * with an error. It is called many times and must be deterministic. */
-typedef ag_tensor *(*ag_gradcheck_fn)(ag_arena *a, ag_tensor *const *inputs,
-                                      int n, void *user);
+/* A function of tensors, as the checkers and the functional API take it:
+ * builds one output tensor from n inputs in arena `a` (any mix of built-in
+ * ops and user-defined functions) or returns NULL with an error. It is
+ * called many times and must be deterministic. */
+typedef ag_tensor *(*ag_fn)(ag_arena *a, ag_tensor *const *inputs, int n,
+                            void *user);
+
+/* The same type under the name the gradient checker first used. */
+typedef ag_fn ag_gradcheck_fn;
 
 /* Options; NULL means PyTorch's gradcheck defaults, ag_gradcheck_defaults(). */
 typedef struct {
@@ -109,6 +134,10 @@ typedef struct {
     int64_t max_elements; /* check at most this many elements per input,
                              sampled from seed; 0 checks all */
     uint64_t seed;        /* draws the sampled elements and v; 0 by default */
+    bool allow_unused;    /* an input that requires a gradient but that the
+                             output does not depend on passes (its gradient
+                             is compared as zero) instead of failing the
+                             check; false by default */
 } ag_gradcheck_options;
 
 /* The defaults, as torch.autograd.gradcheck's: eps 1e-6, atol 1e-5, rtol
@@ -128,6 +157,10 @@ typedef struct {
     int64_t output_element; /* the output element (flat; -1 in projection
                                mode, where the entry is v . J) */
     double analytic, numeric, abs_error, rel_error; /* rel: abs / |numeric| */
+    bool unreached;   /* the check failed because the output does not
+                         depend on `input` at all (no path in the graph) */
+    const char *name; /* ag_gradcheck_params: the parameter's name (owned
+                         by the set); NULL otherwise */
 } ag_gradcheck_report;
 
 /* Compares the gradient that ag_backward computes for f with central
@@ -153,12 +186,104 @@ AG_API int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs,
                         void *user, const ag_gradcheck_options *options,
                         ag_gradcheck_report *report);
 
+/* The second-order check, as torch.autograd.gradgradcheck: draws random
+ * grad_outputs u (normal, from options' seed) of f's output shape, then
+ * gradchecks the vector-Jacobian product (x, u) -> u^T df/dx, computed by
+ * ag_gradients with create_graph, with respect to the inputs that require
+ * a gradient and u: so the derivative rules in ops (and user functions'
+ * backward_ops) are checked against central differences of the first
+ * derivative. Same options, report and return values as ag_gradcheck
+ * (report->input counts inputs first, then n for u; checked counts all
+ * entries compared). An input that f's output does not depend on fails as
+ * in ag_gradcheck; a first derivative that does not depend on x (f linear
+ * in x) is fine. Errors as ag_gradcheck's, and f's output must be f64
+ * with at least one element. */
+AG_API int ag_gradgradcheck(ag_fn f, int n, ag_tensor *const *inputs,
+                            void *user, const ag_gradcheck_options *options,
+                            ag_gradcheck_report *report);
+
+/* The loss of a model whose parameters are used in place: built in arena
+ * a from the model the user pointer leads to, returning a one-element f64
+ * tensor, or NULL with an error. Called many times; must be deterministic
+ * (put dropout in evaluation mode). */
+typedef ag_tensor *(*ag_loss_fn)(ag_arena *a, void *user);
+
+/* "Is my model's backward right?" in one call: compares the gradient of
+ * loss(user) with respect to every parameter of `params` that requires a
+ * gradient, computed by ag_gradients (the parameters' own ag_grad are not
+ * touched), with central differences taken by perturbing each checked
+ * element of the parameter in place by +-eps and putting it back exactly.
+ * options->max_elements samples that many elements per parameter (all when
+ * 0); projection mode does not apply (the loss is one element). Parameters
+ * must be f64 (make an f64 copy of an f32 model, with ag_cast or by
+ * loading its checkpoint into an f64 one). The report names the worst
+ * parameter (report->name, report->input its index in the set). Returns 0
+ * when every entry passes, 1 when one fails (also when the loss does not
+ * depend on a parameter, unless options->allow_unused), -1 and an error
+ * when the check could not run: NULLs, an empty set, a non-f64 parameter,
+ * no parameter requiring a gradient, options out of range, a loss that
+ * fails or is not one f64 element. The parameters' values are as they
+ * were afterwards, and so is the thread's grad mode. */
+AG_API int ag_gradcheck_params(ag_loss_fn loss, void *user,
+                               const ag_params *params,
+                               const ag_gradcheck_options *options,
+                               ag_gradcheck_report *report);
+
 /* Writes the report as one line, ending with a newline, for example
  * "gradcheck FAILED: input 0 element (1,2) output 3: analytic 0.51
  * numeric 0.5 abs error 0.01 rel error 0.02 (24 entries checked)";
  * "passed: worst input ..." when all passed, "output v.J" in projection
- * mode. NULL out or report writes nothing. */
+ * mode; "FAILED: input 1 does not reach the output" when the output does
+ * not depend on it; a parameter's name when the report has one. NULL out
+ * or report writes nothing. */
 AG_API void ag_gradcheck_print(FILE *out, const ag_gradcheck_report *report);
+
+/* ------------------------------------------------------------------ */
+/* The functional API (torch.autograd.functional)                      */
+/* ------------------------------------------------------------------ */
+
+/* Each of these applies f to fresh leaves in arena a that share the values
+ * of inputs (which need not require a gradient, and whose ag_grad are not
+ * touched), and returns plain tensors in a (differentiate them further with
+ * ag_gradients). `output`, when not NULL, receives f's value. Inputs are
+ * float tensors of one dtype, n >= 1. Each returns 0, or -1 with an error
+ * (naming the function, and including f's own message when f fails): NULL
+ * arguments, a vector whose dtype or shape differs from what it pairs
+ * with, f returning NULL or a tensor of another dtype, or, for ag_hvp and
+ * ag_hessian, an f whose output is not one element. An input that f does
+ * not use gets zeros. */
+
+/* Vector-Jacobian products: vjps[i] = v^T df/dinputs[i] (inputs[i]'s
+ * shape); v has f's output shape (NULL for a one-element output). */
+AG_API int ag_vjp(ag_arena *a, ag_fn f, int n, ag_tensor *const *inputs,
+                  void *user, ag_tensor *v, ag_tensor **output,
+                  ag_tensor **vjps);
+
+/* The Jacobian-vector product sum_i (df/dinputs[i]) v[i] (f's output
+ * shape) by true forward mode: the tangents v[i] (inputs[i]'s shape; an
+ * entry may be NULL: zero) ride along one forward pass (ag_make_dual);
+ * no backward pass is run. */
+AG_API int ag_jvp(ag_arena *a, ag_fn f, int n, ag_tensor *const *inputs,
+                  void *user, ag_tensor *const *v, ag_tensor **output,
+                  ag_tensor **jvp);
+
+/* Hessian-vector products of a one-element f: hvps[i] = sum_j
+ * (d2f / dinputs[i] dinputs[j]) v[j], by a backward pass with create_graph
+ * and a second, first-order one (double backward). v[j] has inputs[j]'s
+ * shape (an entry may be NULL: zero). */
+AG_API int ag_hvp(ag_arena *a, ag_fn f, int n, ag_tensor *const *inputs,
+                  void *user, ag_tensor *const *v, ag_tensor **output,
+                  ag_tensor **hvps);
+
+/* jacobians[i]: d f / d inputs[i], of shape f's output shape followed by
+ * inputs[i]'s shape (one backward pass per output element). */
+AG_API int ag_jacobian(ag_arena *a, ag_fn f, int n, ag_tensor *const *inputs,
+                       void *user, ag_tensor **jacobians);
+
+/* hessians[i * n + j]: d2 f / d inputs[i] d inputs[j] of a one-element f,
+ * of shape inputs[i]'s followed by inputs[j]'s. */
+AG_API int ag_hessian(ag_arena *a, ag_fn f, int n, ag_tensor *const *inputs,
+                      void *user, ag_tensor **hessians);
 
 /* ------------------------------------------------------------------ */
 /* Anomaly detection                                                   */

@@ -1,11 +1,67 @@
 /* activation.c: the elementwise activations sigmoid, tanh, ReLU, GELU and
  * leaky ReLU, each forward beside its derivative (in terms of the output y
- * where that is cheaper than the input x). */
+ * where that is cheaper than the input x). As in unary.c, the VJP and the
+ * JVP of each are one rule, v * f'(x), written once in ops
+ * (derivative_times) and once as a fast kernel (backward_range).
+ *
+ * GELU's derivatives of every order are one more op, gelu_derivative of
+ * order k, y = d^k/dx^k (x Phi(x)), whose own derivative is the op of order
+ * k + 1: with phi the normal density (phi' = -x phi),
+ *   k = 1:  Phi(x) + x phi(x)
+ *   k >= 2: phi(x) P_k(x),  P_2 = 2 - x^2,  P_(k+1) = P_k' - x P_k
+ * so gradients of GELU can be taken to any order (up to
+ * GELU_MAX_ORDER). */
 #include "../internal.h"
 
 #include <tgmath.h>
 
-enum { SIGMOID, TANH, RELU, GELU, LEAKY_RELU };
+enum { SIGMOID, TANH, RELU, GELU, LEAKY_RELU, GELU_DERIVATIVE };
+
+/* The highest derivative of GELU the library computes. */
+#define GELU_MAX_ORDER 24
+
+/* gelu_derivative's parameter: the order k >= 1. */
+typedef struct {
+    int order;
+} gelu_derivative_params;
+
+/* The coefficients c[0..k] of P_k (k >= 2), lowest degree first. */
+static void gelu_polynomial(int k, double *c)
+{
+    for (int j = 0; j <= k; j++) c[j] = 0;
+    c[0] = 2;
+    c[2] = -1;
+    for (int order = 2; order < k; order++) { /* P <- P' - x P */
+        double next[GELU_MAX_ORDER + 2] = {0};
+        for (int j = 1; j <= order; j++) next[j - 1] += j * c[j];
+        for (int j = 0; j <= order; j++) next[j + 1] -= c[j];
+        for (int j = 0; j <= order + 1; j++) c[j] = next[j];
+    }
+}
+
+/* d^k/dx^k GELU at x, given P_k's coefficients c (unused for k = 1). */
+static double gelu_derivative_at(double x, int k, const double *c)
+{
+    double pdf = exp(-x * x / 2) * 0.39894228040143267794; /* 1/sqrt(2 pi) */
+    if (k == 1) return (1 + erf(x * 0.70710678118654752440)) / 2 + x * pdf;
+    double p = 0;
+    for (int j = k; j >= 0; j--) p = p * x + c[j];
+    return pdf * p;
+}
+
+/* y[i] = d^k GELU (x[i]) for n elements. */
+static void gelu_derivative_kernel(ag_dtype dt, const void *xv, void *yv,
+                                   int64_t n, int k)
+{
+    double c[GELU_MAX_ORDER + 2];
+    if (k >= 2) gelu_polynomial(k, c);
+    AG_DISPATCH_FLOAT(dt, {
+        const real *x = xv;
+        real *y = yv;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (real)gelu_derivative_at((double)x[i], k, c);
+    });
+}
 
 /* The standard normal CDF and density, for GELU. */
 #define SQRT_HALF 0.70710678118654752440    /* 1 / sqrt(2) */
@@ -22,8 +78,15 @@ AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *restrict x = (const real *)out->inputs[0]->data + lo;
         real *restrict y = (real *)out->data + lo;
-        const real slope = (real)out->args.scalar;
+        const real slope = kind == LEAKY_RELU
+                               ? (real)AG_PARAMS(out, ag_scalar_params)->scalar
+                               : 0;
         switch (kind) {
+        case GELU_DERIVATIVE: /* y = d^k GELU(x) */
+            gelu_derivative_kernel(
+                out->dtype, x, y, n,
+                AG_PARAMS(out, gelu_derivative_params)->order);
+            break;
         case SIGMOID: /* y = 1 / (1 + e^-x), in a form that never overflows */
             for (int64_t i = 0; i < n; i++) {
                 real e = exp(-fabs(x[i]));
@@ -73,9 +136,21 @@ AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
         const real *restrict y = (const real *)out->data + lo;
         const real *restrict g = (const real *)out->grad->data + lo;
         const real *restrict x = (const real *)out->inputs[0]->data + lo;
-        const real slope = (real)out->args.scalar;
+        const real slope = kind == LEAKY_RELU
+                               ? (real)AG_PARAMS(out, ag_scalar_params)->scalar
+                               : 0;
         real *restrict dx = (real *)job->dx + lo;
         switch (kind) {
+        case GELU_DERIVATIVE: { /* dx = g * d^(k+1) GELU(x) */
+            int k = AG_PARAMS(out, gelu_derivative_params)->order + 1;
+            double c[GELU_MAX_ORDER + 2];
+            if (k >= 2) gelu_polynomial(k, c);
+            for (int64_t i = 0; i < n; i++) {
+                real d = g[i] * (real)gelu_derivative_at((double)x[i], k, c);
+                dx[i] = set ? d : dx[i] + d;
+            }
+            break;
+        }
         case SIGMOID: /* dx = g * y * (1 - y) */
             AG_GRAD_LOOP(set, n, dx, g[i] * y[i] * (1 - y[i]));
             break;
@@ -104,6 +179,76 @@ static int activation_backward(ag_tensor *out)
     return 0;
 }
 
+/* d^k GELU(x), recorded as the op gelu_derivative of order k. */
+static ag_tensor *gelu_derivative(ag_arena *a, ag_tensor *x, int k)
+{
+    const char *func = "ag_gelu";
+    if (k > GELU_MAX_ORDER) {
+        ag__error(func,
+                  "derivatives of GELU go up to order %d; order %d was "
+                  "asked for",
+                  GELU_MAX_ORDER, k);
+        return NULL;
+    }
+    gelu_derivative_params p = {k};
+    return ag__apply(func, a, &ag__op_gelu_derivative, 1, &x, x->dtype, x->ndim,
+                     x->shape, &p);
+}
+
+/* A mask without history: where(x > 0, 1, other) (other = 0: ReLU's
+ * derivative, read off y; other = slope: leaky ReLU's, off x). */
+static ag_tensor *positive_mask(ag_arena *a, const ag_tensor *x, double other)
+{
+    ag_tensor *m = ag__constant(a, x);
+    if (m)
+        AG_DISPATCH_FLOAT(x->dtype, {
+            const real *xv = x->data;
+            real *mv = m->data;
+            for (int64_t i = 0; i < x->numel; i++)
+                mv[i] = xv[i] > 0 ? 1 : (real)other;
+        });
+    return m;
+}
+
+/* v * f'(x) in ops, the rule of backward_range for any v (g or tx). */
+static ag_tensor *derivative_times(ag_arena *a, ag_tensor *out, ag_tensor *v)
+{
+    ag_tensor *x = out->inputs[0];
+    switch (out->op->kind) {
+    case SIGMOID: /* v * y * (1 - y) */
+        return ag_mul(a, v, ag_mul(a, out, ag_shift(a, ag_neg(a, out), 1)));
+    case TANH: /* v * (1 - y^2) */
+        return ag_mul(a, v, ag_shift(a, ag_neg(a, ag_mul(a, out, out)), 1));
+    case RELU: /* v * (y > 0) */
+        return ag_mul(a, v, positive_mask(a, out, 0));
+    case GELU: /* v * GELU'(x) */
+        return ag_mul(a, v, gelu_derivative(a, x, 1));
+    case LEAKY_RELU: /* v * (x > 0 ? 1 : slope) */
+        return ag_mul(
+            a, v,
+            positive_mask(a, x, AG_PARAMS(out, ag_scalar_params)->scalar));
+    default: /* GELU_DERIVATIVE: v * d^(k+1) GELU(x) */
+        return ag_mul(
+            a, v,
+            gelu_derivative(a, x,
+                            AG_PARAMS(out, gelu_derivative_params)->order + 1));
+    }
+}
+
+static int activation_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                          const bool *want, ag_tensor **dx)
+{
+    AG_TRY(dx[0] = derivative_times(a, out, g));
+    return 0;
+}
+
+static int activation_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+                          ag_tensor **ty)
+{
+    AG_TRY(*ty = derivative_times(a, out, tx[0]));
+    return 0;
+}
+
 ag_tensor *ag_sigmoid(ag_arena *a, ag_tensor *x)
 {
     return ag__unary("ag_sigmoid", &ag__op_sigmoid, a, x, 0);
@@ -129,17 +274,20 @@ ag_tensor *ag_leaky_relu(ag_arena *a, ag_tensor *x, double slope)
     return ag__unary("ag_leaky_relu", &ag__op_leaky_relu, a, x, slope);
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
+/* The op-table entries. */
+#define ACTIVATION_OP(op_name, op_kind, params)                                \
+    {                                                                          \
+        .name = op_name, .arity = 1, .kind = op_kind,                          \
+        .params_size = sizeof(params), .forward = activation_forward,          \
+        .backward = activation_backward, .vjp = activation_vjp,                \
+        .jvp = activation_jvp                                                  \
+    }
 const ag_op ag__op_sigmoid =
-    {"sigmoid", 1, false, SIGMOID, activation_forward, activation_backward};
-const ag_op ag__op_tanh =
-    {"tanh", 1, false, TANH, activation_forward, activation_backward};
-const ag_op ag__op_relu =
-    {"relu", 1, false, RELU, activation_forward, activation_backward};
-const ag_op ag__op_gelu =
-    {"gelu", 1, false, GELU, activation_forward, activation_backward};
+    ACTIVATION_OP("sigmoid", SIGMOID, ag_scalar_params);
+const ag_op ag__op_tanh = ACTIVATION_OP("tanh", TANH, ag_scalar_params);
+const ag_op ag__op_relu = ACTIVATION_OP("relu", RELU, ag_scalar_params);
+const ag_op ag__op_gelu = ACTIVATION_OP("gelu", GELU, ag_scalar_params);
 const ag_op ag__op_leaky_relu =
-    {"leaky_relu", 1, false, LEAKY_RELU, activation_forward,
-     activation_backward};
-/* clang-format on */
+    ACTIVATION_OP("leaky_relu", LEAKY_RELU, ag_scalar_params);
+const ag_op ag__op_gelu_derivative =
+    ACTIVATION_OP("gelu_derivative", GELU_DERIVATIVE, gelu_derivative_params);

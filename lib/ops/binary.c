@@ -215,6 +215,60 @@ static int binary_backward(ag_tensor *out)
     return 0;
 }
 
+/* The same derivatives in ops, each contribution summed back to its
+ * input's shape (ag__sum_to):
+ *   add: dx = g            dy = g
+ *   sub: dx = g            dy = -g
+ *   mul: dx = g * y        dy = g * x
+ *   div: dx = g / y        dy = -g * z / y   (z = x / y, the result) */
+static int binary_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                      const bool *want, ag_tensor **dx)
+{
+    ag_tensor *x = out->inputs[0], *y = out->inputs[1];
+    int kind = out->op->kind;
+    ag_tensor *d[2] = {NULL, NULL};
+    if (want[0])
+        AG_TRY(d[0] = kind == MUL   ? ag_mul(a, g, y)
+                      : kind == DIV ? ag_div(a, g, y)
+                                    : g);
+    if (want[1])
+        AG_TRY(d[1] = kind == ADD   ? g
+                      : kind == SUB ? ag_neg(a, g)
+                      : kind == MUL
+                          ? ag_mul(a, g, x)
+                          : ag_neg(a, ag_div(a, ag_mul(a, g, out), y)));
+    for (int i = 0; i < 2; i++)
+        if (want[i])
+            AG_TRY(dx[i] = ag__sum_to(a, d[i], out->inputs[i]->ndim,
+                                      out->inputs[i]->shape));
+    return 0;
+}
+
+/* Tangents (NULL: zero), broadcast to the result's shape:
+ *   add: tz = tx + ty       sub: tz = tx - ty
+ *   mul: tz = tx y + x ty   div: tz = (tx - z ty) / y */
+static int binary_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *t,
+                      ag_tensor **tz)
+{
+    ag_tensor *x = out->inputs[0], *y = out->inputs[1], *r;
+    switch (out->op->kind) {
+    case ADD:
+        r = ag__add_or(a, t[0], t[1]);
+        break;
+    case SUB:
+        r = ag__sub_or(a, t[0], t[1]);
+        break;
+    case MUL:
+        r = ag__add_or(a, ag__mul_or(a, t[0], y), ag__mul_or(a, x, t[1]));
+        break;
+    default:
+        r = ag_div(a, ag__sub_or(a, t[0], ag__mul_or(a, out, t[1])), y);
+        break;
+    }
+    AG_TRY(*tz = ag__expand_to(a, r, out->ndim, out->shape));
+    return 0;
+}
+
 /* The shared front of the four ops: checks, broadcast shape, apply. */
 static ag_tensor *binary(const char *func, const ag_op *op, ag_arena *a,
                          ag_tensor *x, ag_tensor *y)
@@ -224,7 +278,7 @@ static ag_tensor *binary(const char *func, const ag_op *op, ag_arena *a,
     int ndim;
     int64_t shape[AG_MAX_DIMS];
     if (ag__broadcast_shape(func, x, y, 0, &ndim, shape)) return NULL;
-    return ag__apply(func, a, op, inputs, x->dtype, ndim, shape, NULL);
+    return ag__apply(func, a, op, 2, inputs, x->dtype, ndim, shape, NULL);
 }
 
 ag_tensor *ag_add(ag_arena *a, ag_tensor *x, ag_tensor *y)
@@ -247,14 +301,14 @@ ag_tensor *ag_div(ag_arena *a, ag_tensor *x, ag_tensor *y)
     return binary("ag_div", &ag__op_div, a, x, y);
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
-const ag_op ag__op_add =
-    {"add", 2, false, ADD, binary_forward, binary_backward};
-const ag_op ag__op_sub =
-    {"sub", 2, false, SUB, binary_forward, binary_backward};
-const ag_op ag__op_mul =
-    {"mul", 2, false, MUL, binary_forward, binary_backward};
-const ag_op ag__op_div =
-    {"div", 2, false, DIV, binary_forward, binary_backward};
-/* clang-format on */
+/* The op-table entries. */
+#define BINARY_OP(op_name, op_kind)                                            \
+    {                                                                          \
+        .name = op_name, .arity = 2, .kind = op_kind,                          \
+        .forward = binary_forward, .backward = binary_backward,                \
+        .vjp = binary_vjp, .jvp = binary_jvp                                   \
+    }
+const ag_op ag__op_add = BINARY_OP("add", ADD);
+const ag_op ag__op_sub = BINARY_OP("sub", SUB);
+const ag_op ag__op_mul = BINARY_OP("mul", MUL);
+const ag_op ag__op_div = BINARY_OP("div", DIV);

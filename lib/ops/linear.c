@@ -15,7 +15,7 @@ static int64_t leading_rows(const ag_tensor *x)
 static int linear_forward(ag_tensor *out)
 {
     const ag_tensor *x = out->inputs[0], *w = out->inputs[1];
-    const ag_tensor *b = out->op->arity == 3 ? out->inputs[2] : NULL;
+    const ag_tensor *b = out->n_inputs == 3 ? out->inputs[2] : NULL;
     int64_t m = leading_rows(x), in = w->shape[1], n = w->shape[0];
     size_t row_bytes = (size_t)n * ag__dtype_size(out->dtype);
     for (int64_t r = 0; b && r < m; r++) /* y = b, then y += x W^T */
@@ -32,7 +32,7 @@ static int linear_forward(ag_tensor *out)
 static int linear_backward(ag_tensor *out)
 {
     ag_tensor *x = out->inputs[0], *w = out->inputs[1];
-    ag_tensor *b = out->op->arity == 3 ? out->inputs[2] : NULL;
+    ag_tensor *b = out->n_inputs == 3 ? out->inputs[2] : NULL;
     int64_t m = leading_rows(x), in = w->shape[1], n = w->shape[0];
     const void *dy = out->grad->data;
     bool set;
@@ -53,6 +53,35 @@ static int linear_backward(ag_tensor *out)
                 for (int64_t j = 0; j < n; j++) db[j] += g[r * n + j];
         });
     }
+    return 0;
+}
+
+/* The same in ops, on x and g seen as matrices (M, in) and (M, out):
+ *   dx = g W      dW = g^T x      db = sum_rows g
+ *   ty = tx W^T + x tW^T + tb */
+static int linear_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                      const bool *want, ag_tensor **dx)
+{
+    ag_tensor *x = out->inputs[0], *w = out->inputs[1];
+    int64_t rows = leading_rows(x), in = w->shape[1], n = w->shape[0];
+    ag_tensor *g2 = ag_reshape(a, g, 2, (int64_t[]){rows, n});
+    if (want[0])
+        AG_TRY(dx[0] = ag_reshape(a, ag_matmul(a, g2, w), x->ndim, x->shape));
+    if (want[1])
+        AG_TRY(dx[1] = ag_matmul(a, ag_transpose(a, g2, 0, 1),
+                                 ag_reshape(a, x, 2, (int64_t[]){rows, in})));
+    if (out->n_inputs == 3 && want[2]) AG_TRY(dx[2] = ag_sum(a, g2, 0, false));
+    return 0;
+}
+
+static int linear_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *t,
+                      ag_tensor **ty)
+{
+    ag_tensor *x = out->inputs[0], *w = out->inputs[1];
+    ag_tensor *r = ag__add_or(a, t[0] ? ag_linear(a, t[0], w, NULL) : NULL,
+                              t[1] ? ag_linear(a, x, t[1], NULL) : NULL);
+    if (out->n_inputs == 3) r = ag__add_or(a, r, t[2]);
+    AG_TRY(*ty = ag__expand_to(a, r, out->ndim, out->shape));
     return 0;
 }
 
@@ -92,14 +121,20 @@ ag_tensor *ag_linear(ag_arena *a, ag_tensor *x, ag_tensor *weight,
     int64_t shape[AG_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_features;
-    return ag__apply(func, a, bias ? &ag__op_linear : &ag__op_linear_no_bias,
+    return ag__apply(func, a, bias ? &ag__op_linear : &ag__op_linear_no_bias, n,
                      inputs, x->dtype, x->ndim, shape, NULL);
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
-const ag_op ag__op_linear =
-    {"linear", 3, false, 0, linear_forward, linear_backward};
-const ag_op ag__op_linear_no_bias =
-    {"linear_no_bias", 2, false, 0, linear_forward, linear_backward};
-/* clang-format on */
+/* The op-table entries. */
+const ag_op ag__op_linear = {.name = "linear",
+                             .arity = 3,
+                             .forward = linear_forward,
+                             .backward = linear_backward,
+                             .vjp = linear_vjp,
+                             .jvp = linear_jvp};
+const ag_op ag__op_linear_no_bias = {.name = "linear_no_bias",
+                                     .arity = 2,
+                                     .forward = linear_forward,
+                                     .backward = linear_backward,
+                                     .vjp = linear_vjp,
+                                     .jvp = linear_jvp};

@@ -36,6 +36,34 @@ static int mse_backward(ag_tensor *out)
     return 0;
 }
 
+/* In ops, with d = 2 (p - t) / n:
+ *   dp = g d          dt = -g d          t_loss = sum(d (tp - tt)) */
+static ag_tensor *scaled_difference(ag_arena *a, ag_tensor *out)
+{
+    ag_tensor *pred = out->inputs[0], *target = out->inputs[1];
+    return ag_scale(a, ag_sub(a, pred, target), 2.0 / (double)pred->numel);
+}
+
+static int mse_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g, const bool *want,
+                   ag_tensor **dx)
+{
+    ag_tensor *d;
+    AG_TRY(d = ag_mul(a, scaled_difference(a, out), g));
+    if (want[0]) dx[0] = d;
+    if (want[1]) AG_TRY(dx[1] = ag_neg(a, d));
+    return 0;
+}
+
+static int mse_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+                   ag_tensor **ty)
+{
+    AG_TRY(*ty = ag_sum(a,
+                        ag_mul(a, scaled_difference(a, out),
+                               ag__sub_or(a, tx[0], tx[1])),
+                        AG_ALL, false));
+    return 0;
+}
+
 ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target)
 {
     const char *func = "ag_mse_loss";
@@ -55,12 +83,14 @@ ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target)
                   ag__shape_str(bp, pred->ndim, pred->shape));
         return NULL;
     }
-    return ag__apply(func, a, &ag__op_mse_loss, inputs, pred->dtype, 0, NULL,
+    return ag__apply(func, a, &ag__op_mse_loss, 2, inputs, pred->dtype, 0, NULL,
                      NULL);
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
-const ag_op ag__op_mse_loss =
-    {"mse_loss", 2, false, 0, mse_forward, mse_backward};
-/* clang-format on */
+/* The op-table entry. */
+const ag_op ag__op_mse_loss = {.name = "mse_loss",
+                               .arity = 2,
+                               .forward = mse_forward,
+                               .backward = mse_backward,
+                               .vjp = mse_vjp,
+                               .jvp = mse_jvp};

@@ -185,6 +185,33 @@ static int matmul_backward(ag_tensor *out)
     return 0;
 }
 
+/* The same in ops, each summed back over broadcast batch dimensions:
+ *   dx = g @ y^T     dy = x^T @ g     tz = tx @ y + x @ ty */
+static int matmul_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                      const bool *want, ag_tensor **dx)
+{
+    ag_tensor *x = out->inputs[0], *y = out->inputs[1];
+    if (want[0])
+        AG_TRY(dx[0] =
+                   ag__sum_to(a, ag_matmul(a, g, ag_transpose(a, y, -1, -2)),
+                              x->ndim, x->shape));
+    if (want[1])
+        AG_TRY(dx[1] =
+                   ag__sum_to(a, ag_matmul(a, ag_transpose(a, x, -1, -2), g),
+                              y->ndim, y->shape));
+    return 0;
+}
+
+static int matmul_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *t,
+                      ag_tensor **tz)
+{
+    ag_tensor *x = out->inputs[0], *y = out->inputs[1];
+    ag_tensor *r = ag__add_or(a, t[0] ? ag_matmul(a, t[0], y) : NULL,
+                              t[1] ? ag_matmul(a, x, t[1]) : NULL);
+    AG_TRY(*tz = ag__expand_to(a, r, out->ndim, out->shape));
+    return 0;
+}
+
 ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
 {
     const char *func = "ag_matmul";
@@ -216,12 +243,14 @@ ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
     if (ag__broadcast_shape(func, x, y, 2, &ndim, shape)) return NULL;
     shape[ndim++] = m;
     shape[ndim++] = n;
-    return ag__apply(func, a, &ag__op_matmul, inputs, x->dtype, ndim, shape,
+    return ag__apply(func, a, &ag__op_matmul, 2, inputs, x->dtype, ndim, shape,
                      NULL);
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
-const ag_op ag__op_matmul =
-    {"matmul", 2, false, 0, matmul_forward, matmul_backward};
-/* clang-format on */
+/* The op-table entry. */
+const ag_op ag__op_matmul = {.name = "matmul",
+                             .arity = 2,
+                             .forward = matmul_forward,
+                             .backward = matmul_backward,
+                             .vjp = matmul_vjp,
+                             .jvp = matmul_jvp};

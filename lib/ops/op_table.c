@@ -14,6 +14,7 @@ const ag_op *const ag__op_table[] = {
     &ag__op_softmax,  &ag__op_log_softmax, &ag__op_softmax_cross_entropy,
     &ag__op_mse_loss, &ag__op_gelu,        &ag__op_leaky_relu,
     &ag__op_dropout,  &ag__op_linear,      &ag__op_linear_no_bias,
+    &ag__op_expand,   &ag__op_cast,        &ag__op_gelu_derivative,
 };
 
 const int ag__op_table_size =

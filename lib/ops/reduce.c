@@ -9,15 +9,26 @@
 
 enum { SUM, MEAN, MAX };
 
+typedef struct {
+    int axis; /* normalised, or AG_ALL */
+    bool keepdim;
+} reduce_params;
+
+/* max keeps, for each result element, where along the axis it came from. */
+typedef struct {
+    int64_t *argmax;
+} max_saved;
+
 static void reduce_dims(const ag_tensor *out, int64_t *outer, int64_t *len,
                         int64_t *inner)
 {
     const ag_tensor *x = out->inputs[0];
-    if (out->args.axis == AG_ALL) {
+    int axis = AG_PARAMS(out, reduce_params)->axis;
+    if (axis == AG_ALL) {
         *outer = *inner = 1;
         *len = x->numel;
     } else {
-        ag__split_axis(x, out->args.axis, outer, len, inner);
+        ag__split_axis(x, axis, outer, len, inner);
     }
 }
 
@@ -80,7 +91,7 @@ static int max_rows(const ag_tensor *x, ag_tensor *out, int64_t outer,
         ag__error("ag_max", "out of memory");
         return -1;
     }
-    if (out->requires_grad) out->saved = arg;
+    AG_SAVED(out, max_saved)->argmax = arg;
     max_along(x, outer, len, inner, out->data, arg);
     return 0;
 }
@@ -110,7 +121,7 @@ static int reduce_backward(ag_tensor *out)
     int kind = out->op->kind;
     int64_t outer, len, inner;
     reduce_dims(out, &outer, &len, &inner);
-    const int64_t *arg = out->saved;
+    const int64_t *arg = kind == MAX ? AG_SAVED(out, max_saved)->argmax : NULL;
     void *dx_data = ag__grad_accumulate(out->inputs[0]);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *g = out->grad->data;
@@ -130,13 +141,72 @@ static int reduce_backward(ag_tensor *out)
     return 0;
 }
 
+/* out's shape with the reduced axis (or axes) kept as 1: the shape g is
+ * read in when it is broadcast back over x. */
+static void kept_shape(const ag_tensor *out, int64_t *shape)
+{
+    const ag_tensor *x = out->inputs[0];
+    int axis = AG_PARAMS(out, reduce_params)->axis;
+    for (int d = 0; d < x->ndim; d++)
+        shape[d] = axis == AG_ALL || d == axis ? 1 : x->shape[d];
+}
+
+/* For max: a tensor without history of x's shape, 1 where the saved
+ * argmax picked an element, else 0. */
+static ag_tensor *argmax_mask(ag_arena *a, const ag_tensor *out)
+{
+    const ag_tensor *x = out->inputs[0];
+    const int64_t *arg = AG_SAVED(out, max_saved)->argmax;
+    int64_t outer, len, inner;
+    reduce_dims(out, &outer, &len, &inner);
+    ag_tensor *m = ag__constant(a, x);
+    if (m)
+        AG_DISPATCH_FLOAT(x->dtype, {
+            real *mv = m->data;
+            memset(mv, 0, ag__tensor_bytes(m));
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t i = 0; i < inner; i++)
+                    mv[(o * len + arg[o * inner + i]) * inner + i] = 1;
+        });
+    return m;
+}
+
+/* The same in ops: dx = expand(g kept as (outer, 1, inner)) times 1/len
+ * (mean) or the argmax mask (max). */
+static int reduce_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                      const bool *want, ag_tensor **dx)
+{
+    ag_tensor *x = out->inputs[0];
+    int64_t shape[AG_MAX_DIMS], outer, len, inner;
+    kept_shape(out, shape);
+    reduce_dims(out, &outer, &len, &inner);
+    ag_tensor *d =
+        ag_expand(a, ag_reshape(a, g, x->ndim, shape), x->ndim, x->shape);
+    if (out->op->kind == MEAN) d = ag_scale(a, d, 1.0 / (double)len);
+    if (out->op->kind == MAX) d = ag_mul(a, d, argmax_mask(a, out));
+    AG_TRY(dx[0] = d);
+    return 0;
+}
+
+/* sum: ty = sum(tx)   mean: ty = mean(tx)   max: ty = sum(tx * mask) */
+static int reduce_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+                      ag_tensor **ty)
+{
+    const reduce_params *p = AG_PARAMS(out, reduce_params);
+    ag_tensor *t = tx[0];
+    if (out->op->kind == MAX) t = ag_mul(a, t, argmax_mask(a, out));
+    AG_TRY(*ty = out->op->kind == MEAN ? ag_mean(a, t, p->axis, p->keepdim)
+                                       : ag_sum(a, t, p->axis, p->keepdim));
+    return 0;
+}
+
 static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,
                          ag_tensor *x, int axis, bool keepdim)
 {
     if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
     int64_t shape[AG_MAX_DIMS];
     int ndim = 0;
-    ag_op_args args = {.axis = AG_ALL, .keepdim = keepdim};
+    reduce_params args = {.axis = AG_ALL, .keepdim = keepdim};
     if (axis == AG_ALL) {
         if (keepdim)
             for (ndim = 0; ndim < x->ndim; ndim++) shape[ndim] = 1;
@@ -162,7 +232,7 @@ static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,
                       axis, buf);
         return NULL;
     }
-    return ag__apply(func, a, op, &x, x->dtype, ndim, shape, &args);
+    return ag__apply(func, a, op, 1, &x, x->dtype, ndim, shape, &args);
 }
 
 ag_tensor *ag_sum(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
@@ -210,12 +280,14 @@ ag_tensor *ag_argmax(ag_arena *a, ag_tensor *x, int axis)
     return out;
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
-const ag_op ag__op_sum =
-    {"sum", 1, false, SUM, reduce_forward, reduce_backward};
-const ag_op ag__op_mean =
-    {"mean", 1, false, MEAN, reduce_forward, reduce_backward};
-const ag_op ag__op_max =
-    {"max", 1, false, MAX, reduce_forward, reduce_backward};
-/* clang-format on */
+/* The op-table entries. */
+#define REDUCE_OP(op_name, op_kind, saved)                                     \
+    {                                                                          \
+        .name = op_name, .arity = 1, .kind = op_kind,                          \
+        .params_size = sizeof(reduce_params), .saved_size = saved,             \
+        .forward = reduce_forward, .backward = reduce_backward,                \
+        .vjp = reduce_vjp, .jvp = reduce_jvp                                   \
+    }
+const ag_op ag__op_sum = REDUCE_OP("sum", SUM, 0);
+const ag_op ag__op_mean = REDUCE_OP("mean", MEAN, 0);
+const ag_op ag__op_max = REDUCE_OP("max", MAX, sizeof(max_saved));

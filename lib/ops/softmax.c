@@ -12,6 +12,18 @@
 
 enum { SOFTMAX, LOG_SOFTMAX };
 
+typedef struct {
+    int axis; /* normalised */
+} softmax_params;
+
+/* Cross-entropy keeps log_softmax(logits), (N, C), and a copy of the
+ * checked targets, so that a later change to the targets' values cannot
+ * reach the backward. */
+typedef struct {
+    void *logp;
+    int32_t *targets;
+} cross_entropy_saved;
+
 /* Writes softmax (or log_softmax when take_log) of every column of x into y.
  * Both are (outer, len, inner) arrays of dtype dt. */
 static void softmax_columns(ag_dtype dt, const void *xv, void *yv,
@@ -42,7 +54,8 @@ static void softmax_columns(ag_dtype dt, const void *xv, void *yv,
 static int softmax_forward(ag_tensor *out)
 {
     int64_t outer, len, inner;
-    ag__split_axis(out, out->args.axis, &outer, &len, &inner);
+    ag__split_axis(out, AG_PARAMS(out, softmax_params)->axis, &outer, &len,
+                   &inner);
     softmax_columns(out->dtype, out->inputs[0]->data, out->data, outer, len,
                     inner, out->op->kind == LOG_SOFTMAX);
     return 0;
@@ -53,7 +66,8 @@ static int softmax_forward(ag_tensor *out)
 static int softmax_backward(ag_tensor *out)
 {
     int64_t outer, len, inner;
-    ag__split_axis(out, out->args.axis, &outer, &len, &inner);
+    ag__split_axis(out, AG_PARAMS(out, softmax_params)->axis, &outer, &len,
+                   &inner);
     bool take_log = out->op->kind == LOG_SOFTMAX;
     void *dx_data = ag__grad_accumulate(out->inputs[0]);
     AG_DISPATCH_FLOAT(out->dtype, {
@@ -75,13 +89,46 @@ static int softmax_backward(ag_tensor *out)
     return 0;
 }
 
+/* The same in ops (v is g for the VJP or tx for the JVP; both rules are
+ * symmetric in the Jacobian, J = diag(y) - y y^T for softmax):
+ *   softmax:     dx = y (v - sum(v y))      ty likewise
+ *   log_softmax: dx = v - e^y sum(v)        ty = v - sum(v e^y) */
+static int softmax_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                       const bool *want, ag_tensor **dx)
+{
+    int axis = AG_PARAMS(out, softmax_params)->axis;
+    if (out->op->kind == SOFTMAX)
+        AG_TRY(dx[0] = ag_mul(
+                   a, out,
+                   ag_sub(a, g, ag_sum(a, ag_mul(a, g, out), axis, true))));
+    else
+        AG_TRY(dx[0] = ag_sub(
+                   a, g, ag_mul(a, ag_exp(a, out), ag_sum(a, g, axis, true))));
+    return 0;
+}
+
+static int softmax_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+                       ag_tensor **ty)
+{
+    int axis = AG_PARAMS(out, softmax_params)->axis;
+    ag_tensor *v = tx[0];
+    if (out->op->kind == SOFTMAX)
+        AG_TRY(*ty = ag_mul(
+                   a, out,
+                   ag_sub(a, v, ag_sum(a, ag_mul(a, v, out), axis, true))));
+    else
+        AG_TRY(*ty = ag_sub(
+                   a, v, ag_sum(a, ag_mul(a, v, ag_exp(a, out)), axis, true)));
+    return 0;
+}
+
 static ag_tensor *softmax_op(const char *func, const ag_op *op, ag_arena *a,
                              ag_tensor *x, int axis)
 {
     if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
-    ag_op_args args = {0};
-    if (ag__normalize_axis(func, axis, x, &args.axis)) return NULL;
-    return ag__apply(func, a, op, &x, x->dtype, x->ndim, x->shape, &args);
+    softmax_params p;
+    if (ag__normalize_axis(func, axis, x, &p.axis)) return NULL;
+    return ag__apply(func, a, op, 1, &x, x->dtype, x->ndim, x->shape, &p);
 }
 
 ag_tensor *ag_softmax(ag_arena *a, ag_tensor *x, int axis)
@@ -94,15 +141,7 @@ ag_tensor *ag_log_softmax(ag_arena *a, ag_tensor *x, int axis)
     return softmax_op("ag_log_softmax", &ag__op_log_softmax, a, x, axis);
 }
 
-/* The copy of the targets inside out->saved, after the log-probabilities. */
-static int32_t *saved_targets(const ag_tensor *out)
-{
-    return (int32_t *)((char *)out->saved + ag__tensor_bytes(out->inputs[0]));
-}
-
-/* Softmax cross-entropy. logits (N, C), targets (N) int32. saved holds
- * log_softmax(logits), (N, C), then a copy of the checked targets, so that a
- * later change to the targets' values cannot reach the backward.
+/* Softmax cross-entropy. logits (N, C), targets (N) int32.
  *   loss = -1/N sum_n logp[n, t_n] */
 static int cross_entropy_forward(ag_tensor *out)
 {
@@ -114,8 +153,10 @@ static int cross_entropy_forward(ag_tensor *out)
         ag__error("ag_softmax_cross_entropy", "out of memory");
         return -1;
     }
-    out->saved = logp;
-    int32_t *t = saved_targets(out);
+    cross_entropy_saved *saved = AG_SAVED(out, cross_entropy_saved);
+    saved->logp = logp;
+    int32_t *t = saved->targets =
+        (int32_t *)((char *)logp + ag__tensor_bytes(logits));
     memcpy(t, targets->data, ag__tensor_bytes(targets));
     softmax_columns(out->dtype, logits->data, logp, N, C, 1, true);
     AG_DISPATCH_FLOAT(out->dtype, {
@@ -132,11 +173,12 @@ static int cross_entropy_backward(ag_tensor *out)
 {
     ag_tensor *logits = out->inputs[0];
     int64_t N = logits->shape[0], C = logits->shape[1];
-    const int32_t *t = saved_targets(out);
+    const cross_entropy_saved *saved = AG_SAVED(out, cross_entropy_saved);
+    const int32_t *t = saved->targets;
     bool set;
     void *dx_data = ag__grad_begin(out->inputs[0], &set);
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *lp = out->saved;
+        const real *lp = saved->logp;
         real *dx = dx_data;
         const real scale = *(const real *)out->grad->data / (real)N;
         for (int64_t n = 0; n < N; n++) {
@@ -146,6 +188,46 @@ static int cross_entropy_backward(ag_tensor *out)
             row[t[n]] -= scale;
         }
     });
+    return 0;
+}
+
+/* The one-hot rows of the saved targets, (N, C), without history. */
+static ag_tensor *one_hot(ag_arena *a, const ag_tensor *out)
+{
+    const ag_tensor *logits = out->inputs[0];
+    const int32_t *t = AG_SAVED(out, cross_entropy_saved)->targets;
+    int64_t N = logits->shape[0], C = logits->shape[1];
+    ag_tensor *h = ag_zeros(a, logits->dtype, 2, logits->shape);
+    if (h)
+        AG_DISPATCH_FLOAT(h->dtype, {
+            real *hv = h->data;
+            for (int64_t n = 0; n < N; n++) hv[n * C + t[n]] = 1;
+        });
+    return h;
+}
+
+/* In ops, with p = softmax(logits) recorded (so that it is differentiated
+ * again) and h the one-hot targets:
+ *   dlogits = g (p - h) / N        t_loss = sum(tx (p - h)) / N */
+static ag_tensor *probability_gap(ag_arena *a, ag_tensor *out)
+{
+    ag_tensor *logits = out->inputs[0];
+    return ag_scale(a, ag_sub(a, ag_softmax(a, logits, 1), one_hot(a, out)),
+                    1.0 / (double)logits->shape[0]);
+}
+
+static int cross_entropy_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                             const bool *want, ag_tensor **dx)
+{
+    AG_TRY(dx[0] = ag_mul(a, probability_gap(a, out), g));
+    return 0;
+}
+
+static int cross_entropy_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+                             ag_tensor **ty)
+{
+    AG_TRY(*ty = ag_sum(a, ag_mul(a, probability_gap(a, out), tx[0]), AG_ALL,
+                        false));
     return 0;
 }
 
@@ -199,17 +281,33 @@ ag_tensor *ag_softmax_cross_entropy(ag_arena *a, ag_tensor *logits,
     }
     if (check_targets(func, logits, targets)) return NULL;
     ag_tensor *inputs[2] = {logits, targets};
-    return ag__apply(func, a, &ag__op_softmax_cross_entropy, inputs,
+    return ag__apply(func, a, &ag__op_softmax_cross_entropy, 2, inputs,
                      logits->dtype, 0, NULL, NULL);
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
-const ag_op ag__op_softmax =
-    {"softmax", 1, false, SOFTMAX, softmax_forward, softmax_backward};
-const ag_op ag__op_log_softmax =
-    {"log_softmax", 1, false, LOG_SOFTMAX, softmax_forward, softmax_backward};
-const ag_op ag__op_softmax_cross_entropy =
-    {"softmax_cross_entropy", 2, false, 0, cross_entropy_forward,
-     cross_entropy_backward};
-/* clang-format on */
+/* The op-table entries. */
+const ag_op ag__op_softmax = {.name = "softmax",
+                              .arity = 1,
+                              .kind = SOFTMAX,
+                              .params_size = sizeof(softmax_params),
+                              .forward = softmax_forward,
+                              .backward = softmax_backward,
+                              .vjp = softmax_vjp,
+                              .jvp = softmax_jvp};
+const ag_op ag__op_log_softmax = {.name = "log_softmax",
+                                  .arity = 1,
+                                  .kind = LOG_SOFTMAX,
+                                  .params_size = sizeof(softmax_params),
+                                  .forward = softmax_forward,
+                                  .backward = softmax_backward,
+                                  .vjp = softmax_vjp,
+                                  .jvp = softmax_jvp};
+const ag_op ag__op_softmax_cross_entropy = {
+    .name = "softmax_cross_entropy",
+    .arity = 2,
+    .nondiff_inputs = 1u << 1, /* the targets */
+    .saved_size = sizeof(cross_entropy_saved),
+    .forward = cross_entropy_forward,
+    .backward = cross_entropy_backward,
+    .vjp = cross_entropy_vjp,
+    .jvp = cross_entropy_jvp};

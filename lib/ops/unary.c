@@ -1,6 +1,9 @@
 /* unary.c: elementwise math of one tensor: neg, exp, log, sqrt, abs, pow,
  * scale and shift, each forward beside its derivative, plus the shared front
- * (ag__unary) that the activations use too. */
+ * (ag__unary) that the activations use too. An elementwise op's Jacobian is
+ * diagonal, y' = f'(x), so its VJP (dx = g f'(x)) and its JVP (ty = tx
+ * f'(x)) are one rule, written once in ops (derivative_times) for graphs of
+ * gradients and tangents, and once as a fast kernel (unary_backward). */
 #include "../internal.h"
 
 #include <tgmath.h>
@@ -13,8 +16,8 @@ ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
         ag__error(func, "the scalar must be finite, got %g", scalar);
         return NULL;
     }
-    ag_op_args args = {.scalar = scalar};
-    return ag__apply(func, a, op, &x, x->dtype, x->ndim, x->shape, &args);
+    ag_scalar_params p = {scalar};
+    return ag__apply(func, a, op, 1, &x, x->dtype, x->ndim, x->shape, &p);
 }
 
 enum { NEG, EXP, LOG, SQRT, ABS, POW, SCALE, SHIFT };
@@ -26,7 +29,7 @@ static int unary_forward(ag_tensor *out)
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *restrict x = out->inputs[0]->data;
         real *restrict y = out->data;
-        const real s = (real)out->args.scalar;
+        const real s = (real)AG_PARAMS(out, ag_scalar_params)->scalar;
         switch (kind) {
         case NEG:
             for (int64_t i = 0; i < n; i++) y[i] = -x[i];
@@ -67,7 +70,7 @@ static int unary_backward(ag_tensor *out)
         const real *restrict x = out->inputs[0]->data, *restrict y = out->data;
         const real *restrict g = out->grad->data;
         real *restrict dx = dx_data;
-        const real s = (real)out->args.scalar;
+        const real s = (real)AG_PARAMS(out, ag_scalar_params)->scalar;
         switch (kind) {
         case NEG: /* dx = -g */
             AG_GRAD_LOOP(set, n, dx, -g[i]);
@@ -97,6 +100,60 @@ static int unary_backward(ag_tensor *out)
             break;
         }
     });
+    return 0;
+}
+
+/* sign(x) as a tensor without history: -1, 0 or 1. */
+static ag_tensor *sign_of(ag_arena *a, const ag_tensor *x)
+{
+    ag_tensor *s = ag__constant(a, x);
+    if (s)
+        AG_DISPATCH_FLOAT(x->dtype, {
+            const real *xv = x->data;
+            real *sv = s->data;
+            for (int64_t i = 0; i < x->numel; i++)
+                sv[i] = (real)((xv[i] > 0) - (xv[i] < 0));
+        });
+    return s;
+}
+
+/* v * f'(x) in ops, the rule of unary_backward for any v (g or tx). */
+static ag_tensor *derivative_times(ag_arena *a, ag_tensor *out, ag_tensor *v)
+{
+    ag_tensor *x = out->inputs[0];
+    double s = AG_PARAMS(out, ag_scalar_params)->scalar;
+    switch (out->op->kind) {
+    case NEG: /* -v */
+        return ag_neg(a, v);
+    case EXP: /* v * y */
+        return ag_mul(a, v, out);
+    case LOG: /* v / x */
+        return ag_div(a, v, x);
+    case SQRT: /* v * 0.5 / y */
+        return ag_div(a, ag_scale(a, v, 0.5), out);
+    case ABS: /* v * sign(x) */
+        return ag_mul(a, v, sign_of(a, x));
+    case POW: /* v * p * x^(p-1); 0 for p = 0 */
+        return s == 0 ? ag_scale(a, v, 0)
+                      : ag_mul(a, v, ag_scale(a, ag_pow(a, x, s - 1), s));
+    case SCALE: /* v * s */
+        return ag_scale(a, v, s);
+    default: /* SHIFT: v */
+        return v;
+    }
+}
+
+static int unary_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
+                     const bool *want, ag_tensor **dx)
+{
+    AG_TRY(dx[0] = derivative_times(a, out, g));
+    return 0;
+}
+
+static int unary_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+                     ag_tensor **ty)
+{
+    AG_TRY(*ty = derivative_times(a, out, tx[0]));
     return 0;
 }
 
@@ -140,22 +197,18 @@ ag_tensor *ag_shift(ag_arena *a, ag_tensor *x, double s)
     return ag__unary("ag_shift", &ag__op_shift, a, x, s);
 }
 
-/* The op-table entries: {name, arity, view, kind, forward, backward}. */
-/* clang-format off */
-const ag_op ag__op_neg =
-    {"neg", 1, false, NEG, unary_forward, unary_backward};
-const ag_op ag__op_exp =
-    {"exp", 1, false, EXP, unary_forward, unary_backward};
-const ag_op ag__op_log =
-    {"log", 1, false, LOG, unary_forward, unary_backward};
-const ag_op ag__op_sqrt =
-    {"sqrt", 1, false, SQRT, unary_forward, unary_backward};
-const ag_op ag__op_abs =
-    {"abs", 1, false, ABS, unary_forward, unary_backward};
-const ag_op ag__op_pow =
-    {"pow", 1, false, POW, unary_forward, unary_backward};
-const ag_op ag__op_scale =
-    {"scale", 1, false, SCALE, unary_forward, unary_backward};
-const ag_op ag__op_shift =
-    {"shift", 1, false, SHIFT, unary_forward, unary_backward};
-/* clang-format on */
+/* The op-table entries. */
+#define UNARY_OP(op_name, op_kind)                                             \
+    {                                                                          \
+        .name = op_name, .arity = 1, .kind = op_kind,                          \
+        .params_size = sizeof(ag_scalar_params), .forward = unary_forward,     \
+        .backward = unary_backward, .vjp = unary_vjp, .jvp = unary_jvp         \
+    }
+const ag_op ag__op_neg = UNARY_OP("neg", NEG);
+const ag_op ag__op_exp = UNARY_OP("exp", EXP);
+const ag_op ag__op_log = UNARY_OP("log", LOG);
+const ag_op ag__op_sqrt = UNARY_OP("sqrt", SQRT);
+const ag_op ag__op_abs = UNARY_OP("abs", ABS);
+const ag_op ag__op_pow = UNARY_OP("pow", POW);
+const ag_op ag__op_scale = UNARY_OP("scale", SCALE);
+const ag_op ag__op_shift = UNARY_OP("shift", SHIFT);

@@ -32,7 +32,7 @@ static const char *input_shapes(const ag_tensor *out, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < out->op->arity && used < size; i++) {
+    for (int i = 0; i < out->n_inputs && used < size; i++) {
         char shape[AG_SHAPE_STR_MAX];
         const ag_tensor *in = out->inputs[i];
         int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
@@ -49,7 +49,7 @@ int ag__anomaly_forward(const char *func, const ag_tensor *out)
     double v = 0;
     int64_t i = first_non_finite(out, &v);
     if (i < 0) return 0;
-    char shapes[AG_MAX_INPUTS * AG_SHAPE_STR_MAX];
+    char shapes[4 * AG_SHAPE_STR_MAX]; /* the first inputs' shapes */
     ag__error(func,
               "anomaly in forward of op %s: element %lld is %s; inputs %s",
               out->op->name, (long long)i, non_finite_name(v),
@@ -59,7 +59,7 @@ int ag__anomaly_forward(const char *func, const ag_tensor *out)
 
 int ag__anomaly_backward(const ag_tensor *out)
 {
-    for (int k = 0; k < out->op->arity; k++) {
+    for (int k = 0; k < out->n_inputs; k++) {
         const ag_tensor *in = out->inputs[k];
         if (!in->requires_grad || !in->grad || in->grad_unwritten) continue;
         double v = 0;

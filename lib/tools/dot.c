@@ -78,7 +78,7 @@ static int write_graph(FILE *out, ag_tensor *const *order, int64_t count,
     for (int64_t i = 0; i < count && status >= 0; i++)
         status = write_node(out, i, order[i]);
     for (int64_t i = 0; i < count && status >= 0; i++)
-        for (int k = 0; order[i]->op && k < order[i]->op->arity; k++)
+        for (int k = 0; k < order[i]->n_inputs; k++)
             status = fprintf(out, "  n%lld -> n%lld;\n",
                              (long long)id_of(ids, count, order[i]->inputs[k]),
                              (long long)i);
@@ -96,7 +96,8 @@ int ag_write_dot(const ag_tensor *t, FILE *out)
     }
     if (ag__refuse_in_backward(func)) return -1;
     ag_tensor **order; /* the walk only sets and clears marks */
-    int64_t count = ag__topological_order((ag_tensor *)t, true, &order);
+    ag_tensor *root = (ag_tensor *)t;
+    int64_t count = ag__topological_order(1, &root, true, &order);
     node_id *ids = count > 0 ? ag__malloc((size_t)count * sizeof *ids) : NULL;
     for (int64_t i = 0; i < count; i++) {
         order[i]->mark = 0;
