@@ -31,8 +31,8 @@ int main(void)
         }
     }
     /* H v of f, and J v of tanh by forward mode, for v = (1, 2, 3) */
-    ag_tensor *v = ag_from_data(a, AG_F64, 1, (int64_t[]){3},
-                                (double[]){1, 2, 3});
+    ag_tensor *v =
+        ag_from_data(a, AG_F64, 1, (int64_t[]){3}, (double[]){1, 2, 3});
     ag_tensor *hv, *dual = ag_make_dual(a, x, v);
     ag_tensor *jv = ag_tangent(ag_tanh(a, dual));
     if (ag_hvp(a, f, 1, &x, NULL, &v, NULL, &hv) || !jv) {
