@@ -24,6 +24,7 @@
  * training, or if u'' disagrees with the differences. */
 #include "plot.h"
 #include "progress.h"
+#include "train.h"
 #include <autograd.h>
 
 #include <math.h>
@@ -56,20 +57,26 @@ static ag_tensor *second_derivative(ag_arena *a, ag_tensor *u, ag_tensor *x)
     return d2u;
 }
 
-/* The physics loss: mean (u'' + pi^2 sin(pi x))^2 over the collocation
- * points plus BOUNDARY_WEIGHT times mean(u(0)^2, u(1)^2). */
-static ag_tensor *pinn_loss(ag_arena *a, ag_mlp *mlp, const double *x,
-                            const double *source)
+/* The model and the collocation points with the source term there. */
+typedef struct {
+    ag_mlp *mlp;
+    const double *x, *source; /* POINTS each */
+} problem;
+
+/* The physics loss (an ag_loss_fn): mean (u'' + pi^2 sin(pi x))^2 over
+ * the collocation points plus BOUNDARY_WEIGHT times mean(u(0)^2, u(1)^2). */
+static ag_tensor *pinn_loss(ag_arena *a, void *user)
 {
+    const problem *p = user;
     int64_t shape[2] = {POINTS, 1}, bshape[2] = {2, 1};
-    ag_tensor *xs = ag_from_data(a, AG_F64, 2, shape, x);
+    ag_tensor *xs = ag_from_data(a, AG_F64, 2, shape, p->x);
     if (!xs) return NULL;
     ag_requires_grad(xs, true);
-    ag_tensor *d2u = second_derivative(a, ag_mlp_forward(a, mlp, xs), xs);
+    ag_tensor *d2u = second_derivative(a, ag_mlp_forward(a, p->mlp, xs), xs);
     ag_tensor *residual =
-        ag_mse_loss(a, d2u, ag_from_data(a, AG_F64, 2, shape, source));
+        ag_mse_loss(a, d2u, ag_from_data(a, AG_F64, 2, shape, p->source));
     ag_tensor *ub = ag_mlp_forward(
-        a, mlp, ag_from_data(a, AG_F64, 2, bshape, (double[]){0, 1}));
+        a, p->mlp, ag_from_data(a, AG_F64, 2, bshape, (double[]){0, 1}));
     ag_tensor *boundary = ag_mse_loss(a, ub, ag_zeros(a, AG_F64, 2, bshape));
     return ag_add(a, residual, ag_scale(a, boundary, BOUNDARY_WEIGHT));
 }
@@ -172,22 +179,11 @@ int main(int argc, char **argv)
     if (evaluate(step, mlp, grid, u, NULL)) return fail("evaluating");
     double initial = max_error(grid, u);
 
-    double loss_value = INFINITY, start = progress_now();
-    progress bar;
-    progress_start(&bar, "pinn", steps);
-    for (long s = 1; s <= steps; s++) {
-        ag_optimizer_set_lr(opt, ag_lr_cosine(1e-2, 1e-4, s - 1, 0, steps));
-        ag_tensor *loss = pinn_loss(step, mlp, x, source);
-        if (!loss || ag_backward(loss) || ag_optimizer_step(opt))
-            return fail("training");
-        ag_optimizer_zero_grad(opt);
-        loss_value = ag_item(loss);
-        if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0)
-            printf("step %5ld  loss %.3e\n", s, loss_value);
-        progress_step(&bar, s, loss_value, POINTS);
-        ag_arena_reset(step);
-    }
-    progress_finish(&bar, loss_value);
+    problem pb = {mlp, x, source};
+    double start = progress_now();
+    double loss_value = train_cosine(opt, step, pinn_loss, &pb, "pinn", steps,
+                                     1e-2, 1e-4, POINTS);
+    if (isnan(loss_value)) return fail("training");
     double seconds = progress_now() - start;
 
     if (evaluate(step, mlp, grid, u, d2u)) return fail("evaluating");
