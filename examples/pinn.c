@@ -19,7 +19,7 @@
  * of u.
  *
  * Run: ./build/examples/pinn [--steps N] [--out FILE] [--tol E]
- *      (defaults: 4000 steps, pinn.csv, 1e-3; measured 3.0e-5 in 1.7 s)
+ *      (defaults: 4000 steps, pinn.csv, 1e-3; measured 3.0e-5 in about 2 s)
  * Exits non-zero if the max error is above E or no lower than before
  * training, or if u'' disagrees with the differences. */
 #include "plot.h"
