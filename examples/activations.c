@@ -13,9 +13,9 @@
  *   usage: activations [output directory]      (default .)
  *
  * Exits non-zero when a difference exceeds 1e-12. */
-#define _POSIX_C_SOURCE 200809L /* popen */
-
+#include "plot.h"
 #include <autograd.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,31 +143,6 @@ static const char *const plot_script =
     "sprintf('ds%d/dx', i)\n"
     "unset multiplot\n";
 
-/* Plots the CSV with gnuplot, when it is on PATH. */
-static void plot(const char *csv, const char *svg)
-{
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        printf("gnuplot is not on PATH; skipping the plots (install it, "
-               "e.g. apt-get install gnuplot-nox, to get %s)\n",
-               svg);
-        return;
-    }
-    if (strchr(csv, '\'') || strchr(svg, '\'')) {
-        printf("not plotting: unusual path %s\n", svg);
-        return;
-    }
-    FILE *gp = popen("gnuplot", "w");
-    if (!gp) {
-        perror("gnuplot");
-        return;
-    }
-    fprintf(gp, "CSV = '%s'\nset output '%s'\n%s", csv, svg, plot_script);
-    if (pclose(gp) == 0)
-        printf("plotted %s\n", svg);
-    else
-        printf("gnuplot failed; the data is in %s\n", csv);
-}
-
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : ".";
@@ -198,6 +173,6 @@ int main(int argc, char **argv)
     snprintf(svg, sizeof svg, "%s/activations.svg", dir);
     if (write_csv(csv, &t)) return 1;
     printf("wrote %s\n", csv);
-    plot(csv, svg);
+    plot_csv(csv, svg, plot_script);
     return failed;
 }

@@ -6,7 +6,7 @@
  * Run: ./build/examples/fit_sine [--steps N] [--out FILE]
  *      (defaults: 3000 steps, fit_sine.csv)
  * Exits non-zero if the final error is above 1e-3. */
-#include "progress.h"
+#include "train.h"
 #include <autograd.h>
 
 #include <math.h>
@@ -21,6 +21,23 @@ static int fail(const char *what)
 {
     fprintf(stderr, "fit_sine: %s: %s\n", what, ag_last_error());
     return 1;
+}
+
+#define SHAPE ((int64_t[]){POINTS, 1})
+
+/* The model and the curve it is fitted to. */
+typedef struct {
+    ag_mlp *mlp;
+    const float *x, *target;
+} curve;
+
+/* The mean squared error of the model on the curve (an ag_loss_fn). */
+static ag_tensor *curve_loss(ag_arena *step, void *user)
+{
+    const curve *c = user;
+    ag_tensor *xs = ag_from_data(step, AG_F32, 2, SHAPE, c->x);
+    ag_tensor *ys = ag_from_data(step, AG_F32, 2, SHAPE, c->target);
+    return ag_mse_loss(step, ag_mlp_forward(step, c->mlp, xs), ys);
 }
 
 /* Writes x, sin x and the model's output as CSV. */
@@ -66,30 +83,15 @@ int main(int argc, char **argv)
     ag_optimizer *opt = mlp ? ag_adam_new(model, mlp->params, &adam) : NULL;
     if (!opt) return fail("making the model");
 
-    int64_t shape[2] = {POINTS, 1};
-    double mse = INFINITY;
-    progress bar;
-    progress_start(&bar, "fit_sine", steps);
-    for (long s = 1; s <= steps; s++) {
-        /* Cosine decay from 0.01 to 1e-4 sharpens the final fit. */
-        ag_optimizer_set_lr(opt, ag_lr_cosine(0.01, 1e-4, s - 1, 0, steps));
-        ag_tensor *xs = ag_from_data(step, AG_F32, 2, shape, x);
-        ag_tensor *ys = ag_from_data(step, AG_F32, 2, shape, target);
-        ag_tensor *loss = ag_mse_loss(step, ag_mlp_forward(step, mlp, xs), ys);
-        if (!loss || ag_backward(loss) || ag_optimizer_step(opt))
-            return fail("training");
-        ag_optimizer_zero_grad(opt);
-        mse = ag_item(loss);
-        if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0)
-            printf("step %5ld  mse %.6f\n", s, mse);
-        progress_step(&bar, s, mse, POINTS);
-        ag_arena_reset(step);
-    }
-    progress_finish(&bar, mse);
+    /* Cosine decay from 0.01 to 1e-4 sharpens the final fit. */
+    curve c = {mlp, x, target};
+    double mse = train_cosine(opt, step, curve_loss, &c, "fit_sine", steps,
+                              0.01, 1e-4, POINTS);
+    if (isnan(mse)) return fail("training");
 
     ag_set_grad_enabled(false);
     ag_tensor *fitted =
-        ag_mlp_forward(step, mlp, ag_from_data(step, AG_F32, 2, shape, x));
+        ag_mlp_forward(step, mlp, ag_from_data(step, AG_F32, 2, SHAPE, x));
     if (!fitted) return fail("evaluating");
     int written = write_csv(out, x, target, ag_data(fitted));
     printf("fit_sine: mse %.6f after %ld steps; curves in %s\n", mse, steps,
