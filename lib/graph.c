@@ -361,12 +361,12 @@ static int check_gradients_args(const char *func, ag_arena *a, int n_outputs,
     for (int i = 0; i < n_outputs; i++) {
         const ag_tensor *y = outputs[i];
         if (!y) return ag__null_input(func, i);
+        ag__shape_str(b0, y->ndim, y->shape);
         if (y->dtype == AG_I32 || !y->requires_grad) {
             ag__error(func,
                       "output %d (%s %s) does not depend on anything that "
                       "requires a gradient%s",
-                      i, ag_dtype_name(y->dtype),
-                      ag__shape_str(b0, y->ndim, y->shape),
+                      i, ag_dtype_name(y->dtype), b0,
                       y->dtype == AG_I32 ? " (it is i32)"
                                          : " (or grad mode was off)");
             return -1;
@@ -520,8 +520,10 @@ int ag_gradients(ag_arena *a, int n_outputs, ag_tensor *const *outputs,
 {
     const char *func = "ag_gradients";
     if (check_gradients_args(func, a, n_outputs, outputs, grad_outputs,
-                             n_inputs, inputs, grads))
+                             n_inputs, inputs, grads)) {
+        for (int j = 0; grads && j < n_inputs; j++) grads[j] = NULL;
         return -1;
+    }
     ag_tensor **order;
     int64_t count = ag__topological_order(n_outputs, outputs, false, &order);
     kept_state *kept = NULL;
