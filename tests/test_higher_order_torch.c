@@ -775,6 +775,50 @@ START_TEST(test_nulls)
 }
 END_TEST
 
+/* Library problem (lib/graph.c, check_gradients_args): the messages for
+ * a missing or mismatched grad_output print the output's shape from a
+ * buffer that was never filled (Valgrind: "Conditional jump or move
+ * depends on uninitialised value(s)" in ag__error), so the shape is blank
+ * or garbage; and these argument errors leave grads[] as it was, while
+ * autograd.h promises grads[] set to NULL. */
+START_TEST(test_grad_output_errors)
+{
+    ag_arena *a = ag_arena_new();
+    case_setup s = setup_case(a, 0);
+    for (int i = 0; i < 3; i++) ag_requires_grad(s.in[i], true);
+    ag_tensor *y = must(fn_softmax(a, s.in, 3, NULL), "fn_softmax"); /* (3,5) */
+    const int64_t s35[2] = {3, 5}, s53[2] = {5, 3};
+    ag_tensor *wrong = must(ag_ones(a, AG_F64, 2, s53), "(5,3)");
+    ag_tensor *f32 = must(ag_ones(a, AG_F32, 2, s35), "f32");
+    ag_tensor *none[1] = {NULL};
+    struct {
+        ag_tensor *const *grad_outputs;
+        bool create_graph;
+        const char *named; /* besides the output's shape */
+    } bad[4] = {{NULL, false, "missing"},
+                {none, true, "missing"},
+                {&wrong, false, "(5,3)"},
+                {&f32, false, "f32"}};
+    for (int k = 0; k < 4; k++) {
+        ag_tensor *g[3] = {y, y, y};
+        EXPECT_ERROR(ag_gradients(a, 1, &y, bad[k].grad_outputs, 3, s.in,
+                                  bad[k].create_graph, g) != 0,
+                     "ag_gradients");
+        const char *msg = ag_last_error();
+        ck_assert_msg(strstr(msg, bad[k].named), "case %d: \"%s\"", k, msg);
+        ck_assert_msg(strstr(msg, "(3,5)"),
+                      "case %d: the message does not name the output's shape "
+                      "(3,5): \"%s\"",
+                      k, msg);
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(g[i] == NULL, "case %d: grads[%d] not set to NULL", k,
+                          i);
+        for (int i = 0; i < 3; i++) ck_assert_ptr_null(ag_grad(s.in[i]));
+    }
+    ag_arena_free(a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("higher_order_torch");
@@ -796,6 +840,9 @@ int main(void)
     tcase_add_test(tc, test_bad_tangents);
     tcase_add_test(tc, test_bad_grad_outputs);
     tcase_add_test(tc, test_nulls);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("library_bugs");
+    tcase_add_test(tc, test_grad_output_errors);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
