@@ -180,6 +180,116 @@ AG_API ag_tensor *ag_mlp_forward(ag_arena *step, ag_mlp *m, ag_tensor *x);
 /* Switches training mode (dropout on) or evaluation mode (dropout off). */
 AG_API void ag_mlp_set_training(ag_mlp *m, bool training);
 
+/* ------------------------------------------------------------------ */
+/* Modules (torch.nn.Module)                                           */
+/* ------------------------------------------------------------------ */
+
+/* A module is a piece of a model: its parameters (trainable), its buffers
+ * (not trainable: BatchNorm's running statistics), its named sub-modules,
+ * a forward function and a training flag. Parameter and buffer names are
+ * those of the matching torch.nn module's state_dict(), so a checkpoint of
+ * ag_module_state() loads into that PyTorch model with strict=True, and
+ * back. A module and everything it holds live in the arena it was made in.
+ *
+ * A user writes a new module the way they would subclass nn.Module: a
+ * struct of their own for its state (allocated with ag_arena_alloc), an
+ * ag_module_type with its name and forward, ag_module_new, then
+ * ag_module_add_parameter / _buffer / _child for its members (see
+ * examples/custom_module.c). */
+typedef struct ag_module ag_module;
+
+typedef struct {
+    const char *name; /* the torch.nn class name: "Linear", "Sequential" */
+    /* The forward pass on x in arena `step`: returns a new tensor or NULL
+     * with an error. Reads the module's state with ag_module_self and its
+     * mode with ag_module_is_training. */
+    ag_tensor *(*forward)(ag_module *m, ag_arena *step, ag_tensor *x);
+} ag_module_type;
+
+/* `size` bytes of zeroed memory in arena `a`, aligned for any type (64
+ * bytes), freed with the arena: for a user's own module structs. Returns
+ * NULL with an error for a NULL arena or out of memory. */
+AG_API void *ag_arena_alloc(ag_arena *a, size_t size);
+
+/* Makes a module of `type` in arena `a` whose own state is `self` (the
+ * caller's, may be NULL), in training mode, with no members. Returns NULL
+ * with an error for a NULL arena, type, type name or forward, or out of
+ * memory. */
+AG_API ag_module *ag_module_new(ag_arena *a, const ag_module_type *type,
+                                void *self);
+
+/* Registers a member under `name` (no dots; unique among the module's
+ * parameters, buffers and children): a parameter (it is made to require a
+ * gradient; optimizers see it), a buffer (saved in checkpoints, never seen
+ * by optimizers), or a sub-module (its members are named "name.member";
+ * it takes the module's training mode). The tensor or module must live as
+ * long as m (make it in m's arena). Returns 0, or -1 and an error for
+ * NULLs, a bad or taken name, an i32 tensor, adding to a module whose
+ * parameters were already listed (ag_module_parameters and the like make
+ * the tree complete), or out of memory. */
+AG_API int ag_module_add_parameter(ag_module *m, const char *name,
+                                   ag_tensor *t);
+AG_API int ag_module_add_buffer(ag_module *m, const char *name, ag_tensor *t);
+AG_API int ag_module_add_child(ag_module *m, const char *name,
+                               ag_module *child);
+
+/* The forward pass, m's type's forward on x in arena `step`. A NULL x
+ * keeps the pending message, as ops do. Returns NULL with an error naming
+ * the module type (and, inside a Sequential, the failing child's index). */
+AG_API ag_tensor *ag_module_forward(ag_module *m, ag_arena *step, ag_tensor *x);
+
+/* Training mode (dropout active, batch statistics) or evaluation mode, for
+ * m and every sub-module, as nn.Module.train() / eval(). */
+AG_API void ag_module_set_training(ag_module *m, bool training);
+AG_API bool ag_module_is_training(const ag_module *m);
+
+/* Every parameter of m and its sub-modules, named by path ("0.weight",
+ * "encoder.bias"), in state_dict() order; the set for optimizers, clipping
+ * and gradient checks. ag_module_buffers lists the buffers the same way;
+ * ag_module_state both (each module's parameters, then its buffers, then
+ * its children's), the set to save and load checkpoints with. Each list is
+ * made once, in m's arena, and owned by m; from then on the tree is
+ * complete (nothing may be added). NULL with an error for a NULL module,
+ * a path longer than AG_PARAM_NAME_MAX, or out of memory. */
+AG_API ag_params *ag_module_parameters(ag_module *m);
+AG_API ag_params *ag_module_buffers(ag_module *m);
+AG_API ag_params *ag_module_state(ag_module *m);
+
+/* m's own parameters (short names), its user state, type name, arena, and
+ * its children (by index, or by name; NULL when absent). */
+AG_API ag_params *ag_module_own_parameters(const ag_module *m);
+AG_API void *ag_module_self(const ag_module *m);
+AG_API const char *ag_module_type_name(const ag_module *m);
+AG_API ag_arena *ag_module_arena(const ag_module *m);
+AG_API int ag_module_child_count(const ag_module *m);
+AG_API ag_module *ag_module_child_at(const ag_module *m, int i);
+AG_API ag_module *ag_module_child(const ag_module *m, const char *name);
+
+/* ---- the library's modules (each as torch.nn's, with its defaults and
+ * initialisation; weights drawn from rng, which advances) ---- */
+
+/* nn.Sequential: the n modules (children "0", "1", ...) applied in turn.
+ * ag_nn_sequential_append adds one more at the end. */
+AG_API ag_module *ag_nn_sequential(ag_arena *a, int n,
+                                   ag_module *const *modules);
+AG_API int ag_nn_sequential_append(ag_module *seq, ag_module *module);
+
+/* nn.Linear(in, out, bias): "weight" (out, in), "bias" (out). */
+AG_API ag_module *ag_nn_linear(ag_arena *a, ag_dtype dt, int64_t in,
+                               int64_t out, bool bias, ag_rng *rng);
+
+/* nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU (slope 0.01),
+ * nn.Identity, by activation. */
+AG_API ag_module *ag_nn_activation(ag_arena *a, ag_activation act);
+
+/* nn.Flatten(): (N, ...) -> (N, product of the rest). */
+AG_API ag_module *ag_nn_flatten(ag_arena *a);
+
+/* nn.Dropout(p): in training mode zeroes elements with probability p and
+ * scales the rest by 1 / (1 - p), from a generator of its own seeded with
+ * seed; the identity in evaluation mode. */
+AG_API ag_module *ag_nn_dropout(ag_arena *a, double p, uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -209,3 +209,25 @@ void ag_mlp_set_training(ag_mlp *m, bool training)
 {
     if (m) m->training = training;
 }
+
+/* nn.Linear as a module: the layer of ag_linear_layer_new with PyTorch's
+ * default initialisation. */
+static ag_tensor *linear_module_forward(ag_module *m, ag_arena *step,
+                                        ag_tensor *x)
+{
+    return ag_linear_layer_forward(step, ag_module_self(m), x);
+}
+
+static const ag_module_type linear_type = {"Linear", linear_module_forward};
+
+ag_module *ag_nn_linear(ag_arena *a, ag_dtype dt, int64_t in, int64_t out,
+                        bool bias, ag_rng *rng)
+{
+    ag_linear_layer *l =
+        ag_linear_layer_new(a, dt, in, out, bias, AG_INIT_DEFAULT, rng);
+    ag_module *m = l ? ag_module_new(a, &linear_type, l) : NULL;
+    if (!m || ag_module_add_parameter(m, "weight", l->weight) ||
+        (bias && ag_module_add_parameter(m, "bias", l->bias)))
+        return NULL;
+    return m;
+}

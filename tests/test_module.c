@@ -1,0 +1,196 @@
+/* test_module.c: modules (nn.h): a user-written module with a parameter, a
+ * buffer and children; state_dict names and order as PyTorch's; the tree
+ * complete once listed; training mode reaching every child; Sequential's
+ * errors naming the failing child; Dropout in both modes; a checkpoint of
+ * a module's state saved and loaded back. */
+#include <autograd.h>
+
+#include "support.h"
+#include <check.h>
+#include <math.h>
+#include <string.h>
+
+/* A user's module: y = scale * child(x) + offset, with `scale` a
+ * parameter, `offset` a buffer and `inner` a child Linear. */
+typedef struct {
+    ag_tensor *scale, *offset;
+} scaled;
+
+static ag_tensor *scaled_forward(ag_module *m, ag_arena *step, ag_tensor *x)
+{
+    scaled *s = ag_module_self(m);
+    ag_tensor *h = ag_module_forward(ag_module_child(m, "inner"), step, x);
+    return ag_add(step, ag_mul(step, h, s->scale), s->offset);
+}
+
+static const ag_module_type scaled_type = {"Scaled", scaled_forward};
+
+static ag_module *scaled_new(ag_arena *a, ag_rng *rng)
+{
+    scaled *s = ag_arena_alloc(a, sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    s->scale = ag_full(a, AG_F64, 1, (int64_t[]){2}, 2.0);
+    s->offset = ag_full(a, AG_F64, 1, (int64_t[]){2}, 0.5);
+    ag_module *m = ag_module_new(a, &scaled_type, s);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(ag_module_add_parameter(m, "scale", s->scale), 0);
+    ck_assert_int_eq(ag_module_add_buffer(m, "offset", s->offset), 0);
+    ck_assert_int_eq(ag_module_add_child(
+                         m, "inner", ag_nn_linear(a, AG_F64, 3, 2, true, rng)),
+                     0);
+    return m;
+}
+
+static void expect_names(ag_params *p, int n, const char *const *names)
+{
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(ag_params_count(p), n);
+    for (int i = 0; i < n; i++)
+        ck_assert_str_eq(ag_params_name(p, i), names[i]);
+}
+
+START_TEST(test_state_names_and_order)
+{
+    ag_arena *a = ag_arena_new();
+    ag_rng rng = ag_rng_seed(1);
+    ag_module *parts[3] = {scaled_new(a, &rng),
+                           ag_nn_activation(a, AG_ACT_TANH),
+                           ag_nn_linear(a, AG_F64, 2, 4, false, &rng)};
+    ag_module *seq = ag_nn_sequential(a, 3, parts);
+    ck_assert_ptr_nonnull(seq);
+    ck_assert_str_eq(ag_module_type_name(seq), "Sequential");
+    /* as torch.nn.Sequential(Scaled(...), nn.Tanh(), nn.Linear(2, 4,
+     * bias=False)).state_dict(): a module's parameters, its buffers, then
+     * its children */
+    static const char *const state[] = {"0.scale", "0.offset", "0.inner.weight",
+                                        "0.inner.bias", "2.weight"};
+    expect_names(ag_module_state(seq), 5, state);
+    static const char *const params[] = {"0.scale", "0.inner.weight",
+                                         "0.inner.bias", "2.weight"};
+    expect_names(ag_module_parameters(seq), 4, params);
+    static const char *const buffers[] = {"0.offset"};
+    expect_names(ag_module_buffers(seq), 1, buffers);
+    /* parameters require a gradient, buffers do not */
+    ck_assert(
+        ag_is_requires_grad(ag_params_tensor(ag_module_parameters(seq), 0)));
+    ck_assert(
+        !ag_is_requires_grad(ag_params_tensor(ag_module_buffers(seq), 0)));
+    /* listed once: the same set every time, and the tree is complete */
+    ck_assert_ptr_eq(ag_module_parameters(seq), ag_module_parameters(seq));
+    ck_assert_int_eq(
+        ag_nn_sequential_append(seq, ag_nn_activation(a, AG_ACT_RELU)), -1);
+    ck_assert_msg(strstr(ag_last_error(), "already listed"), "%s",
+                  ag_last_error());
+    ck_assert_int_eq(ag_module_child_count(seq), 3);
+    ag_arena_free(a);
+}
+END_TEST
+
+START_TEST(test_forward_and_errors)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_rng rng = ag_rng_seed(2);
+    ag_module *m = scaled_new(a, &rng);
+    ag_tensor *x = ag_ones(step, AG_F64, 2, (int64_t[]){4, 3});
+    ag_tensor *y = ag_module_forward(m, step, x);
+    ck_assert_msg(y != NULL, "%s", ag_last_error());
+    /* y = 2 (x W^T + b) + 0.5 */
+    ag_module *inner = ag_module_child(m, "inner");
+    ag_params *lp = ag_module_own_parameters(inner);
+    ag_tensor *w = ag_params_find(lp, "weight"),
+              *b = ag_params_find(lp, "bias");
+    for (int64_t r = 0; r < 4; r++)
+        for (int64_t j = 0; j < 2; j++) {
+            double want = tensor_at(b, j);
+            for (int64_t k = 0; k < 3; k++) want += tensor_at(w, j * 3 + k);
+            ck_assert_double_eq_tol(tensor_at(y, r * 2 + j), 2 * want + 0.5,
+                                    1e-12);
+        }
+    /* a shape error inside a Sequential names the child */
+    ag_module *parts[2] = {ag_nn_activation(a, AG_ACT_RELU), m};
+    ag_module *seq = ag_nn_sequential(a, 2, parts);
+    ag_tensor *bad = ag_ones(step, AG_F64, 2, (int64_t[]){4, 5});
+    ck_assert_ptr_null(ag_module_forward(seq, step, bad));
+    ck_assert_msg(strstr(ag_last_error(), "Sequential: module 1 (Scaled)") &&
+                      strstr(ag_last_error(), "ag_linear"),
+                  "%s", ag_last_error());
+    /* bad registrations */
+    ck_assert_int_eq(ag_module_add_parameter(m, "scale", x), -1);
+    ck_assert_msg(strstr(ag_last_error(), "already has a member"), "%s",
+                  ag_last_error());
+    ck_assert_int_eq(ag_module_add_child(m, "a.b", inner), -1);
+    ck_assert_int_eq(ag_module_add_child(m, "self", m), -1);
+    ck_assert_ptr_null(ag_module_new(a, NULL, NULL));
+    ck_assert_ptr_null(ag_module_forward(NULL, step, x));
+    ag_arena_free(step);
+    ag_arena_free(a);
+}
+END_TEST
+
+START_TEST(test_training_mode_and_dropout)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_module *drop = ag_nn_dropout(a, 0.5, 7);
+    ag_module *parts[2] = {ag_nn_flatten(a), drop};
+    ag_module *seq = ag_nn_sequential(a, 2, parts);
+    ck_assert(ag_module_is_training(drop));
+    ag_tensor *x = ag_ones(step, AG_F32, 3, (int64_t[]){2, 4, 8});
+    ag_tensor *y = ag_module_forward(seq, step, x);
+    ck_assert_int_eq(ag_ndim(y), 2);
+    ck_assert_int_eq(ag_shape(y)[1], 32);
+    int zeros = 0;
+    for (int64_t i = 0; i < 64; i++) {
+        double v = tensor_at(y, i);
+        ck_assert(v == 0 || v == 2);
+        zeros += v == 0;
+    }
+    ck_assert(zeros > 10 && zeros < 54);
+    ag_module_set_training(seq, false);
+    ck_assert(!ag_module_is_training(drop));
+    y = ag_module_forward(seq, step, x);
+    for (int64_t i = 0; i < 64; i++) ck_assert_double_eq(tensor_at(y, i), 1);
+    ck_assert_ptr_null(ag_nn_dropout(a, 1.0, 0));
+    ag_arena_free(step);
+    ag_arena_free(a);
+}
+END_TEST
+
+START_TEST(test_state_checkpoint_round_trip)
+{
+    test_dir_make("ag_module");
+    ag_arena *a = ag_arena_new(), *b = ag_arena_new();
+    ag_rng r1 = ag_rng_seed(3), r2 = ag_rng_seed(4);
+    ag_module *m1 = scaled_new(a, &r1), *m2 = scaled_new(b, &r2);
+    ag_tensor *off = ag_params_find(ag_module_state(m1), "offset");
+    tensor_set(off, 1, -3.25); /* a buffer travels with the checkpoint */
+    const char *path = path_of("m.safetensors");
+    ck_assert_int_eq(ag_save_safetensors(path, ag_module_state(m1), NULL), 0);
+    ck_assert_int_eq(ag_load_safetensors(path, ag_module_state(m2)), 0);
+    ag_params *s1 = ag_module_state(m1), *s2 = ag_module_state(m2);
+    for (int i = 0; i < ag_params_count(s1); i++) {
+        ag_tensor *t1 = ag_params_tensor(s1, i), *t2 = ag_params_tensor(s2, i);
+        for (int64_t j = 0; j < ag_numel(t1); j++)
+            ck_assert_double_eq(tensor_at(t1, j), tensor_at(t2, j));
+    }
+    ag_arena_free(a);
+    ag_arena_free(b);
+    test_dir_remove();
+}
+END_TEST
+
+static Suite *module_suite(void)
+{
+    Suite *s = suite_create("module");
+    TCase *tc = tcase_create("module");
+    tcase_add_test(tc, test_state_names_and_order);
+    tcase_add_test(tc, test_forward_and_errors);
+    tcase_add_test(tc, test_training_mode_and_dropout);
+    tcase_add_test(tc, test_state_checkpoint_round_trip);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(module_suite());
+}
