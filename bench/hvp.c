@@ -17,7 +17,10 @@
  * bench/torch_hvp.py does the same in PyTorch; bench/run_hvp runs both.
  *
  * Usage: hvp [--batch B] [--sizes 784,1024,1024,10] [--dtype f32|f64]
- *            [--act tanh|relu|gelu] [--threads N] [--steps S] */
+ *            [--act tanh|relu|gelu] [--threads N] [--steps S]
+ *            [--only hvp|grad|jvp|fwd]
+ * --only times just that one (for a profiler: perf record ... --only hvp);
+ * the others print 0. */
 #define _POSIX_C_SOURCE 200809L
 #include <autograd.h>
 
@@ -59,6 +62,9 @@ void *realloc(void *p, size_t n)
 
 /* ---- options ---- */
 
+enum { HVP, GRAD, JVP, FWD, KINDS };
+static const char *const kind_names[KINDS] = {"hvp", "grad", "jvp", "fwd"};
+
 typedef struct {
     int64_t batch;
     int64_t sizes[MAX_LAYERS + 1];
@@ -67,6 +73,7 @@ typedef struct {
     ag_activation act;
     const char *act_name;
     int threads, steps;
+    int only; /* -1: all kinds; else the one kind to run */
 } options;
 
 static int parse_sizes(const char *text, options *o)
@@ -100,7 +107,8 @@ static int parse_act(const char *text, options *o)
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){.batch = 256, .dtype = AG_F32, .threads = 1, .steps = 20};
+    *o = (options){
+        .batch = 256, .dtype = AG_F32, .threads = 1, .steps = 20, .only = -1};
     parse_sizes("784,1024,1024,10", o);
     parse_act("tanh", o);
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -118,7 +126,12 @@ static int parse(int argc, char **argv, options *o)
             o->threads = atoi(value);
         else if (!strcmp(flag, "--steps"))
             o->steps = atoi(value);
-        else
+        else if (!strcmp(flag, "--only")) {
+            o->only = KINDS;
+            for (int k = 0; k < KINDS; k++)
+                if (!strcmp(value, kind_names[k])) o->only = k;
+            if (o->only == KINDS) return -1;
+        } else
             return -1;
     }
     return argc % 2 == 1 && o->batch > 0 && o->threads > 0 && o->steps > 0 ? 0
@@ -243,7 +256,7 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: %s [--batch B] [--sizes 784,1024,1024,10] "
                 "[--dtype f32|f64] [--act tanh|relu|gelu] [--threads N] "
-                "[--steps S]\n",
+                "[--steps S] [--only hvp|grad|jvp|fwd]\n",
                 argv[0]);
         return 2;
     }
@@ -269,7 +282,6 @@ int main(int argc, char **argv)
     pb.y = labels
                ? ag_from_data(params, AG_I32, 1, (int64_t[]){o.batch}, labels)
                : NULL;
-    enum { HVP, GRAD, JVP, FWD, KINDS };
     double *times[KINDS];
     for (int k = 0; k < KINDS; k++)
         times[k] = malloc((size_t)o.steps * sizeof *times[k]);
@@ -287,27 +299,24 @@ int main(int argc, char **argv)
         }
     long hvp_allocs = 0, jvp_allocs = 0;
     for (int s = 0; s < o.steps; s++) {
-        long before = allocations;
-        double t0 = now_us();
-        int rc = hvp_step(step, &pb, NULL);
-        double t1 = now_us();
-        hvp_allocs += allocations - before;
-        rc |= grad_step(step, &pb);
-        double t2 = now_us();
-        before = allocations;
-        rc |= jvp_step(step, &pb, NULL);
-        double t3 = now_us();
-        jvp_allocs += allocations - before;
-        rc |= fwd_step(step, &pb);
-        double t4 = now_us();
+        int rc = 0;
+        for (int k = 0; k < KINDS; k++) {
+            times[k][s] = 0;
+            if (o.only >= 0 && k != o.only) continue;
+            long before = allocations;
+            double t0 = now_us();
+            rc |= k == HVP    ? hvp_step(step, &pb, NULL)
+                  : k == GRAD ? grad_step(step, &pb)
+                  : k == JVP  ? jvp_step(step, &pb, NULL)
+                              : fwd_step(step, &pb);
+            times[k][s] = now_us() - t0;
+            if (k == HVP) hvp_allocs += allocations - before;
+            if (k == JVP) jvp_allocs += allocations - before;
+        }
         if (rc) {
             fprintf(stderr, "hvp: %s\n", ag_last_error());
             return 1;
         }
-        times[HVP][s] = t1 - t0;
-        times[GRAD][s] = t2 - t1;
-        times[JVP][s] = t3 - t2;
-        times[FWD][s] = t4 - t3;
     }
     double hvp = median(times[HVP], o.steps),
            grad = median(times[GRAD], o.steps),
@@ -317,8 +326,9 @@ int main(int argc, char **argv)
            "jvp_fwd=%.3f vhv=%.6g tangent=%.6g allocs_per_hvp=%.2f "
            "allocs_per_jvp=%.2f\n",
            (long long)o.batch, o.layers, ag_dtype_name(o.dtype), o.act_name,
-           o.threads, o.steps, hvp, grad, jvp, fwd, hvp / grad, jvp / fwd, vhv,
-           tangent, (double)hvp_allocs / o.steps, (double)jvp_allocs / o.steps);
+           o.threads, o.steps, hvp, grad, jvp, fwd, grad > 0 ? hvp / grad : 0,
+           fwd > 0 ? jvp / fwd : 0, vhv, tangent, (double)hvp_allocs / o.steps,
+           (double)jvp_allocs / o.steps);
     free(labels);
     for (int k = 0; k < KINDS; k++) free(times[k]);
     ag_arena_free(params);
