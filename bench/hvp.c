@@ -13,7 +13,7 @@
  * Every step builds its graph in a step arena that is reset afterwards.
  * Prints the median of each, hvp/grad and jvp/fwd, v.Hv and the loss's
  * tangent (to compare runs), and the heap allocations per hvp and per jvp
- * after warm-up (glibc's malloc wrapped by name, as bench/mlp_step does).
+ * after warm-up (common.c counts them, as for bench/mlp_step).
  * bench/torch_hvp.py does the same in PyTorch; bench/run_hvp runs both.
  *
  * Usage: hvp [--batch B] [--sizes 784,1024,1024,10] [--dtype f32|f64]
@@ -21,44 +21,13 @@
  *            [--only hvp|grad|jvp|fwd]
  * --only times just that one (for a profiler: perf record ... --only hvp);
  * the others print 0. */
-#define _POSIX_C_SOURCE 200809L
+#include "common.h"
+
 #include <autograd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#define MAX_LAYERS 16
-
-/* ---- counting heap allocations: glibc's malloc wrapped by name ---- */
-
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static _Atomic long allocations; /* OpenBLAS threads allocate too */
-
-void *malloc(size_t n);
-void *calloc(size_t n, size_t size);
-void *realloc(void *p, size_t n);
-
-void *malloc(size_t n)
-{
-    allocations++;
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    allocations++;
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-    allocations++;
-    return __libc_realloc(p, n);
-}
 
 /* ---- options ---- */
 
@@ -66,28 +35,11 @@ enum { HVP, GRAD, JVP, FWD, KINDS };
 static const char *const kind_names[KINDS] = {"hvp", "grad", "jvp", "fwd"};
 
 typedef struct {
-    int64_t batch;
-    int64_t sizes[MAX_LAYERS + 1];
-    int layers; /* number of weight matrices */
-    ag_dtype dtype;
+    bench_options b; /* the model, batch, dtype, threads, steps */
     ag_activation act;
     const char *act_name;
-    int threads, steps;
     int only; /* -1: all kinds; else the one kind to run */
 } options;
-
-static int parse_sizes(const char *text, options *o)
-{
-    int n = 0;
-    char *end;
-    for (const char *p = text; *p; p = end + (*end == ',')) {
-        if (n > MAX_LAYERS) return -1;
-        o->sizes[n++] = strtoll(p, &end, 10);
-        if (end == p || o->sizes[n - 1] < 1) return -1;
-    }
-    o->layers = n - 1;
-    return n >= 2 ? 0 : -1;
-}
 
 static int parse_act(const char *text, options *o)
 {
@@ -105,58 +57,25 @@ static int parse_act(const char *text, options *o)
     return -1;
 }
 
+/* hvp's own flags, --act and --only (a bench_flag_fn). */
+static int parse_flag(void *ctx, const char *flag, const char *value)
+{
+    options *o = ctx;
+    if (!strcmp(flag, "--act")) return parse_act(value, o) ? -1 : 0;
+    if (strcmp(flag, "--only")) return 1;
+    for (int k = 0; k < KINDS; k++)
+        if (!strcmp(value, kind_names[k])) {
+            o->only = k;
+            return 0;
+        }
+    return -1;
+}
+
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){
-        .batch = 256, .dtype = AG_F32, .threads = 1, .steps = 20, .only = -1};
-    parse_sizes("784,1024,1024,10", o);
+    o->only = -1;
     parse_act("tanh", o);
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *flag = argv[i], *value = argv[i + 1];
-        if (!strcmp(flag, "--batch"))
-            o->batch = atoll(value);
-        else if (!strcmp(flag, "--sizes")) {
-            if (parse_sizes(value, o)) return -1;
-        } else if (!strcmp(flag, "--dtype")) {
-            if (strcmp(value, "f32") && strcmp(value, "f64")) return -1;
-            o->dtype = strcmp(value, "f32") ? AG_F64 : AG_F32;
-        } else if (!strcmp(flag, "--act")) {
-            if (parse_act(value, o)) return -1;
-        } else if (!strcmp(flag, "--threads"))
-            o->threads = atoi(value);
-        else if (!strcmp(flag, "--steps"))
-            o->steps = atoi(value);
-        else if (!strcmp(flag, "--only")) {
-            o->only = KINDS;
-            for (int k = 0; k < KINDS; k++)
-                if (!strcmp(value, kind_names[k])) o->only = k;
-            if (o->only == KINDS) return -1;
-        } else
-            return -1;
-    }
-    return argc % 2 == 1 && o->batch > 0 && o->threads > 0 && o->steps > 0 ? 0
-                                                                           : -1;
-}
-
-/* ---- timing ---- */
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return bench_parse(argc, argv, 20, &o->b, parse_flag, o);
 }
 
 /* ---- the model and the four measured steps ---- */
@@ -175,9 +94,9 @@ typedef struct {
 static ag_tensor *loss_of(ag_arena *a, const problem *pb, ag_tensor *const *p)
 {
     ag_tensor *h = pb->x;
-    for (int l = 0; l < pb->o->layers; l++) {
+    for (int l = 0; l < pb->o->b.layers; l++) {
         h = ag_linear(a, h, p[2 * l], p[2 * l + 1]);
-        if (l + 1 < pb->o->layers) h = ag_activate(a, h, pb->o->act);
+        if (l + 1 < pb->o->b.layers) h = ag_activate(a, h, pb->o->act);
     }
     return ag_softmax_cross_entropy(a, h, pb->y);
 }
@@ -260,31 +179,32 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    ag_set_num_threads(o.threads);
+    ag_set_num_threads(o.b.threads);
     ag_arena *params = ag_arena_new(), *step = ag_arena_new();
     ag_rng rng = ag_rng_seed(1);
     ag_mlp *mlp = ag_mlp_new(
-        params, o.layers + 1, o.sizes,
-        &(ag_mlp_options){.dtype = o.dtype, .activation = o.act, .seed = 1});
-    problem pb = {.o = &o, .n = 2 * o.layers};
-    for (int l = 0; mlp && l < o.layers; l++) {
+        params, o.b.layers + 1, o.b.sizes,
+        &(ag_mlp_options){.dtype = o.b.dtype, .activation = o.act, .seed = 1});
+    problem pb = {.o = &o, .n = 2 * o.b.layers};
+    for (int l = 0; mlp && l < o.b.layers; l++) {
         pb.params[2 * l] = mlp->layers[l]->weight;
         pb.params[2 * l + 1] = mlp->layers[l]->bias;
     }
     for (int i = 0; mlp && i < pb.n; i++)
-        pb.v[i] = ag_randn(params, o.dtype, ag_ndim(pb.params[i]),
+        pb.v[i] = ag_randn(params, o.b.dtype, ag_ndim(pb.params[i]),
                            ag_shape(pb.params[i]), 0, 1, &rng);
-    int32_t *labels = malloc((size_t)o.batch * sizeof *labels);
-    for (int64_t i = 0; labels && i < o.batch; i++)
-        labels[i] = (int32_t)(ag_rng_next(&rng) % (uint64_t)o.sizes[o.layers]);
-    pb.x = ag_rand(params, o.dtype, 2, (int64_t[]){o.batch, o.sizes[0]}, -1, 1,
-                   &rng);
+    int32_t *labels = malloc((size_t)o.b.batch * sizeof *labels);
+    for (int64_t i = 0; labels && i < o.b.batch; i++)
+        labels[i] =
+            (int32_t)(ag_rng_next(&rng) % (uint64_t)o.b.sizes[o.b.layers]);
+    pb.x = ag_rand(params, o.b.dtype, 2, (int64_t[]){o.b.batch, o.b.sizes[0]},
+                   -1, 1, &rng);
     pb.y = labels
-               ? ag_from_data(params, AG_I32, 1, (int64_t[]){o.batch}, labels)
+               ? ag_from_data(params, AG_I32, 1, (int64_t[]){o.b.batch}, labels)
                : NULL;
     double *times[KINDS];
     for (int k = 0; k < KINDS; k++)
-        times[k] = malloc((size_t)o.steps * sizeof *times[k]);
+        times[k] = malloc((size_t)o.b.steps * sizeof *times[k]);
     if (!mlp || !pb.v[pb.n - 1] || !pb.x || !pb.y || !times[KINDS - 1]) {
         fprintf(stderr, "hvp: setup failed: %s\n", ag_last_error());
         return 1;
@@ -298,37 +218,38 @@ int main(int argc, char **argv)
             return 1;
         }
     long hvp_allocs = 0, jvp_allocs = 0;
-    for (int s = 0; s < o.steps; s++) {
+    for (int s = 0; s < o.b.steps; s++) {
         int rc = 0;
         for (int k = 0; k < KINDS; k++) {
             times[k][s] = 0;
             if (o.only >= 0 && k != o.only) continue;
-            long before = allocations;
-            double t0 = now_us();
+            long before = bench_allocations();
+            double t0 = bench_now_us();
             rc |= k == HVP    ? hvp_step(step, &pb, NULL)
                   : k == GRAD ? grad_step(step, &pb)
                   : k == JVP  ? jvp_step(step, &pb, NULL)
                               : fwd_step(step, &pb);
-            times[k][s] = now_us() - t0;
-            if (k == HVP) hvp_allocs += allocations - before;
-            if (k == JVP) jvp_allocs += allocations - before;
+            times[k][s] = bench_now_us() - t0;
+            if (k == HVP) hvp_allocs += bench_allocations() - before;
+            if (k == JVP) jvp_allocs += bench_allocations() - before;
         }
         if (rc) {
             fprintf(stderr, "hvp: %s\n", ag_last_error());
             return 1;
         }
     }
-    double hvp = median(times[HVP], o.steps),
-           grad = median(times[GRAD], o.steps),
-           jvp = median(times[JVP], o.steps), fwd = median(times[FWD], o.steps);
+    double hvp = bench_median(times[HVP], o.b.steps),
+           grad = bench_median(times[GRAD], o.b.steps),
+           jvp = bench_median(times[JVP], o.b.steps),
+           fwd = bench_median(times[FWD], o.b.steps);
     printf("batch=%lld layers=%d dtype=%s act=%s threads=%d steps=%d "
            "hvp_us=%.1f grad_us=%.1f jvp_us=%.1f fwd_us=%.1f hvp_grad=%.3f "
            "jvp_fwd=%.3f vhv=%.6g tangent=%.6g allocs_per_hvp=%.2f "
            "allocs_per_jvp=%.2f\n",
-           (long long)o.batch, o.layers, ag_dtype_name(o.dtype), o.act_name,
-           o.threads, o.steps, hvp, grad, jvp, fwd, grad > 0 ? hvp / grad : 0,
-           fwd > 0 ? jvp / fwd : 0, vhv, tangent, (double)hvp_allocs / o.steps,
-           (double)jvp_allocs / o.steps);
+           (long long)o.b.batch, o.b.layers, ag_dtype_name(o.b.dtype),
+           o.act_name, o.b.threads, o.b.steps, hvp, grad, jvp, fwd,
+           grad > 0 ? hvp / grad : 0, fwd > 0 ? jvp / fwd : 0, vhv, tangent,
+           (double)hvp_allocs / o.b.steps, (double)jvp_allocs / o.b.steps);
     free(labels);
     for (int k = 0; k < KINDS; k++) free(times[k]);
     ag_arena_free(params);
