@@ -20,34 +20,20 @@ Run with Debian's python3-torch: /usr/bin/python3 bench/torch_hvp.py
 OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to N, and OMP_WAIT_POLICY
 to PASSIVE, before torch loads unless the caller set them.
 """
-import argparse
 import os
 import statistics
 import sys
 import time
 
+import torch_args
 
-def parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--sizes", default="784,1024,1024,10")
-    p.add_argument("--dtype", choices=["f32", "f64"], default="f32")
+
+def act_arg(p):
     p.add_argument("--act", choices=["tanh", "relu", "gelu"], default="tanh")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--mkldnn", choices=["on", "off"], default="off",
-                   help="whether PyTorch may use oneDNN (MKL-DNN) kernels")
-    args = p.parse_args()
-    args.sizes = [int(s) for s in args.sizes.split(",")]
-    if len(args.sizes) < 2 or min(args.sizes) < 1 or args.batch < 1:
-        p.error("need at least two sizes >= 1 and a batch >= 1")
-    return args
 
 
 def main():
-    args = parse()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, str(args.threads))
+    args = torch_args.parse(__doc__.split("\n")[0], 20, "off", act_arg)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch  # after the thread variables: they are read when it loads
     import torch.autograd.forward_ad as fwad
