@@ -10,112 +10,22 @@
  *
  * Usage: mlp_step [--batch B] [--sizes 784,1024,1024,10] [--dtype f32|f64]
  *                 [--threads N] [--steps S] */
-#define _POSIX_C_SOURCE 200809L
+#include "common.h"
+
 #include <autograd.h>
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#define MAX_LAYERS 16
-
-/* ---- counting heap allocations: glibc's malloc wrapped by name ---- */
-
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static _Atomic long allocations; /* OpenBLAS threads allocate too */
-
-void *malloc(size_t n);
-void *calloc(size_t n, size_t size);
-void *realloc(void *p, size_t n);
-
-void *malloc(size_t n)
-{
-    allocations++;
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    allocations++;
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-    allocations++;
-    return __libc_realloc(p, n);
-}
 
 /* ---- options ---- */
 
-typedef struct {
-    int64_t batch;
-    int64_t sizes[MAX_LAYERS + 1];
-    int layers; /* number of weight matrices */
-    ag_dtype dtype;
-    int threads, steps;
-} options;
-
-static int parse_sizes(const char *text, options *o)
-{
-    int n = 0;
-    char *end;
-    for (const char *p = text; *p; p = end + (*end == ',')) {
-        if (n > MAX_LAYERS) return -1;
-        o->sizes[n++] = strtoll(p, &end, 10);
-        if (end == p || o->sizes[n - 1] < 1) return -1;
-    }
-    o->layers = n - 1;
-    return n >= 2 ? 0 : -1;
-}
+typedef bench_options options;
 
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){.batch = 256, .dtype = AG_F32, .threads = 1, .steps = 50};
-    parse_sizes("784,1024,1024,10", o);
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *flag = argv[i], *value = argv[i + 1];
-        if (!strcmp(flag, "--batch"))
-            o->batch = atoll(value);
-        else if (!strcmp(flag, "--sizes")) {
-            if (parse_sizes(value, o)) return -1;
-        } else if (!strcmp(flag, "--dtype")) {
-            if (strcmp(value, "f32") && strcmp(value, "f64")) return -1;
-            o->dtype = strcmp(value, "f32") ? AG_F64 : AG_F32;
-        } else if (!strcmp(flag, "--threads"))
-            o->threads = atoi(value);
-        else if (!strcmp(flag, "--steps"))
-            o->steps = atoi(value);
-        else
-            return -1;
-    }
-    return argc % 2 == 1 && o->batch > 0 && o->threads > 0 && o->steps > 0 ? 0
-                                                                           : -1;
-}
-
-/* ---- timing ---- */
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return bench_parse(argc, argv, 50, o, NULL, NULL);
 }
 
 /* ---- the library's step ---- */
@@ -225,21 +135,22 @@ int main(int argc, char **argv)
         }
     /* Ours first, then the floor: OpenBLAS's threads keep spinning for a
      * while after its threaded calls and would take a core from ours. */
-    long allocs_before = allocations;
+    long allocs_before = bench_allocations();
     for (int s = 0; s < o.steps; s++) {
-        double t0 = now_us();
+        double t0 = bench_now_us();
         train_step(step, &o, &m, acts[0], labels);
-        ours[s] = now_us() - t0;
+        ours[s] = bench_now_us() - t0;
     }
-    long allocs = allocations - allocs_before;
+    long allocs = bench_allocations() - allocs_before;
     openblas_set_num_threads(o.threads); /* the floor: OpenBLAS's threads */
     floor_step(&o, acts, grads, weights, wgrads);
     for (int s = 0; s < o.steps; s++) {
-        double t0 = now_us();
+        double t0 = bench_now_us();
         floor_step(&o, acts, grads, weights, wgrads);
-        floor_us[s] = now_us() - t0;
+        floor_us[s] = bench_now_us() - t0;
     }
-    double step_us = median(ours, o.steps), base_us = median(floor_us, o.steps);
+    double step_us = bench_median(ours, o.steps),
+           base_us = bench_median(floor_us, o.steps);
     printf("batch=%lld layers=%d dtype=%s threads=%d steps=%d step_us=%.1f "
            "samples_per_s=%.0f floor_us=%.1f ratio=%.3f allocs_per_step=%.2f\n",
            (long long)o.batch, o.layers, ag_dtype_name(o.dtype), o.threads,

@@ -12,33 +12,16 @@ OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to N before torch loads
 unless the caller set them (bench/run tries several settings and keeps
 PyTorch's best).
 """
-import argparse
 import os
 import statistics
 import sys
 import time
 
-
-def parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--sizes", default="784,1024,1024,10")
-    p.add_argument("--dtype", choices=["f32", "f64"], default="f32")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--mkldnn", choices=["on", "off"], default="on",
-                   help="whether PyTorch may use oneDNN (MKL-DNN) kernels")
-    args = p.parse_args()
-    args.sizes = [int(s) for s in args.sizes.split(",")]
-    if len(args.sizes) < 2 or min(args.sizes) < 1 or args.batch < 1:
-        p.error("need at least two sizes >= 1 and a batch >= 1")
-    return args
+import torch_args
 
 
 def main():
-    args = parse()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, str(args.threads))
+    args = torch_args.parse(__doc__.split("\n")[0], 50, "on")
     import torch  # after the thread variables: they are read when it loads
 
     torch.set_num_threads(args.threads)
