@@ -383,6 +383,12 @@ void ag__parallel_for(int64_t n, ag_range_fn *fn, void *arg);
 void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
               int64_t k, const void *A, const void *B, double beta, void *C);
 
+/* op(x) @ op(y) as the op matmul, op a transpose of the last two axes
+ * when ta / tb: the derivative rules' products, whose transposes are BLAS
+ * flags rather than copies. Errors are reported as ag_matmul. */
+ag_tensor *ag__matmul_t(ag_arena *a, ag_tensor *x, ag_tensor *y, bool ta,
+                        bool tb);
+
 /* ---- broadcasting (ops/binary.c) ---- */
 
 /* The NumPy broadcast of x's and y's shapes, leaving out their last `skip`

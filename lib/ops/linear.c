@@ -68,8 +68,9 @@ static int linear_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
     if (want[0])
         AG_TRY(dx[0] = ag_reshape(a, ag_matmul(a, g2, w), x->ndim, x->shape));
     if (want[1])
-        AG_TRY(dx[1] = ag_matmul(a, ag_transpose(a, g2, 0, 1),
-                                 ag_reshape(a, x, 2, (int64_t[]){rows, in})));
+        AG_TRY(dx[1] = ag__matmul_t(a, g2,
+                                    ag_reshape(a, x, 2, (int64_t[]){rows, in}),
+                                    true, false));
     if (out->n_inputs == 3 && want[2]) AG_TRY(dx[2] = ag_sum(a, g2, 0, false));
     return 0;
 }

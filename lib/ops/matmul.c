@@ -115,18 +115,47 @@ void ag__gemm(ag_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
 
 enum { FORWARD, GRAD_X, GRAD_Y };
 
-/* Runs one step of the product for every batch: the forward z = x y, or
- * the gradient dx (+)= dz y^T, or dy (+)= x^T dz, into `target` (out's
- * data or the input's gradient buffer) with `beta` 0 (store) or 1 (add). A
- * broadcast batch of x or y receives the sum of its gradients through
- * repeated beta = 1 calls. */
+/* Whether each operand is read transposed: z = op(x) op(y), op(x) (m,k)
+ * and op(y) (k,n) per batch. The public ag_matmul transposes neither; the
+ * derivative rules in ops use the flags, so that their products take a
+ * transpose as a BLAS flag instead of a copied ag_transpose. */
+typedef struct {
+    bool ta, tb;
+} matmul_params;
+
+/* The sizes of op(x) (m,k) and op(y) (k,n). */
+static void matmul_sizes(const ag_tensor *x, const ag_tensor *y,
+                         const matmul_params *p, int64_t *m, int64_t *k,
+                         int64_t *n, int64_t *k_of_y)
+{
+    int64_t x0 = x->shape[x->ndim - 2], x1 = x->shape[x->ndim - 1];
+    int64_t y0 = y->shape[y->ndim - 2], y1 = y->shape[y->ndim - 1];
+    *m = p->ta ? x1 : x0;
+    *k = p->ta ? x0 : x1;
+    *k_of_y = p->tb ? y1 : y0;
+    *n = p->tb ? y0 : y1;
+}
+
+/* Runs one step of the product for every batch: the forward z = op(x)
+ * op(y), or the gradient of x or y, into `target` (out's data or the
+ * input's gradient buffer) with `beta` 0 (store) or 1 (add). With op(x)
+ * and op(y) as above:
+ *   d op(x) = dz op(y)^T:  dx = dz op(y)^T       (x not transposed)
+ *                          dx = op(y) dz^T       (x transposed)
+ *   d op(y) = op(x)^T dz:  dy = op(x)^T dz       (y not transposed)
+ *                          dy = dz^T op(x)       (y transposed)
+ * each one BLAS call whose transposes are flags. A broadcast batch of x or
+ * y receives the sum of its gradients through repeated beta = 1 calls. */
 static void matmul_batches(ag_tensor *out, int step, void *target, double beta)
 {
     ag_tensor *x = out->inputs[0], *y = out->inputs[1];
-    int64_t m = x->shape[x->ndim - 2], k = x->shape[x->ndim - 1];
-    int64_t n = y->shape[y->ndim - 1];
+    const matmul_params *p = AG_PARAMS(out, matmul_params);
+    bool ta = p->ta, tb = p->tb;
+    int64_t m, k, n, ky;
+    matmul_sizes(x, y, p, &m, &k, &n, &ky);
     size_t elem = ag__dtype_size(out->dtype);
     char *dz = out->grad ? out->grad->data : NULL, *t = target;
+    ag_dtype dt = out->dtype;
     ag_bcast it;
     ag__bcast_init(&it, x, y, 2, m * k, k * n, out->ndim - 2, out->shape);
     for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
@@ -135,18 +164,22 @@ static void matmul_batches(ag_tensor *out, int step, void *target, double beta)
             size_t yo = (size_t)(it.offset[1] + j * it.row_stride[1]) * elem;
             size_t zo = (size_t)((r * it.row_len + j) * m * n) * elem;
             const char *xb = (char *)x->data + xo, *yb = (char *)y->data + yo;
+            const char *g = dz + zo;
             switch (step) {
-            case FORWARD: /* z = x @ y */
-                ag__gemm(out->dtype, false, false, m, n, k, xb, yb, 0.0,
-                         t + zo);
+            case FORWARD:
+                ag__gemm(dt, ta, tb, m, n, k, xb, yb, 0.0, t + zo);
                 break;
-            case GRAD_X: /* dx (+)= dz @ y^T: (m,n) @ (n,k) */
-                ag__gemm(out->dtype, false, true, m, k, n, dz + zo, yb, beta,
-                         t + xo);
+            case GRAD_X:
+                if (!ta) /* (m,n) @ op(y)^T (n,k) */
+                    ag__gemm(dt, false, !tb, m, k, n, g, yb, beta, t + xo);
+                else /* op(y) (k,n) @ dz^T (n,m) */
+                    ag__gemm(dt, tb, true, k, m, n, yb, g, beta, t + xo);
                 break;
-            case GRAD_Y: /* dy (+)= x^T @ dz: (k,m) @ (m,n) */
-                ag__gemm(out->dtype, true, false, k, n, m, xb, dz + zo, beta,
-                         t + yo);
+            case GRAD_Y:
+                if (!tb) /* op(x)^T (k,m) @ dz (m,n) */
+                    ag__gemm(dt, !ta, false, k, n, m, xb, g, beta, t + yo);
+                else /* dz^T (n,m) @ op(x) (m,k) */
+                    ag__gemm(dt, true, ta, n, k, m, g, xb, beta, t + yo);
                 break;
             }
         }
@@ -185,20 +218,24 @@ static int matmul_backward(ag_tensor *out)
     return 0;
 }
 
-/* The same in ops, each summed back over broadcast batch dimensions:
- *   dx = g @ y^T     dy = x^T @ g     tz = tx @ y + x @ ty */
+/* The same in ops, by the flags of matmul_batches (so no transpose is
+ * copied), each summed back over broadcast batch dimensions; the JVP is
+ * the product rule, tz = op(tx) op(y) + op(x) op(ty). */
 static int matmul_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g,
                       const bool *want, ag_tensor **dx)
 {
     ag_tensor *x = out->inputs[0], *y = out->inputs[1];
+    const matmul_params *p = AG_PARAMS(out, matmul_params);
     if (want[0])
-        AG_TRY(dx[0] =
-                   ag__sum_to(a, ag_matmul(a, g, ag_transpose(a, y, -1, -2)),
-                              x->ndim, x->shape));
+        AG_TRY(dx[0] = ag__sum_to(a,
+                                  p->ta ? ag__matmul_t(a, y, g, p->tb, true)
+                                        : ag__matmul_t(a, g, y, false, !p->tb),
+                                  x->ndim, x->shape));
     if (want[1])
-        AG_TRY(dx[1] =
-                   ag__sum_to(a, ag_matmul(a, ag_transpose(a, x, -1, -2), g),
-                              y->ndim, y->shape));
+        AG_TRY(dx[1] = ag__sum_to(a,
+                                  p->tb ? ag__matmul_t(a, g, x, true, p->ta)
+                                        : ag__matmul_t(a, x, g, !p->ta, false),
+                                  y->ndim, y->shape));
     return 0;
 }
 
@@ -206,15 +243,18 @@ static int matmul_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *t,
                       ag_tensor **tz)
 {
     ag_tensor *x = out->inputs[0], *y = out->inputs[1];
-    ag_tensor *r = ag__add_or(a, t[0] ? ag_matmul(a, t[0], y) : NULL,
-                              t[1] ? ag_matmul(a, x, t[1]) : NULL);
+    const matmul_params *p = AG_PARAMS(out, matmul_params);
+    ag_tensor *r =
+        ag__add_or(a, t[0] ? ag__matmul_t(a, t[0], y, p->ta, p->tb) : NULL,
+                   t[1] ? ag__matmul_t(a, x, t[1], p->ta, p->tb) : NULL);
     AG_TRY(*tz = ag__expand_to(a, r, out->ndim, out->shape));
     return 0;
 }
 
-ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
+/* op(x) @ op(y), checked and recorded; reports errors as func. */
+static ag_tensor *matmul(const char *func, ag_arena *a, ag_tensor *x,
+                         ag_tensor *y, bool ta, bool tb)
 {
-    const char *func = "ag_matmul";
     ag_tensor *inputs[2] = {x, y};
     if (ag__check_float_inputs(func, a, 2, inputs)) return NULL;
     char bx[AG_SHAPE_STR_MAX], by[AG_SHAPE_STR_MAX];
@@ -225,10 +265,14 @@ ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
                   SHAPES);
         return NULL;
     }
-    int64_t m = x->shape[x->ndim - 2], k = x->shape[x->ndim - 1];
-    int64_t n = y->shape[y->ndim - 1];
-    if (y->shape[y->ndim - 2] != k) {
-        ag__error(func, "inner dimensions differ: %s @ %s", SHAPES);
+    matmul_params p = {ta, tb};
+    int64_t m, k, n, ky;
+    matmul_sizes(x, y, &p, &m, &k, &n, &ky);
+    if (ky != k) {
+        ag__shape_str(bx, x->ndim, x->shape);
+        ag__shape_str(by, y->ndim, y->shape);
+        ag__error(func, "inner dimensions differ: %s%s @ %s%s", bx,
+                  ta ? "^T" : "", by, tb ? "^T" : "");
         return NULL;
     }
     if (m > INT_MAX || k > INT_MAX || n > INT_MAX) {
@@ -244,12 +288,24 @@ ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
     shape[ndim++] = m;
     shape[ndim++] = n;
     return ag__apply(func, a, &ag__op_matmul, 2, inputs, x->dtype, ndim, shape,
-                     NULL);
+                     &p);
+}
+
+ag_tensor *ag_matmul(ag_arena *a, ag_tensor *x, ag_tensor *y)
+{
+    return matmul("ag_matmul", a, x, y, false, false);
+}
+
+ag_tensor *ag__matmul_t(ag_arena *a, ag_tensor *x, ag_tensor *y, bool ta,
+                        bool tb)
+{
+    return matmul("ag_matmul", a, x, y, ta, tb);
 }
 
 /* The op-table entry. */
 const ag_op ag__op_matmul = {.name = "matmul",
                              .arity = 2,
+                             .params_size = sizeof(matmul_params),
                              .forward = matmul_forward,
                              .backward = matmul_backward,
                              .vjp = matmul_vjp,

@@ -115,27 +115,36 @@ static int reduce_forward(ag_tensor *out)
 
 /* sum:  dx[o,l,i] = g[o,i]
  * mean: dx[o,l,i] = g[o,i] / len
- * max:  dx[o,l,i] = g[o,i] where l is the saved argmax, else 0 */
+ * max:  dx[o,l,i] = g[o,i] where l is the saved argmax, else 0
+ * Sum and mean write every element of dx, along its rows (i innermost). */
 static int reduce_backward(ag_tensor *out)
 {
     int kind = out->op->kind;
     int64_t outer, len, inner;
     reduce_dims(out, &outer, &len, &inner);
-    const int64_t *arg = kind == MAX ? AG_SAVED(out, max_saved)->argmax : NULL;
-    void *dx_data = ag__grad_accumulate(out->inputs[0]);
+    if (kind == MAX) {
+        const int64_t *arg = AG_SAVED(out, max_saved)->argmax;
+        void *dx_data = ag__grad_accumulate(out->inputs[0]);
+        AG_DISPATCH_FLOAT(out->dtype, {
+            const real *g = out->grad->data;
+            real *dx = dx_data;
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t i = 0; i < inner; i++)
+                    dx[(o * len + arg[o * inner + i]) * inner + i] +=
+                        g[o * inner + i];
+        });
+        return 0;
+    }
+    bool set;
+    void *dx_data = ag__grad_begin(out->inputs[0], &set);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *g = out->grad->data;
-        real *dx = dx_data;
         real scale = kind == MEAN ? (real)1 / (real)len : 1;
         for (int64_t o = 0; o < outer; o++)
-            for (int64_t i = 0; i < inner; i++) {
-                real go = g[o * inner + i] * scale;
-                real *col = dx + o * len * inner + i;
-                if (kind == MAX) {
-                    col[arg[o * inner + i] * inner] += go;
-                } else {
-                    for (int64_t l = 0; l < len; l++) col[l * inner] += go;
-                }
+            for (int64_t l = 0; l < len; l++) {
+                const real *restrict go = g + o * inner;
+                real *restrict row = (real *)dx_data + (o * len + l) * inner;
+                AG_GRAD_LOOP(set, inner, row, go[i] * scale);
             }
     });
     return 0;
