@@ -94,6 +94,28 @@ AG_API int ag_optimizer_set_lr(ag_optimizer *opt, double lr);
 /* Calls of ag_optimizer_step so far (0 for NULL). */
 AG_API int64_t ag_optimizer_steps(const ag_optimizer *opt);
 
+/* Saves the optimizer's state to a safetensors file at `path` (atomically,
+ * as ag_save_safetensors), named as torch.optim's state_dict() with
+ * parameter i by its index in the set the optimizer was made with:
+ * "state.<i>.step" (its update count), "state.<i>.exp_avg" and
+ * "state.<i>.exp_avg_sq" (Adam, AdamW) or "state.<i>.momentum_buffer"
+ * (SGD with momentum), in the parameter's dtype and shape;
+ * "param_groups.0.lr" and "steps" (counts as f64), and the metadata
+ * "optimizer" (sgd, adam or adamw). Save it beside the model's checkpoint;
+ * ag_optimizer_load into an optimizer of the same kind made for the same
+ * parameters (with the model's checkpoint loaded) continues the same
+ * trajectory exactly, bit for bit. The options (betas, momentum...) are
+ * the optimizer's own, not the file's. Returns 0, or -1 and an error
+ * (NULLs, the save's errors). */
+AG_API int ag_optimizer_save(ag_optimizer *opt, const char *path);
+
+/* Loads a state saved by ag_optimizer_save. The whole file is checked
+ * first (as ag_load_safetensors does, plus the kind of optimizer, the
+ * names, dtypes and shapes against the parameters, and counts that are
+ * whole numbers >= 0 and a finite rate >= 0); on any error nothing
+ * changes. Returns 0, or -1 and an error naming the path. */
+AG_API int ag_optimizer_load(ag_optimizer *opt, const char *path);
+
 /* Clips gradients by their global 2-norm, as
  * torch.nn.utils.clip_grad_norm_: with total = sqrt(sum of every squared
  * gradient element), every gradient is multiplied by

@@ -164,7 +164,7 @@ static void matmul_batches(ag_tensor *out, int step, void *target, double beta)
             size_t yo = (size_t)(it.offset[1] + j * it.row_stride[1]) * elem;
             size_t zo = (size_t)((r * it.row_len + j) * m * n) * elem;
             const char *xb = (char *)x->data + xo, *yb = (char *)y->data + yo;
-            const char *g = dz + zo;
+            const char *g = dz ? dz + zo : NULL; /* backward only */
             switch (step) {
             case FORWARD:
                 ag__gemm(dt, ta, tb, m, n, k, xb, yb, 0.0, t + zo);

@@ -11,7 +11,9 @@
  * shapes and NULL slots included, runs ag_backward (also twice, also from
  * sum, mean or max), zeroes and reads gradients, toggles grad mode and
  * anomaly detection, prints, writes DOT, runs ag_gradcheck on tiny inputs,
- * and resets or frees the arenas. Op results go to a step arena; leaves may go
+ * takes gradients with ag_gradients (with and without create_graph, seeds
+ * of any slot), expands and casts, carries tangents (ag_make_dual), and
+ * resets or frees the arenas. Op results go to a step arena; leaves may go
  * to a longer-lived one.
  *
  * Checked on every call: no crash or leak; it succeeds, or fails with an
@@ -1018,23 +1020,135 @@ static void op_copy(vm *m)
 /* The interpreter                                                     */
 /* ------------------------------------------------------------------ */
 
+/* EXPAND d x ndim sizes... (sizes from reshape's table, -1 included) */
+static void op_expand(vm *m)
+{
+    static const int64_t sizes[] = {-1, 0, 1, 2, 3, 4, 8, -2};
+    int d = dst(m);
+    ag_tensor *x = arg(m);
+    int ndim = get(m) % 10;
+    int64_t shape[AG_MAX_DIMS + 1];
+    for (int i = 0; i < ndim; i++) shape[i] = sizes[get(m) % COUNT(sizes)];
+    expect e = {-1, AG_F32, -1, {0}};
+    if (!x || !is_float(x) || ndim > AG_MAX_DIMS || ndim < x->ndim) e.want = 0;
+    /* the result's size, a -1 read as x's size (or 1), must stay small */
+    int64_t resolved[AG_MAX_DIMS + 1];
+    for (int i = 0; i < ndim; i++) {
+        int xd = x ? i - (ndim - x->ndim) : -1;
+        resolved[i] = shape[i] >= 0                               ? shape[i]
+                      : shape[i] == -1 && xd >= 0 && xd < x->ndim ? x->shape[xd]
+                                                                  : 1;
+    }
+    if (ndim <= AG_MAX_DIMS && !bounded(ndim, resolved)) return;
+    uint64_t h = hash_inputs(1, &x);
+    ag_clear_error();
+    ag_tensor *t = ag_expand(m->step, x, ndim, shape);
+    finish(m, "ag_expand", 1, &x, h, t, &e, d);
+}
+
+/* CAST d x dtype */
+static void op_cast(vm *m)
+{
+    int d = dst(m);
+    ag_tensor *x = arg(m);
+    ag_dtype dt = dtype(m);
+    expect e = like(x, is_float(x) && (dt == AG_F32 || dt == AG_F64));
+    e.dt = dt;
+    uint64_t h = hash_inputs(1, &x);
+    ag_clear_error();
+    ag_tensor *t = ag_cast(m->step, x, dt);
+    finish(m, "ag_cast", 1, &x, h, t, &e, d);
+}
+
+/* GRADIENTS d y x seed(255: NULL) create_graph: the gradient of y with
+ * respect to x; the slots (values, flags, gradients) never change. */
+static void op_gradients(vm *m)
+{
+    int d = dst(m);
+    ag_tensor *in[3];
+    in[0] = arg(m);
+    in[1] = arg(m);
+    uint8_t seed = get(m);
+    in[2] = seed == 255 ? NULL : m->slot[seed % SLOTS];
+    bool create_graph = get(m) & 1;
+    uint64_t h = hash_slots(m);
+    ag_clear_error();
+    ag_tensor *g = NULL;
+    int status =
+        ag_gradients(m->step, 1, &in[0], &in[2], 1, &in[1], create_graph, &g);
+    FUZZ_CHECK(hash_slots(m) == h, "ag_gradients changed a slot");
+    fuzz_trace("  ag_gradients: %s", status ? ag_last_error() : "ok");
+    if (status) {
+        FUZZ_CHECK(!g, "ag_gradients failed but gave a gradient");
+        fuzz_check_error("ag_");
+        return;
+    }
+    check_result(m, g, "ag_gradients");
+    FUZZ_CHECK(
+        g->dtype == in[1]->dtype && g->ndim == in[1]->ndim &&
+            !memcmp(g->shape, in[1]->shape, (size_t)g->ndim * sizeof *g->shape),
+        "ag_gradients: the gradient's dtype or shape is not x's");
+    if (bounded(g->ndim, g->shape)) m->slot[d] = g;
+}
+
+/* DUAL d x t: x carrying the tangent t, made in the step arena; then
+ * TANGENT reads of it happen through later ops' results. */
+static void op_dual(vm *m)
+{
+    int d = dst(m);
+    ag_tensor *in[2];
+    in[0] = arg(m);
+    in[1] = arg(m);
+    expect e = like(in[0], in[0] && in[1] && is_float(in[0]) &&
+                               in[0]->dtype == in[1]->dtype &&
+                               in[0]->ndim == in[1]->ndim &&
+                               !memcmp(in[0]->shape, in[1]->shape,
+                                       (size_t)in[0]->ndim * sizeof(int64_t)));
+    uint64_t h = hash_inputs(2, in);
+    ag_clear_error();
+    ag_tensor *t = ag_make_dual(m->step, in[0], in[1]);
+    finish(m, "ag_make_dual", 2, in, h, t, &e, d);
+    if (t) {
+        const ag_tensor *tan = ag_tangent(t);
+        FUZZ_CHECK(tan && tan->numel == t->numel && tan->dtype == t->dtype,
+                   "ag_make_dual: no tangent of the primal's shape");
+    }
+}
+
+/* TANGENT d x: slot d gets the tangent x carries, when it is in the step
+ * arena and has one. */
+static void op_tangent(vm *m)
+{
+    int d = dst(m);
+    ag_tensor *x = arg(m);
+    ag_tensor *t = ag_tangent(x);
+    if (!t) return;
+    FUZZ_CHECK(
+        t->dtype == x->dtype && t->ndim == x->ndim &&
+            !memcmp(t->shape, x->shape, (size_t)t->ndim * sizeof *t->shape),
+        "ag_tangent: the tangent's dtype or shape is not its primal's");
+    if (t->arena == m->step && bounded(t->ndim, t->shape)) m->slot[d] = t;
+}
+
 /* The instructions, in opcode order (make_corpus.py's OPS follows it). */
 static void (*const instructions[])(vm *) = {
-    op_new,    op_new_bad,       op_binary,   op_unary,     op_scalar,
-    op_matmul, op_reduce,        op_reshape,  op_transpose, op_softmax,
-    op_xent,   op_mse,           op_dropout,  op_linear,    op_argmax,
-    op_detach, op_requires_grad, op_backward, op_zero_grad, op_grad,
-    op_mode,   op_reset,         op_inspect,  op_gradcheck, op_copy,
-    op_chain,
+    op_new,     op_new_bad,       op_binary,   op_unary,     op_scalar,
+    op_matmul,  op_reduce,        op_reshape,  op_transpose, op_softmax,
+    op_xent,    op_mse,           op_dropout,  op_linear,    op_argmax,
+    op_detach,  op_requires_grad, op_backward, op_zero_grad, op_grad,
+    op_mode,    op_reset,         op_inspect,  op_gradcheck, op_copy,
+    op_chain,   op_expand,        op_cast,     op_gradients, op_dual,
+    op_tangent,
 };
 
 static const char *const names[] = {
-    "new",    "new_bad",       "binary",   "unary",     "scalar",
-    "matmul", "reduce",        "reshape",  "transpose", "softmax",
-    "xent",   "mse",           "dropout",  "linear",    "argmax",
-    "detach", "requires_grad", "backward", "zero_grad", "grad",
-    "mode",   "reset",         "inspect",  "gradcheck", "copy",
-    "chain",
+    "new",     "new_bad",       "binary",   "unary",     "scalar",
+    "matmul",  "reduce",        "reshape",  "transpose", "softmax",
+    "xent",    "mse",           "dropout",  "linear",    "argmax",
+    "detach",  "requires_grad", "backward", "zero_grad", "grad",
+    "mode",    "reset",         "inspect",  "gradcheck", "copy",
+    "chain",   "expand",        "cast",     "gradients", "dual",
+    "tangent",
 };
 _Static_assert(COUNT(names) == COUNT(instructions), "a name per opcode");
 

@@ -257,7 +257,8 @@ def csv_seeds():
 OPS = ["new", "new_bad", "binary", "unary", "scalar", "matmul", "reduce",
        "reshape", "transpose", "softmax", "xent", "mse", "dropout", "linear",
        "argmax", "detach", "requires_grad", "backward", "zero_grad", "grad",
-       "mode", "reset", "inspect", "gradcheck", "copy", "chain"]
+       "mode", "reset", "inspect", "gradcheck", "copy", "chain", "expand",
+       "cast", "gradients", "dual", "tangent"]
 OP = {name: i for i, name in enumerate(OPS)}
 # Indexes into the tables of fuzz_ops.c.
 DT = {"f32": 0, "f64": 1, "i32": 3, "bad": 7}
@@ -483,8 +484,33 @@ def programs():
                   .emit("chain", 1, 0, 250)
                   .backward(1, how=1, twice=True)
                   .inspect(2, 1))
+    higher_order_programs(p)
     for name, prog in p.items():
         write("fuzz_ops", name, bytes(prog.code))
+
+
+def higher_order_programs(p):
+    """Programs of the v2 API: gradients of gradients, tangents, expand and
+    cast."""
+    p["gradients"] = (Program()
+                      .new(0, "f64", [2, 3], seed=3, mult=5, grad=True,
+                           keep=True)
+                      .unary("tanh", 1, 0)
+                      .reduce("sum", 2, 1, "all")
+                      .emit("gradients", 3, 2, 0, 255, 1)
+                      .reduce("sum", 4, 3, "all")
+                      .emit("gradients", 5, 4, 0, 255, 0)
+                      .emit("gradients", 6, 1, 0, 3, 1)
+                      .backward(4, how=0))
+    p["dual"] = (Program()
+                 .new(0, "f32", [3, 1], seed=2, mult=3)
+                 .new(1, "f32", [3, 1], kind="randn", lo=0, hi=1)
+                 .emit("dual", 2, 0, 1)
+                 .unary("exp", 3, 2)
+                 .emit("expand", 4, 3, 3, SIZE[2], SIZE[3], SIZE[-1])
+                 .emit("cast", 5, 4, DT["f64"])
+                 .emit("tangent", 6, 5)
+                 .emit("cast", 7, 6, DT["i32"]))
 
 
 def main():
