@@ -13,6 +13,8 @@
  * GELU_MAX_ORDER). */
 #include "../internal.h"
 
+#include "fastmath.h"
+
 #include <tgmath.h>
 
 enum { SIGMOID, TANH, RELU, GELU, LEAKY_RELU, GELU_DERIVATIVE };
@@ -88,13 +90,13 @@ AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
                 AG_PARAMS(out, gelu_derivative_params)->order);
             break;
         case SIGMOID: /* y = 1 / (1 + e^-x), in a form that never overflows */
-            for (int64_t i = 0; i < n; i++) {
-                real e = exp(-fabs(x[i]));
-                y[i] = x[i] >= 0 ? 1 / (1 + e) : e / (1 + e);
+            for (int64_t i = 0; i < n; i++) { /* one division, selected */
+                real e = AG_EXP(-fabs(x[i])), d = 1 / (1 + e);
+                y[i] = x[i] >= 0 ? d : e * d;
             }
             break;
         case TANH:
-            for (int64_t i = 0; i < n; i++) y[i] = tanh(x[i]);
+            for (int64_t i = 0; i < n; i++) y[i] = AG_TANH(x[i]);
             break;
         case RELU:
             for (int64_t i = 0; i < n; i++)

@@ -8,6 +8,8 @@
  * so no exponent is ever positive and logits of any size are safe. */
 #include "../internal.h"
 
+#include "fastmath.h"
+
 #include <tgmath.h>
 
 enum { SOFTMAX, LOG_SOFTMAX };
@@ -30,25 +32,36 @@ static void softmax_columns(ag_dtype dt, const void *xv, void *yv,
                             int64_t outer, int64_t len, int64_t inner,
                             bool take_log)
 {
+/* One column of stride S: written out twice below, for S = 1 (rows, whose
+ * loops vectorise) and S = inner. */
+#define SOFTMAX_COLUMN(S)                                                      \
+    do {                                                                       \
+        real m = -INFINITY;                                                    \
+        for (int64_t l = 0; l < len; l++)                                      \
+            if (x[l * (S)] > m) m = x[l * (S)];                                \
+        for (int64_t l = 0; l < len; l++) y[l * (S)] = AG_EXP(x[l * (S)] - m); \
+        real sum = 0;                                                          \
+        for (int64_t l = 0; l < len; l++) sum += y[l * (S)];                   \
+        if (take_log) {                                                        \
+            real log_sum = log(sum); /* (x - m) - log_sum: exact at the max */ \
+            for (int64_t l = 0; l < len; l++)                                  \
+                y[l * (S)] = x[l * (S)] - m - log_sum;                         \
+        } else {                                                               \
+            for (int64_t l = 0; l < len; l++) y[l * (S)] = y[l * (S)] / sum;   \
+        }                                                                      \
+    } while (0)
     AG_DISPATCH_FLOAT(dt, {
         for (int64_t o = 0; o < outer; o++)
             for (int64_t i = 0; i < inner; i++) {
-                const real *x = (const real *)xv + o * len * inner + i;
-                real *y = (real *)yv + o * len * inner + i;
-                real m = -INFINITY;
-                for (int64_t l = 0; l < len; l++)
-                    if (x[l * inner] > m) m = x[l * inner];
-                real sum = 0;
-                for (int64_t l = 0; l < len; l++) {
-                    y[l * inner] = exp(x[l * inner] - m);
-                    sum += y[l * inner];
-                }
-                real log_sum = log(sum);
-                for (int64_t l = 0; l < len; l++)
-                    y[l * inner] = take_log ? x[l * inner] - m - log_sum
-                                            : y[l * inner] / sum;
+                const real *restrict x = (const real *)xv + o * len * inner + i;
+                real *restrict y = (real *)yv + o * len * inner + i;
+                if (inner == 1)
+                    SOFTMAX_COLUMN(1);
+                else
+                    SOFTMAX_COLUMN(inner);
             }
     });
+#undef SOFTMAX_COLUMN
 }
 
 static int softmax_forward(ag_tensor *out)
@@ -81,9 +94,9 @@ static int softmax_backward(ag_tensor *out)
                 for (int64_t l = 0; l < len; l++)
                     s += take_log ? g[l * inner] : g[l * inner] * y[l * inner];
                 for (int64_t l = 0; l < len; l++)
-                    dx[l * inner] += take_log
-                                         ? g[l * inner] - exp(y[l * inner]) * s
-                                         : y[l * inner] * (g[l * inner] - s);
+                    dx[l * inner] +=
+                        take_log ? g[l * inner] - AG_EXP(y[l * inner]) * s
+                                 : y[l * inner] * (g[l * inner] - s);
             }
     });
     return 0;
@@ -184,7 +197,7 @@ static int cross_entropy_backward(ag_tensor *out)
         for (int64_t n = 0; n < N; n++) {
             real *restrict row = dx + n * C;
             const real *restrict lp_row = lp + n * C;
-            AG_GRAD_LOOP(set, C, row, scale * exp(lp_row[i]));
+            AG_GRAD_LOOP(set, C, row, scale * AG_EXP(lp_row[i]));
             row[t[n]] -= scale;
         }
     });
