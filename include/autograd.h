@@ -482,6 +482,88 @@ AG_API ag_tensor *ag_softmax_cross_entropy(ag_arena *a, ag_tensor *logits,
  * the same shape and float dtype and at least one element. */
 AG_API ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target);
 
+/* ---- normalisation (PyTorch's F.layer_norm, F.rms_norm, F.batch_norm) ----
+ * Each returns a new tensor of x's shape and dtype in arena a. weight and
+ * bias may be NULL (no scale, no shift); given, they must have x's dtype.
+ * Errors (NULL, nothing written): x not f32/f64, a weight, bias or running
+ * statistic of the wrong shape or dtype, eps negative or not finite, and
+ * those of each function below; a NULL x keeps the pending message. */
+
+/* Layer norm over the last `normalized_ndim` axes of x (1 to ag_ndim(x)):
+ * with mu and var the mean and biased variance of each such group,
+ * y = (x - mu) / sqrt(var + eps) * weight + bias; weight and bias have the
+ * shape of those last axes. */
+AG_API ag_tensor *ag_layer_norm(ag_arena *a, ag_tensor *x, int normalized_ndim,
+                                ag_tensor *weight, ag_tensor *bias, double eps);
+
+/* RMS norm over the last `normalized_ndim` axes (as PyTorch 2's
+ * F.rms_norm): y = x / sqrt(mean(x^2) + eps) * weight, the mean over those
+ * axes; weight has their shape. */
+AG_API ag_tensor *ag_rms_norm(ag_arena *a, ag_tensor *x, int normalized_ndim,
+                              ag_tensor *weight, double eps);
+
+/* Batch norm of x (N,C,...) per channel c, over the N and trailing axes:
+ * y = (x - mu_c) / sqrt(var_c + eps) * weight_c + bias_c; weight, bias,
+ * running_mean and running_var are (C) tensors. In training, mu and var are
+ * the batch's mean and biased variance, and when running_mean and
+ * running_var are given they are updated in place, after the result is
+ * made: running = (1 - momentum) running + momentum batch, the batch
+ * variance then unbiased (times n / (n - 1), n = values per channel; an
+ * empty batch leaves them unchanged). In eval (training false) the running
+ * statistics are used and must be given. They never get gradients or
+ * tangents. Errors also: x with fewer than 2 axes, only one of the running
+ * statistics given, momentum not finite, one value per channel in training
+ * (as PyTorch). */
+AG_API ag_tensor *ag_batch_norm(ag_arena *a, ag_tensor *x,
+                                ag_tensor *running_mean, ag_tensor *running_var,
+                                ag_tensor *weight, ag_tensor *bias,
+                                bool training, double momentum, double eps);
+
+/* ---- losses: a scalar tensor of the input's dtype in arena a ---- */
+
+/* Options of ag_cross_entropy. Targets equal to ignore_index contribute
+ * nothing and are not counted (PyTorch's default is -100; any value that
+ * is not a class ignores nothing). label_smoothing e in [0, 1]. */
+typedef struct {
+    int32_t ignore_index;
+    double label_smoothing;
+} ag_cross_entropy_options;
+
+/* PyTorch's F.cross_entropy (reduction 'mean', no class weights): logits
+ * (N,C) or (N,C,d...), targets AG_I32 (N) or (N,d...); with logp =
+ * log_softmax over axis 1, the mean over the targets t not equal to
+ * ignore_index of (1 - e) (-logp[t]) + e mean_c(-logp[c]). NULL options:
+ * no ignored class, no smoothing. The targets are copied. Errors: logits
+ * with fewer than 2 axes, targets not AG_I32 of the shape above, a target
+ * out of [0, C) that is not ignore_index (naming its position, value and
+ * C), label_smoothing out of [0, 1], and no target to average over (an
+ * empty batch, or every target ignore_index: PyTorch's NaN is refused, as
+ * for ag_softmax_cross_entropy, since it would poison every parameter it
+ * reaches). */
+AG_API ag_tensor *ag_cross_entropy(ag_arena *a, ag_tensor *logits,
+                                   ag_tensor *targets,
+                                   const ag_cross_entropy_options *o);
+
+/* Mean over every element of max(x, 0) - x t + log(1 + e^-|x|), the binary
+ * cross-entropy of sigmoid(logits) x against targets t in [0, 1], in a form
+ * that never overflows. Both inputs are differentiable (dt = -x / n). */
+AG_API ag_tensor *ag_binary_cross_entropy_with_logits(ag_arena *a,
+                                                      ag_tensor *logits,
+                                                      ag_tensor *targets);
+
+/* Mean of |pred - target|; its gradient is sign(pred - target) / n, 0 where
+ * they are equal (as PyTorch). */
+AG_API ag_tensor *ag_l1_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target);
+
+/* PyTorch's huber_loss: the mean, with d = pred - target, of d^2 / 2 where
+ * |d| < delta and delta (|d| - delta / 2) elsewhere; delta finite and > 0. */
+AG_API ag_tensor *ag_huber_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target,
+                                double delta);
+
+/* ag_binary_cross_entropy_with_logits, ag_l1_loss and ag_huber_loss take
+ * two tensors of one float dtype and one shape with at least one element
+ * (PyTorch's NaN of no elements is refused, as for ag_mse_loss). */
+
 /* ------------------------------------------------------------------ */
 /* The op table                                                        */
 /* ------------------------------------------------------------------ */

@@ -436,6 +436,9 @@ extern const ag_op ag__op_linear, ag__op_linear_no_bias;
 extern const ag_op ag__op_softmax, ag__op_log_softmax;
 extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
 extern const ag_op ag__op_cast;
+extern const ag_op ag__op_layer_norm, ag__op_rms_norm, ag__op_batch_norm,
+    ag__op_batch_norm_eval, ag__op_cross_entropy,
+    ag__op_binary_cross_entropy_with_logits, ag__op_l1_loss, ag__op_huber_loss;
 
 /* ---- float dispatch ---- */
 

@@ -107,6 +107,119 @@ static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
     return ag_sigmoid(a, ag_matmul(a, h, x[0]));
 }
 
+/* ---- normalisation and losses ---- */
+
+/* clang-format off */
+static ag_tensor *f_layer_norm(ag_arena *a, ag_tensor **x) { return ag_layer_norm(a, x[0], 1, x[1], x[2], 1e-5); }
+static ag_tensor *f_layer_norm2_w(ag_arena *a, ag_tensor **x) { return ag_layer_norm(a, x[0], 2, x[1], NULL, 1e-5); }
+static ag_tensor *f_layer_norm_plain(ag_arena *a, ag_tensor **x) { return ag_layer_norm(a, x[0], 1, NULL, NULL, 0.1); }
+static ag_tensor *f_layer_norm_b(ag_arena *a, ag_tensor **x) { return ag_layer_norm(a, x[0], 1, NULL, x[1], 1e-5); }
+static ag_tensor *f_layer_norm_self(ag_arena *a, ag_tensor **x) { return ag_layer_norm(a, x[0], 1, x[0], x[0], 1e-5); }
+static ag_tensor *f_rms_norm(ag_arena *a, ag_tensor **x) { return ag_rms_norm(a, x[0], 1, x[1], 1e-5); }
+static ag_tensor *f_rms_norm2(ag_arena *a, ag_tensor **x) { return ag_rms_norm(a, x[0], 2, NULL, 1e-3); }
+static ag_tensor *f_rms_norm_self(ag_arena *a, ag_tensor **x) { return ag_rms_norm(a, x[0], 1, x[0], 1e-5); }
+static ag_tensor *f_bce(ag_arena *a, ag_tensor **x) { return ag_binary_cross_entropy_with_logits(a, x[0], x[1]); }
+static ag_tensor *f_bce_self(ag_arena *a, ag_tensor **x) { return ag_binary_cross_entropy_with_logits(a, x[0], x[0]); }
+static ag_tensor *f_l1(ag_arena *a, ag_tensor **x) { return ag_l1_loss(a, x[0], x[1]); }
+static ag_tensor *f_l1_self(ag_arena *a, ag_tensor **x) { return ag_l1_loss(a, x[0], ag_neg(a, x[0])); }
+static ag_tensor *f_huber(ag_arena *a, ag_tensor **x) { return ag_huber_loss(a, x[0], x[1], 1.0); }
+static ag_tensor *f_huber_half(ag_arena *a, ag_tensor **x) { return ag_huber_loss(a, x[0], x[1], 0.5); }
+static ag_tensor *f_huber_self(ag_arena *a, ag_tensor **x) { return ag_huber_loss(a, x[0], ag_scale(a, x[0], -0.5), 1.0); }
+/* clang-format on */
+
+/* Running statistics (C) for batch norm, made afresh at each call (the
+ * training cases update them): mean 0.1 c, variance 0.5 + 0.25 c. */
+static void running_stats(ag_arena *a, ag_tensor *x, ag_tensor **mean,
+                          ag_tensor **var)
+{
+    int64_t c = ag_shape(x)[1];
+    *mean = ag_zeros(a, ag_type(x), 1, &c);
+    *var = ag_zeros(a, ag_type(x), 1, &c);
+    for (int64_t i = 0; *mean && *var && i < c; i++) {
+        tensor_set(*mean, i, 0.1 * (double)i);
+        tensor_set(*var, i, 0.5 + 0.25 * (double)i);
+    }
+}
+
+static ag_tensor *f_batch_norm(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *m, *v;
+    running_stats(a, x[0], &m, &v);
+    return ag_batch_norm(a, x[0], m, v, x[1], x[2], true, 0.1, 1e-5);
+}
+
+static ag_tensor *f_batch_norm_plain(ag_arena *a, ag_tensor **x)
+{
+    return ag_batch_norm(a, x[0], NULL, NULL, NULL, NULL, true, 0.1, 1e-5);
+}
+
+static ag_tensor *f_batch_norm_twice(ag_arena *a, ag_tensor **x)
+{
+    return ag_batch_norm(a, x[0], NULL, NULL, x[1], x[1], true, 0.1, 1e-5);
+}
+
+static ag_tensor *f_batch_norm_eval(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *m, *v;
+    running_stats(a, x[0], &m, &v);
+    return ag_batch_norm(a, x[0], m, v, x[1], x[2], false, 0.1, 1e-5);
+}
+
+static ag_tensor *f_batch_norm_eval_plain(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *m, *v;
+    running_stats(a, x[0], &m, &v);
+    return ag_batch_norm(a, x[0], m, v, NULL, NULL, false, 0.1, 1e-5);
+}
+
+static ag_tensor *f_batch_norm_eval_twice(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *m, *v;
+    running_stats(a, x[0], &m, &v);
+    return ag_batch_norm(a, x[0], m, v, x[1], x[1], false, 0.1, 1e-5);
+}
+
+/* Cross-entropy of logits (N,C,...) against targets made here: (4) or
+ * (N,d...) of classes, some equal to the ignored class. */
+static ag_tensor *cross_entropy_case(ag_arena *a, ag_tensor *logits,
+                                     const int32_t *t,
+                                     const ag_cross_entropy_options *o)
+{
+    int64_t shape[4];
+    int nd = ag_ndim(logits) - 1;
+    shape[0] = ag_shape(logits)[0];
+    for (int d = 1; d < nd; d++) shape[d] = ag_shape(logits)[d + 1];
+    return ag_cross_entropy(a, logits, ag_from_data(a, AG_I32, nd, shape, t),
+                            o);
+}
+
+static ag_tensor *f_ce(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t t[4] = {1, 0, 4, 2};
+    return cross_entropy_case(a, x[0], t, NULL);
+}
+
+static ag_tensor *f_ce_ignore_smooth(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t t[8] = {0, -100, 2, 1, 2, 2, -100, 0};
+    ag_cross_entropy_options o = {-100, 0.15};
+    return cross_entropy_case(a, x[0], t, &o);
+}
+
+static ag_tensor *f_ce_ignore_class(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t t[3] = {2, 4, 0};
+    ag_cross_entropy_options o = {2, 0.2};
+    return cross_entropy_case(a, x[0], t, &o);
+}
+
+static ag_tensor *f_ce_smooth(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t t[8] = {0, 1, 2, 1, 2, 0, 0, 1};
+    ag_cross_entropy_options o = {-100, 0.1};
+    return cross_entropy_case(a, x[0], t, &o);
+}
+
 /* clang-format off */
 #define ONE(op, label, nd, s0, v0, fn)                                         \
     {op, label, 1, {nd, 0}, {s0, {0}}, {v0, GC_ANY}, fn}
@@ -179,6 +292,31 @@ const gc_case gc_cases[] = {
     ONE("expand", "(1,4)->(-1,4)", 2, S(1, 4), GC_ANY, f_expand_keep),
     ONE("cast", "x*x to its own dtype", 2, S(2, 3), GC_ANY, f_cast),
     ONE("gelu_derivative", "d/dx sum gelu(x)", 2, S(3, 4), GC_ANY, f_gelu_derivative),
+    THREE("layer_norm", "(3,4) w(4) b(4)", 2, S(3, 4), 1, S(4), 1, S(4), f_layer_norm),
+    TWO("layer_norm", "(2,3,4) over 2 axes w(3,4)", 3, S(2, 3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_layer_norm2_w),
+    ONE("layer_norm", "(2,5) no affine eps 0.1", 2, S(2, 5), GC_ANY, f_layer_norm_plain),
+    TWO("layer_norm", "(3,4) b(4) only", 2, S(3, 4), GC_ANY, 1, S(4), GC_ANY, f_layer_norm_b),
+    ONE("layer_norm", "(5) x as weight and bias", 1, S(5), GC_ANY, f_layer_norm_self),
+    TWO("rms_norm", "(3,4) w(4)", 2, S(3, 4), GC_ANY, 1, S(4), GC_ANY, f_rms_norm),
+    ONE("rms_norm", "(2,3,4) over 2 axes", 3, S(2, 3, 4), GC_ANY, f_rms_norm2),
+    ONE("rms_norm", "(5) x as weight", 1, S(5), GC_ANY, f_rms_norm_self),
+    THREE("batch_norm", "(4,3) w(3) b(3) running", 2, S(4, 3), 1, S(3), 1, S(3), f_batch_norm),
+    ONE("batch_norm", "(2,3,4) no affine", 3, S(2, 3, 4), GC_ANY, f_batch_norm_plain),
+    TWO("batch_norm", "(3,2,2,2) w as weight and bias", 4, S(3, 2, 2, 2), GC_ANY, 1, S(2), GC_ANY, f_batch_norm_twice),
+    THREE("batch_norm_eval", "(4,3) w(3) b(3)", 2, S(4, 3), 1, S(3), 1, S(3), f_batch_norm_eval),
+    ONE("batch_norm_eval", "(2,3,4) no affine", 3, S(2, 3, 4), GC_ANY, f_batch_norm_eval_plain),
+    TWO("batch_norm_eval", "(2,2,3) w as weight and bias", 3, S(2, 2, 3), GC_ANY, 1, S(2), GC_ANY, f_batch_norm_eval_twice),
+    ONE("cross_entropy", "(4,5)", 2, S(4, 5), GC_ANY, f_ce),
+    ONE("cross_entropy", "(2,3,4) ignore -100 smoothing 0.15", 3, S(2, 3, 4), GC_ANY, f_ce_ignore_smooth),
+    ONE("cross_entropy", "(3,5) ignore class 2 smoothing 0.2", 2, S(3, 5), GC_ANY, f_ce_ignore_class),
+    ONE("cross_entropy", "(2,3,2,2) smoothing 0.1", 4, S(2, 3, 2, 2), GC_ANY, f_ce_smooth),
+    TWO("binary_cross_entropy_with_logits", "(3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_bce),
+    ONE("binary_cross_entropy_with_logits", "x against itself (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_bce_self),
+    TWO("l1_loss", "(3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_l1),
+    ONE("l1_loss", "x against -x (5)", 1, S(5), GC_NONZERO, f_l1_self),
+    TWO("huber_loss", "delta 1 (3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_huber),
+    TWO("huber_loss", "delta 0.5 (2,5),(2,5)", 2, S(2, 5), GC_ANY, 2, S(2, 5), GC_ANY, f_huber_half),
+    ONE("huber_loss", "x against -x/2 (6)", 1, S(6), GC_ANY, f_huber_self),
 };
 
 /* clang-format on */

@@ -16,10 +16,10 @@
  * - the sum of no elements is 0, their mean NaN;
  * - max and argmax over an empty axis (or max of no elements) are errors;
  * - reshape cannot infer a -1 next to a 0.
- * Where we differ: PyTorch's cross-entropy and MSE of no elements are NaN
- * (a mean over nothing); ag_softmax_cross_entropy and ag_mse_loss refuse
- * them, as autograd.h says, since a loss of no examples is a mistake that
- * a NaN would only hide.
+ * Where we differ: PyTorch's cross-entropy, MSE, L1, Huber and binary
+ * cross-entropy of no elements are NaN (a mean over nothing); our losses
+ * refuse them, as autograd.h says, since a loss of no examples is a mistake
+ * that a NaN would only hide.
  *
  * Every op of the op table needs a case here, or test_every_op_has_a_case
  * fails; every fixture case needs its C case. */
@@ -115,6 +115,47 @@ static ag_tensor *z_cross_entropy(ag_arena *a, ag_tensor **x)
     return ag_softmax_cross_entropy(a, x[0], ag_zeros(a, AG_I32, 1, &n));
 }
 
+/* Normalisation: batch norm with running statistics 0 and 1 in eval (as
+ * the fixture), without any in training. */
+static ag_tensor *z_layer_norm(ag_arena *a, ag_tensor **x)
+{
+    return ag_layer_norm(a, x[0], 1, x[1], x[2], 1e-5);
+}
+
+static ag_tensor *z_rms_norm(ag_arena *a, ag_tensor **x)
+{
+    return ag_rms_norm(a, x[0], 1, x[1], 1e-5);
+}
+
+static ag_tensor *z_batch_norm(ag_arena *a, ag_tensor **x)
+{
+    return ag_batch_norm(a, x[0], NULL, NULL, x[1], x[2], true, 0.1, 1e-5);
+}
+
+static ag_tensor *z_batch_norm_eval(ag_arena *a, ag_tensor **x)
+{
+    int64_t c = ag_shape(x[0])[1];
+    ag_tensor *m = ag_zeros(a, ag_type(x[0]), 1, &c);
+    ag_tensor *v = ag_ones(a, ag_type(x[0]), 1, &c);
+    return ag_batch_norm(a, x[0], m, v, x[1], x[2], false, 0.1, 1e-5);
+}
+
+/* Cross-entropy against class 0 everywhere, targets (N, d...). */
+static ag_tensor *z_cross_entropy_nd(ag_arena *a, ag_tensor **x)
+{
+    int64_t shape[AG_MAX_DIMS];
+    int nd = ag_ndim(x[0]) - 1;
+    shape[0] = ag_shape(x[0])[0];
+    for (int d = 1; d < nd; d++) shape[d] = ag_shape(x[0])[d + 1];
+    return ag_cross_entropy(a, x[0], ag_zeros(a, AG_I32, nd, shape), NULL);
+}
+
+/* clang-format off */
+static ag_tensor *z_bce(ag_arena *a, ag_tensor **x) { return ag_binary_cross_entropy_with_logits(a, x[0], x[1]); }
+static ag_tensor *z_l1(ag_arena *a, ag_tensor **x) { return ag_l1_loss(a, x[0], x[1]); }
+static ag_tensor *z_huber(ag_arena *a, ag_tensor **x) { return ag_huber_loss(a, x[0], x[1], 1.0); }
+/* clang-format on */
+
 typedef struct {
     const char *op;    /* the op-table name it covers ("argmax": none) */
     const char *label; /* the fixture case */
@@ -192,6 +233,25 @@ static const zcase cases[] = {
     {"expand", "expand (1,3)->(0,3)", z_expand_0_3, NULL},
     {"cast", "cast (0,3)", z_cast, NULL},
     {"gelu_derivative", "gelu_derivative (0,3)", z_gelu_derivative, NULL},
+    {"layer_norm", "layer_norm (0,3) w(3) b(3)", z_layer_norm, NULL},
+    {"layer_norm", "layer_norm (3,0) w(0) b(0)", z_layer_norm, NULL},
+    {"rms_norm", "rms_norm (0,3) w(3)", z_rms_norm, NULL},
+    {"batch_norm", "batch_norm (0,3) w(3) b(3)", z_batch_norm, NULL},
+    {"batch_norm", "batch_norm (2,3,0) w(3) b(3)", z_batch_norm, NULL},
+    {"batch_norm_eval", "batch_norm_eval (0,3) w(3) b(3)", z_batch_norm_eval,
+     NULL},
+    /* PyTorch: NaN, the mean over no targets; refused here (see the top). */
+    {"cross_entropy", "cross_entropy (0,5)", z_cross_entropy_nd,
+     "ag_cross_entropy: no targets to average over: logits (0,5)"},
+    {"cross_entropy", "cross_entropy (2,5,0)", z_cross_entropy_nd,
+     "ag_cross_entropy: no targets to average over: logits (2,5,0)"},
+    {"binary_cross_entropy_with_logits",
+     "binary_cross_entropy_with_logits (0,3)", z_bce,
+     "ag_binary_cross_entropy_with_logits: pred (0,3) has no elements"},
+    {"l1_loss", "l1_loss (0,3)", z_l1,
+     "ag_l1_loss: pred (0,3) has no elements"},
+    {"huber_loss", "huber_loss (0,3)", z_huber,
+     "ag_huber_loss: pred (0,3) has no elements"},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))

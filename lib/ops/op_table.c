@@ -15,6 +15,10 @@ const ag_op *const ag__op_table[] = {
     &ag__op_mse_loss, &ag__op_gelu,        &ag__op_leaky_relu,
     &ag__op_dropout,  &ag__op_linear,      &ag__op_linear_no_bias,
     &ag__op_expand,   &ag__op_cast,        &ag__op_gelu_derivative,
+    &ag__op_layer_norm, &ag__op_rms_norm, &ag__op_batch_norm,
+    &ag__op_batch_norm_eval, &ag__op_cross_entropy,
+    &ag__op_binary_cross_entropy_with_logits, &ag__op_l1_loss,
+    &ag__op_huber_loss,
 };
 
 const int ag__op_table_size =
