@@ -307,6 +307,15 @@ typedef struct {
 ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
                      ag_tensor *x, double scalar);
 
+/* ---- parameter sets (nn/params.c) ---- */
+
+/* A set that may hold i32 tensors too (module buffers and state, such as
+ * BatchNorm's num_batches_tracked), and adding to it; errors as
+ * ag_params_new and ag_params_add. ag_params_extend into such a set takes
+ * i32 tensors as well. */
+ag_params *ag__params_new_any(ag_arena *a);
+int ag__params_add_any(ag_params *p, const char *name, ag_tensor *t);
+
 /* ---- pieces of derivative rules (ops/compose.c) ---- */
 
 /* Whether x has this shape. */

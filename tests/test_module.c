@@ -178,6 +178,59 @@ START_TEST(test_state_checkpoint_round_trip)
 }
 END_TEST
 
+/* The norm modules: PyTorch's names and defaults, num_batches_tracked
+ * counting training batches, evaluation with the running statistics, and
+ * inputs of the wrong rank refused with the module's name. */
+START_TEST(test_norm_modules)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_module *ln = ag_nn_layer_norm(a, AG_F64, 1, (int64_t[]){4}, 1e-5, true);
+    ag_module *rms = ag_nn_rms_norm(a, AG_F64, 1, (int64_t[]){4}, 0, true);
+    ag_module *bn = ag_nn_batch_norm1d(a, AG_F64, 4, 1e-5, 0.1, true, true);
+    ag_module *parts[3] = {ln, rms, bn};
+    ag_module *seq = ag_nn_sequential(a, 3, parts);
+    static const char *const names[] = {
+        "0.weight", "0.bias",         "1.weight",      "2.weight",
+        "2.bias",   "2.running_mean", "2.running_var", "2.num_batches_tracked"};
+    expect_names(ag_module_state(seq), 8, names);
+    ck_assert_int_eq(ag_params_count(ag_module_parameters(seq)), 5);
+    ag_params *state = ag_module_state(seq);
+    ck_assert_double_eq(tensor_at(ag_params_find(state, "0.weight"), 2), 1);
+    ck_assert_double_eq(tensor_at(ag_params_find(state, "2.running_var"), 0),
+                        1);
+    ag_tensor *count = ag_params_find(state, "2.num_batches_tracked");
+    ck_assert_int_eq(ag_type(count), AG_I32);
+    ag_rng rng = ag_rng_seed(5);
+    ag_tensor *x = ag_randn(step, AG_F64, 2, (int64_t[]){6, 4}, 1, 2, &rng);
+    for (int k = 0; k < 3; k++)
+        ck_assert_ptr_nonnull(ag_module_forward(seq, step, x));
+    ck_assert_int_eq((int)tensor_at(count, 0), 3);
+    ag_tensor *mean = ag_params_find(state, "2.running_mean");
+    ck_assert(tensor_at(mean, 0) != 0); /* updated in training */
+    ag_module_set_training(seq, false);
+    double before = tensor_at(mean, 0);
+    ag_tensor *y = ag_module_forward(bn, step, x);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_double_eq(tensor_at(mean, 0), before); /* not in evaluation */
+    ck_assert_int_eq((int)tensor_at(count, 0), 3);
+    /* eval: (x - running_mean) / sqrt(running_var + eps) */
+    ag_tensor *var = ag_params_find(state, "2.running_var");
+    double want = (tensor_at(x, 0) - before) / sqrt(tensor_at(var, 0) + 1e-5);
+    ck_assert_double_eq_tol(tensor_at(y, 0), want, 1e-12);
+    ag_tensor *x4 = ag_ones(step, AG_F64, 4, (int64_t[]){2, 4, 3, 3});
+    ck_assert_ptr_null(ag_module_forward(bn, step, x4));
+    ck_assert_msg(strstr(ag_last_error(), "BatchNorm1d: expected"), "%s",
+                  ag_last_error());
+    ag_tensor *x5 = ag_ones(step, AG_F64, 2, (int64_t[]){2, 5});
+    ck_assert_ptr_null(ag_module_forward(ln, step, x5));
+    ck_assert_msg(strstr(ag_last_error(), "LayerNorm: input (2,5)"), "%s",
+                  ag_last_error());
+    ck_assert_ptr_null(ag_nn_batch_norm2d(a, AG_I32, 3, 1e-5, 0.1, true, true));
+    ag_arena_free(step);
+    ag_arena_free(a);
+}
+END_TEST
+
 static Suite *module_suite(void)
 {
     Suite *s = suite_create("module");
@@ -186,6 +239,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, test_forward_and_errors);
     tcase_add_test(tc, test_training_mode_and_dropout);
     tcase_add_test(tc, test_state_checkpoint_round_trip);
+    tcase_add_test(tc, test_norm_modules);
     suite_add_tcase(s, tc);
     return s;
 }

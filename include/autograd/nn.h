@@ -224,7 +224,8 @@ AG_API ag_module *ag_module_new(ag_arena *a, const ag_module_type *type,
  * by optimizers), or a sub-module (its members are named "name.member";
  * it takes the module's training mode). The tensor or module must live as
  * long as m (make it in m's arena). Returns 0, or -1 and an error for
- * NULLs, a bad or taken name, an i32 tensor, adding to a module whose
+ * NULLs, a bad or taken name, an i32 parameter (a buffer may be i32, as
+ * BatchNorm's num_batches_tracked is), adding to a module whose
  * parameters were already listed (ag_module_parameters and the like make
  * the tree complete), or out of memory. */
 AG_API int ag_module_add_parameter(ag_module *m, const char *name,
@@ -289,6 +290,33 @@ AG_API ag_module *ag_nn_flatten(ag_arena *a);
  * scales the rest by 1 / (1 - p), from a generator of its own seeded with
  * seed; the identity in evaluation mode. */
 AG_API ag_module *ag_nn_dropout(ag_arena *a, double p, uint64_t seed);
+
+/* nn.LayerNorm(shape, eps, elementwise_affine): normalises over the last
+ * ndim axes, which must be `shape`; "weight" (ones) and "bias" (zeros) of
+ * that shape when affine. PyTorch's eps is 1e-5. */
+AG_API ag_module *ag_nn_layer_norm(ag_arena *a, ag_dtype dt, int ndim,
+                                   const int64_t *shape, double eps,
+                                   bool affine);
+
+/* nn.RMSNorm(shape, eps, elementwise_affine): "weight" (ones) when affine;
+ * eps 0 means PyTorch's eps=None, the dtype's machine epsilon. */
+AG_API ag_module *ag_nn_rms_norm(ag_arena *a, ag_dtype dt, int ndim,
+                                 const int64_t *shape, double eps, bool affine);
+
+/* nn.BatchNorm1d (input (N,C) or (N,C,L)) and nn.BatchNorm2d ((N,C,H,W)):
+ * "weight" (ones) and "bias" (zeros) when affine; buffers "running_mean"
+ * (zeros), "running_var" (ones) and "num_batches_tracked" (i32, counting
+ * training batches) when track_running_stats. Training mode normalises
+ * with the batch's statistics and updates the running ones; evaluation
+ * mode uses the running ones (the batch's without tracking). PyTorch's
+ * defaults: eps 1e-5, momentum 0.1, affine and tracking on. An input of
+ * another rank is an error naming the module and the shape. */
+AG_API ag_module *ag_nn_batch_norm1d(ag_arena *a, ag_dtype dt, int64_t channels,
+                                     double eps, double momentum, bool affine,
+                                     bool track_running_stats);
+AG_API ag_module *ag_nn_batch_norm2d(ag_arena *a, ag_dtype dt, int64_t channels,
+                                     double eps, double momentum, bool affine,
+                                     bool track_running_stats);
 
 #ifdef __cplusplus
 }

@@ -59,7 +59,7 @@ ag_module *ag_module_new(ag_arena *a, const ag_module_type *type, void *self)
     }
     ag_module *m = ag__arena_alloc(a, sizeof *m, _Alignof(ag_module));
     ag_params *params = m ? ag_params_new(a) : NULL;
-    ag_params *buffers = params ? ag_params_new(a) : NULL;
+    ag_params *buffers = params ? ag__params_new_any(a) : NULL;
     if (!buffers) {
         ag__error(func, "out of memory");
         return NULL;
@@ -136,7 +136,7 @@ int ag_module_add_buffer(ag_module *m, const char *name, ag_tensor *t)
         ag__error(func, "the tensor for \"%s\" is NULL", name);
         return -1;
     }
-    return ag_params_add(m->buffers, name, t);
+    return ag__params_add_any(m->buffers, name, t);
 }
 
 int ag_module_add_child(ag_module *m, const char *name, ag_module *child)
@@ -252,7 +252,8 @@ static ag_params *listed(ag_module *m, ag_params **slot, bool params,
         return NULL;
     }
     if (*slot) return *slot;
-    ag_params *p = ag_params_new(m->arena);
+    ag_params *p =
+        buffers ? ag__params_new_any(m->arena) : ag_params_new(m->arena);
     if (!p) return NULL;
     if (collect(m, NULL, buffers, params, p)) return NULL;
     *slot = p;

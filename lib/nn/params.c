@@ -13,6 +13,7 @@ struct ag_params {
     ag_arena *arena;
     param_entry *entries;
     int count, cap;
+    bool holds_i32; /* a set of buffers or state: i32 tensors allowed */
 };
 
 ag_params *ag_params_new(ag_arena *a)
@@ -51,9 +52,10 @@ static int reserve_one(const char *func, ag_params *p)
     return 0;
 }
 
-/* Adds `t` as prefix.name (or name when prefix is NULL or empty). */
+/* Adds `t` as prefix.name (or name when prefix is NULL or empty); an i32
+ * tensor only when allow_i32 (a buffer such as num_batches_tracked). */
 static int add_named(const char *func, ag_params *p, const char *prefix,
-                     const char *name, ag_tensor *t)
+                     const char *name, ag_tensor *t, bool allow_i32)
 {
     if (!p || !name || !t) {
         ag__error(func, "%s is NULL",
@@ -88,7 +90,7 @@ static int add_named(const char *func, ag_params *p, const char *prefix,
                       full, p->entries[i].name);
             return -1;
         }
-    if (t->dtype == AG_I32) {
+    if (t->dtype == AG_I32 && !allow_i32) {
         ag__error(func, "\"%s\" is an i32 tensor; parameters are float", full);
         return -1;
     }
@@ -105,7 +107,7 @@ static int add_named(const char *func, ag_params *p, const char *prefix,
 
 int ag_params_add(ag_params *p, const char *name, ag_tensor *t)
 {
-    return add_named("ag_params_add", p, NULL, name, t);
+    return add_named("ag_params_add", p, NULL, name, t, false);
 }
 
 int ag_params_extend(ag_params *p, const char *prefix, const ag_params *from)
@@ -117,9 +119,21 @@ int ag_params_extend(ag_params *p, const char *prefix, const ag_params *from)
     int count = from->count; /* from may be p itself */
     for (int i = 0; i < count; i++)
         if (add_named("ag_params_extend", p, prefix, from->entries[i].name,
-                      from->entries[i].tensor))
+                      from->entries[i].tensor, p && p->holds_i32))
             return -1;
     return 0;
+}
+
+ag_params *ag__params_new_any(ag_arena *a)
+{
+    ag_params *p = ag_params_new(a);
+    if (p) p->holds_i32 = true;
+    return p;
+}
+
+int ag__params_add_any(ag_params *p, const char *name, ag_tensor *t)
+{
+    return add_named("ag_params_add", p, NULL, name, t, true);
 }
 
 int ag_params_count(const ag_params *p)
