@@ -316,6 +316,11 @@ ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
 ag_params *ag__params_new_any(ag_arena *a);
 int ag__params_add_any(ag_params *p, const char *name, ag_tensor *t);
 
+/* The type a module was made with (NULL for NULL): how the library's
+ * entry points for one kind of module (ag_nn_lstm_forward) tell theirs
+ * from a user's. */
+const ag_module_type *ag__module_type(const ag_module *m);
+
 /* ---- pieces of derivative rules (ops/compose.c) ---- */
 
 /* Whether x has this shape. */

@@ -318,6 +318,33 @@ AG_API ag_module *ag_nn_batch_norm2d(ag_arena *a, ag_dtype dt, int64_t channels,
                                      double eps, double momentum, bool affine,
                                      bool track_running_stats);
 
+/* nn.LSTM and nn.GRU(input_size, hidden_size, num_layers, batch_first):
+ * per layer l, "weight_ih_l<l>" (G H, I or H), "weight_hh_l<l>" (G H, H),
+ * "bias_ih_l<l>" and "bias_hh_l<l>" (G H), G = 4 gates (i, f, g, o) for the
+ * LSTM and 3 (r, z, n) for the GRU, all U(-1/sqrt(H), 1/sqrt(H)) as
+ * PyTorch's. ag_module_forward takes x (N,T,I) when batch_first, else
+ * (T,N,I), and returns every step's last-layer hidden state, (N,T,H) or
+ * (T,N,H), from zero initial states. Another rank, feature count or dtype
+ * is an error naming the module. */
+AG_API ag_module *ag_nn_lstm(ag_arena *a, ag_dtype dt, int64_t input_size,
+                             int64_t hidden_size, int num_layers,
+                             bool batch_first, ag_rng *rng);
+AG_API ag_module *ag_nn_gru(ag_arena *a, ag_dtype dt, int64_t input_size,
+                            int64_t hidden_size, int num_layers,
+                            bool batch_first, ag_rng *rng);
+
+/* The full calls, as lstm(x, (h0, c0)) and gru(x, h0): initial states
+ * h0, c0 (L,N,H) (NULL: zeros); when hn (cn) is not NULL it receives the
+ * last step's states of every layer, (L,N,H). Returns the output as
+ * ag_module_forward does, or NULL with an error (also for a module that is
+ * not an LSTM, or a GRU, and states of the wrong shape or dtype). */
+AG_API ag_tensor *ag_nn_lstm_forward(ag_module *m, ag_arena *step,
+                                     ag_tensor *x, ag_tensor *h0,
+                                     ag_tensor *c0, ag_tensor **hn,
+                                     ag_tensor **cn);
+AG_API ag_tensor *ag_nn_gru_forward(ag_module *m, ag_arena *step, ag_tensor *x,
+                                    ag_tensor *h0, ag_tensor **hn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -78,6 +78,11 @@ void *ag_module_self(const ag_module *m)
     return m ? m->self : NULL;
 }
 
+const ag_module_type *ag__module_type(const ag_module *m)
+{
+    return m ? m->type : NULL;
+}
+
 const char *ag_module_type_name(const ag_module *m)
 {
     return m ? m->type->name : NULL;
