@@ -430,6 +430,8 @@ extern const ag_op ag__op_linear, ag__op_linear_no_bias;
 extern const ag_op ag__op_softmax, ag__op_log_softmax;
 extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
 extern const ag_op ag__op_cast;
+extern const ag_op ag__op_conv2d, ag__op_unfold, ag__op_fold, ag__op_max_pool2d,
+    ag__op_avg_pool2d;
 
 /* ---- float dispatch ---- */
 
