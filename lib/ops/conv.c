@@ -53,6 +53,30 @@ static void im2col(ag_dtype dt, const conv_params *p, const void *x_data,
                     int64_t off = kj * p->dw - p->pw, lo, hi;
                     valid_range(p->OW, p->sw, off, p->W, &lo, &hi);
                     real *rows = cols + ((c * p->kh + ki) * p->kw + kj) * L;
+                    int64_t r0, r1; /* the rows oh that read the image */
+                    valid_range(p->OH, p->sh, ki * p->dh - p->ph, p->H, &r0,
+                                &r1);
+                    if (!accumulate && p->sh == 1 && p->sw == 1 &&
+                        p->OW == p->W && r0 < r1) {
+                        /* unit strides and OW = W (a "same" padding): the
+                         * rows read and written are both W apart, so the
+                         * valid rows are one copy, then their columns in
+                         * the padding are cleared */
+                        const real *restrict src =
+                            x + (c * p->H + r0 - p->ph + ki * p->dh) * p->W +
+                            off;
+                        real *restrict dst = rows + r0 * p->OW;
+                        int64_t end = (r1 - r0) * p->OW - (p->OW - hi);
+                        for (int64_t o = 0; o < r0 * p->OW; o++) rows[o] = 0;
+                        for (int64_t o = lo; o < end; o++) dst[o] = src[o];
+                        for (int64_t o = r1 * p->OW; o < L; o++) rows[o] = 0;
+                        for (int64_t oh = r0; oh < r1; oh++) {
+                            real *restrict row = rows + oh * p->OW;
+                            for (int64_t o = 0; o < lo; o++) row[o] = 0;
+                            for (int64_t o = hi; o < p->OW; o++) row[o] = 0;
+                        }
+                        continue;
+                    }
                     for (int64_t oh = 0; oh < p->OH; oh++) {
                         real *restrict row = rows + oh * p->OW;
                         int64_t ih = oh * p->sh - p->ph + ki * p->dh;
@@ -68,36 +92,63 @@ static void im2col(ag_dtype dt, const conv_params *p, const void *x_data,
                             for (int64_t o = hi; o < p->OW; o++) row[o] = 0;
                         }
                         int64_t s = p->sw;
-                        AG_GRAD_LOOP(!accumulate, hi - lo, row + lo,
-                                     xr[(lo + i) * s]);
+                        if (s == 1) /* contiguous: a copy that vectorises */
+                            AG_GRAD_LOOP(!accumulate, hi - lo, row + lo,
+                                         xr[lo + i]);
+                        else
+                            AG_GRAD_LOOP(!accumulate, hi - lo, row + lo,
+                                         xr[(lo + i) * s]);
                     }
                 }
     });
 }
 
 /* col2im of one image: adds cols (C kH kW, L) into x (C, H, W), each entry
- * into the pixel it was read from (entries of the padding are dropped). */
-static void col2im(ag_dtype dt, const conv_params *p, const void *cols_data,
-                   void *x_data)
+ * into the pixel it was read from (entries of the padding are dropped).
+ * With scratch, cols may be changed (its entries of the padding cleared). */
+static void col2im(ag_dtype dt, const conv_params *p, void *cols_data,
+                   void *x_data, bool scratch)
 {
     int64_t L = p->OH * p->OW;
     AG_DISPATCH_FLOAT(dt, {
-        const real *cols = cols_data;
+        real *cols = cols_data;
         real *x = x_data;
         for (int64_t c = 0; c < p->C; c++)
             for (int64_t ki = 0; ki < p->kh; ki++)
                 for (int64_t kj = 0; kj < p->kw; kj++) {
                     int64_t off = kj * p->dw - p->pw, lo, hi;
                     valid_range(p->OW, p->sw, off, p->W, &lo, &hi);
-                    const real *rows =
-                        cols + ((c * p->kh + ki) * p->kw + kj) * L;
+                    real *rows = cols + ((c * p->kh + ki) * p->kw + kj) * L;
+                    int64_t r0, r1; /* the rows oh that reach the image */
+                    valid_range(p->OH, p->sh, ki * p->dh - p->ph, p->H, &r0,
+                                &r1);
+                    if (scratch && p->sh == 1 && p->sw == 1 && p->OW == p->W &&
+                        r0 < r1) {
+                        /* as in im2col: the padding's entries cleared, the
+                         * valid rows are one contiguous sum */
+                        for (int64_t oh = r0; oh < r1; oh++) {
+                            real *restrict row = rows + oh * p->OW;
+                            for (int64_t o = 0; o < lo; o++) row[o] = 0;
+                            for (int64_t o = hi; o < p->OW; o++) row[o] = 0;
+                        }
+                        real *restrict dst =
+                            x + (c * p->H + r0 - p->ph + ki * p->dh) * p->W +
+                            off;
+                        const real *restrict src = rows + r0 * p->OW;
+                        int64_t end = (r1 - r0) * p->OW - (p->OW - hi);
+                        for (int64_t o = lo; o < end; o++) dst[o] += src[o];
+                        continue;
+                    }
                     for (int64_t oh = 0; oh < p->OH; oh++) {
                         int64_t ih = oh * p->sh - p->ph + ki * p->dh;
                         if (ih < 0 || ih >= p->H) continue;
                         const real *restrict row = rows + oh * p->OW;
                         real *restrict xr = x + (c * p->H + ih) * p->W + off;
-                        for (int64_t o = lo; o < hi; o++)
-                            xr[o * p->sw] += row[o];
+                        if (p->sw == 1)
+                            for (int64_t o = lo; o < hi; o++) xr[o] += row[o];
+                        else
+                            for (int64_t o = lo; o < hi; o++)
+                                xr[o * p->sw] += row[o];
                     }
                 }
     });
@@ -138,7 +189,7 @@ static int fold_forward(ag_tensor *out)
     for (int64_t n = 0; n < out->shape[0]; n++)
         col2im(out->dtype, p,
                (char *)out->inputs[0]->data + n * cols_size(p) * e,
-               (char *)out->data + n * image_size(p) * e);
+               (char *)out->data + n * image_size(p) * e, false);
     return 0;
 }
 
@@ -150,7 +201,7 @@ static int unfold_backward(ag_tensor *out)
     char *dx = ag__grad_accumulate(out->inputs[0]);
     for (int64_t n = 0; n < out->shape[0]; n++)
         col2im(out->dtype, p, (char *)out->grad->data + n * cols_size(p) * e,
-               dx + n * image_size(p) * e);
+               dx + n * image_size(p) * e, false);
     return 0;
 }
 
@@ -472,7 +523,8 @@ static int conv_backward(ag_tensor *out)
                          n == 0 && set ? 0.0 : 1.0, dw + g * d.Og * d.K * e);
     }
     if (x->requires_grad) {
-        char *dx = ag__grad_accumulate(x);
+        bool set; /* unwritten: each image cleared just before its col2im */
+        char *dx = ag__grad_begin(x, &set);
         char *dcols = ag__arena_alloc(out->arena, (size_t)cols_size(p) * e, 64);
         if (!dcols && cols_size(p) > 0) {
             ag__error("ag_backward", "out of memory in conv2d");
@@ -484,7 +536,9 @@ static int conv_backward(ag_tensor *out)
                          (char *)w->data + g * d.Og * d.K * e,
                          gy + (n * d.O + g * d.Og) * d.L * e, 0.0,
                          dcols + g * d.K * d.L * e);
-            col2im(out->dtype, p, dcols, dx + n * image_size(p) * e);
+            char *dxn = dx + n * image_size(p) * e;
+            if (set) memset(dxn, 0, (size_t)image_size(p) * e);
+            col2im(out->dtype, p, dcols, dxn, true);
         }
     }
     if (b && b->requires_grad) {
@@ -495,9 +549,13 @@ static int conv_backward(ag_tensor *out)
             for (int64_t n = 0; n < d.N; n++)
                 for (int64_t o = 0; o < d.O; o++) {
                     const real *restrict row = g + (n * d.O + o) * d.L;
-                    real s = 0;
-                    for (int64_t l = 0; l < d.L; l++) s += row[l];
-                    db[o] += s;
+                    real s[8] = {0}; /* 8 partial sums: a vector */
+                    int64_t l = 0;
+                    for (; l + 8 <= d.L; l += 8)
+                        for (int j = 0; j < 8; j++) s[j] += row[l + j];
+                    for (; l < d.L; l++) s[0] += row[l];
+                    db[o] += ((s[0] + s[1]) + (s[2] + s[3])) +
+                             ((s[4] + s[5]) + (s[6] + s[7]));
                 }
         });
     }
