@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "timing.h"
+
 typedef struct {
     int64_t batch, channels, size, out, kernel, pad;
     ag_dtype dtype;
@@ -54,25 +56,6 @@ static int parse(int argc, char **argv, options *o)
                    o->threads > 0 && o->steps > 0
                ? 0
                : -1;
-}
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* C = op(A) op(B) + beta C, row-major, in the bench's dtype. */

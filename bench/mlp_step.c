@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "timing.h"
+
 #define MAX_LAYERS 16
 
 /* ---- counting heap allocations: glibc's malloc wrapped by name ---- */
@@ -95,27 +97,6 @@ static int parse(int argc, char **argv, options *o)
     }
     return argc % 2 == 1 && o->batch > 0 && o->threads > 0 && o->steps > 0 ? 0
                                                                            : -1;
-}
-
-/* ---- timing ---- */
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---- the library's step ---- */

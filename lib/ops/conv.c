@@ -463,24 +463,37 @@ static conv_dims dims_of(const ag_tensor *out)
     return d;
 }
 
-/* y[n, g] = w_g @ cols[n, g] (+ b): the bias written into y first and the
- * product added onto it, as in linear.c. */
-static int conv_forward(ag_tensor *out)
+/* A share of the images of a convolution's forward or backward, for
+ * ag__parallel: out, the columns, and for the backward dx (stored into
+ * when set: unwritten) and one scratch of columns per part. */
+typedef struct {
+    ag_tensor *out;
+    char *cols, *dx, *scratch;
+    bool set;
+} conv_job;
+
+/* The parts to split N images in: one per thread, at most N. */
+static int image_parts(int64_t N)
 {
-    const conv_params *p = AG_PARAMS(out, conv_params);
-    const ag_tensor *x = out->inputs[0], *w = out->inputs[1];
+    int threads = ag_get_num_threads();
+    if (threads > AG_MAX_THREADS) threads = AG_MAX_THREADS;
+    return N < threads ? (int)(N > 0 ? N : 1) : threads;
+}
+
+/* y[n, g] = w_g @ cols[n, g] (+ b) for this part's images: the bias
+ * written into y first and the product added onto it, as in linear.c. */
+static void forward_images(void *arg, int part, int parts)
+{
+    const conv_job *j = arg;
+    const ag_tensor *out = j->out, *x = out->inputs[0], *w = out->inputs[1];
     const ag_tensor *b = out->n_inputs == 3 ? out->inputs[2] : NULL;
+    const conv_params *p = AG_PARAMS(out, conv_params);
     conv_dims d = dims_of(out);
     size_t e = ag__dtype_size(out->dtype);
-    char *cols =
-        ag__arena_alloc(out->arena, (size_t)(d.N * cols_size(p)) * e, 64);
-    if (!cols && d.N * cols_size(p) > 0) {
-        ag__error("ag_conv2d", "out of memory");
-        return -1;
-    }
-    AG_SAVED(out, conv_saved)->cols = cols;
-    for (int64_t n = 0; n < d.N; n++) {
-        char *cn = cols + n * cols_size(p) * e;
+    int64_t lo, hi;
+    ag__part_range(d.N, 1, part, parts, &lo, &hi);
+    for (int64_t n = lo; n < hi; n++) {
+        char *cn = j->cols + n * cols_size(p) * e;
         im2col(out->dtype, p, (char *)x->data + n * image_size(p) * e, cn,
                false);
         char *yn = (char *)out->data + n * d.O * d.L * e;
@@ -497,7 +510,50 @@ static int conv_forward(ag_tensor *out)
                      cn + g * d.K * d.L * e, b ? 1.0 : 0.0,
                      yn + g * d.Og * d.L * e);
     }
+}
+
+/* The images split over the library's threads (each product then runs on
+ * its caller's thread; a single image splits its products instead). */
+static int conv_forward(ag_tensor *out)
+{
+    const conv_params *p = AG_PARAMS(out, conv_params);
+    conv_dims d = dims_of(out);
+    size_t e = ag__dtype_size(out->dtype);
+    char *cols =
+        ag__arena_alloc(out->arena, (size_t)(d.N * cols_size(p)) * e, 64);
+    if (!cols && d.N * cols_size(p) > 0) {
+        ag__error("ag_conv2d", "out of memory");
+        return -1;
+    }
+    AG_SAVED(out, conv_saved)->cols = cols;
+    conv_job job = {out, cols, NULL, NULL, false};
+    ag__parallel(image_parts(d.N), forward_images, &job);
     return 0;
+}
+
+/* dx[n] (+)= col2im(W_g^T @ g[n, g]) for this part's images, through the
+ * part's scratch columns. */
+static void dx_images(void *arg, int part, int parts)
+{
+    const conv_job *j = arg;
+    const ag_tensor *out = j->out, *w = out->inputs[1];
+    const conv_params *p = AG_PARAMS(out, conv_params);
+    conv_dims d = dims_of(out);
+    size_t e = ag__dtype_size(out->dtype);
+    const char *gy = out->grad->data;
+    char *dcols = j->scratch + (size_t)part * (size_t)cols_size(p) * e;
+    int64_t lo, hi;
+    ag__part_range(d.N, 1, part, parts, &lo, &hi);
+    for (int64_t n = lo; n < hi; n++) {
+        for (int64_t g = 0; g < d.G; g++)
+            ag__gemm(out->dtype, true, false, d.K, d.L, d.Og,
+                     (char *)w->data + g * d.Og * d.K * e,
+                     gy + (n * d.O + g * d.Og) * d.L * e, 0.0,
+                     dcols + g * d.K * d.L * e);
+        char *dxn = j->dx + n * image_size(p) * e;
+        if (j->set) memset(dxn, 0, (size_t)image_size(p) * e);
+        col2im(out->dtype, p, dcols, dxn, true);
+    }
 }
 
 /* dW_g (+)= sum_n g[n, g] @ cols[n, g]^T    (Og, L) @ (L, K)
@@ -522,24 +578,18 @@ static int conv_backward(ag_tensor *out)
                          cols + (n * cols_size(p) + g * d.K * d.L) * e,
                          n == 0 && set ? 0.0 : 1.0, dw + g * d.Og * d.K * e);
     }
-    if (x->requires_grad) {
-        bool set; /* unwritten: each image cleared just before its col2im */
-        char *dx = ag__grad_begin(x, &set);
-        char *dcols = ag__arena_alloc(out->arena, (size_t)cols_size(p) * e, 64);
-        if (!dcols && cols_size(p) > 0) {
+    if (x->requires_grad) { /* dx: the images split over the threads */
+        int parts = image_parts(d.N);
+        conv_job job = {out, NULL, NULL, NULL, false};
+        /* unwritten: each image cleared just before its col2im */
+        job.dx = ag__grad_begin(x, &job.set);
+        job.scratch = ag__arena_alloc(
+            out->arena, (size_t)parts * (size_t)cols_size(p) * e, 64);
+        if (!job.scratch && cols_size(p) > 0) {
             ag__error("ag_backward", "out of memory in conv2d");
             return -1;
         }
-        for (int64_t n = 0; n < d.N; n++) {
-            for (int64_t g = 0; g < d.G; g++)
-                ag__gemm(out->dtype, true, false, d.K, d.L, d.Og,
-                         (char *)w->data + g * d.Og * d.K * e,
-                         gy + (n * d.O + g * d.Og) * d.L * e, 0.0,
-                         dcols + g * d.K * d.L * e);
-            char *dxn = dx + n * image_size(p) * e;
-            if (set) memset(dxn, 0, (size_t)image_size(p) * e);
-            col2im(out->dtype, p, dcols, dxn, true);
-        }
+        ag__parallel(parts, dx_images, &job);
     }
     if (b && b->requires_grad) {
         void *db_data = ag__grad_accumulate(b);
