@@ -9,6 +9,7 @@
 #include <autograd.h>
 
 #include "fixtures/conv_torch.h"
+#include "internal.h" /* ag__allocation_count */
 #include "support.h"
 #include <check.h>
 #include <math.h>
@@ -322,6 +323,37 @@ START_TEST(test_threads_agree)
 }
 END_TEST
 
+/* A training step of conv2d, pools and their backward allocates nothing
+ * once its arena has grown (the columns and scratch live in the arena). */
+START_TEST(test_no_allocation_in_a_step)
+{
+    ag_rng rng = ag_rng_seed(3);
+    ag_tensor *x =
+        ag_randn(arena, AG_F32, 4, (int64_t[]){4, 3, 8, 8}, 0, 1, &rng);
+    ag_tensor *w =
+        ag_randn(arena, AG_F32, 4, (int64_t[]){5, 3, 3, 3}, 0, 1, &rng);
+    ag_tensor *b = ag_zeros(arena, AG_F32, 1, (int64_t[]){5});
+    ag_requires_grad(w, true);
+    ag_requires_grad(b, true);
+    ag_arena *step = ag_arena_new();
+    ck_assert_ptr_nonnull(step);
+    ag_conv_options o = {{1, 1}, {1, 1}, {1, 1}, 1};
+    long counts[3];
+    for (int k = 0; k < 3; k++) {
+        long before = ag__allocation_count();
+        ag_tensor *y = ag_relu(step, ag_conv2d(step, x, w, b, &o));
+        y = ag_avg_pool2d(step, ag_max_pool2d(step, y, 2, 0, 0), 2, 0, 1);
+        ag_tensor *l = ag_sum(step, y, AG_ALL, false);
+        ck_assert_msg(l && ag_backward(l) == 0, "%s", ag_last_error());
+        ag_arena_reset(step);
+        counts[k] = ag__allocation_count() - before;
+    }
+    ck_assert_int_gt(counts[0], 0); /* the first step grows the arena */
+    ck_assert_int_eq(counts[2], 0);
+    ag_arena_free(step);
+}
+END_TEST
+
 static Suite *conv_suite(void)
 {
     Suite *s = suite_create("conv");
@@ -332,6 +364,7 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_null_inputs);
     tcase_add_test(tc, test_threads_agree);
+    tcase_add_test(tc, test_no_allocation_in_a_step);
     suite_add_tcase(s, tc);
     return s;
 }

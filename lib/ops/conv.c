@@ -568,6 +568,16 @@ static int conv_backward(ag_tensor *out)
     size_t e = ag__dtype_size(out->dtype);
     const char *gy = out->grad->data;
     const char *cols = AG_SAVED(out, conv_saved)->cols;
+    int parts = image_parts(d.N);
+    conv_job job = {out, NULL, NULL, NULL, false};
+    if (x->requires_grad) { /* before any gradient changes */
+        job.scratch = ag__arena_alloc(
+            out->arena, (size_t)parts * (size_t)cols_size(p) * e, 64);
+        if (!job.scratch && cols_size(p) > 0) {
+            ag__error("ag_backward", "out of memory in conv2d");
+            return -1;
+        }
+    }
     if (w->requires_grad) {
         bool set = false;
         char *dw = d.N ? ag__grad_begin(w, &set) : ag__grad_accumulate(w);
@@ -579,16 +589,8 @@ static int conv_backward(ag_tensor *out)
                          n == 0 && set ? 0.0 : 1.0, dw + g * d.Og * d.K * e);
     }
     if (x->requires_grad) { /* dx: the images split over the threads */
-        int parts = image_parts(d.N);
-        conv_job job = {out, NULL, NULL, NULL, false};
         /* unwritten: each image cleared just before its col2im */
         job.dx = ag__grad_begin(x, &job.set);
-        job.scratch = ag__arena_alloc(
-            out->arena, (size_t)parts * (size_t)cols_size(p) * e, 64);
-        if (!job.scratch && cols_size(p) > 0) {
-            ag__error("ag_backward", "out of memory in conv2d");
-            return -1;
-        }
         ag__parallel(parts, dx_images, &job);
     }
     if (b && b->requires_grad) {
