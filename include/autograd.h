@@ -563,6 +563,65 @@ AG_API ag_tensor *ag_huber_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target,
 /* ag_binary_cross_entropy_with_logits, ag_l1_loss and ag_huber_loss take
  * two tensors of one float dtype and one shape with at least one element
  * (PyTorch's NaN of no elements is refused, as for ag_mse_loss). */
+/* Convolution options, as the keyword arguments of PyTorch's F.conv2d:
+ * stride, padding (zeros added on both sides) and dilation per spatial
+ * axis (height, width), and groups. A NULL pointer, or a field of 0, reads
+ * as stride 1, padding 0, dilation 1, groups 1. Negative values are errors. */
+typedef struct {
+    int64_t stride[2], padding[2], dilation[2], groups;
+} ag_conv_options;
+
+/* 2-D convolution (cross-correlation), as F.conv2d: x (N,C,H,W), weight
+ * (O,C/groups,kH,kW), bias (O) or NULL; the result is (N,O,OH,OW), a new
+ * tensor in a, with OH = (H + 2 padding[0] - dilation[0] (kH - 1) - 1) /
+ * stride[0] + 1 (OW likewise). The input's channels are split into
+ * `groups` groups, each convolved with O/groups filters. It runs as BLAS
+ * products on the columns of x (ag_unfold), which the result keeps in its
+ * arena for the backward; it is differentiable to any order and carries
+ * tangents. Errors (naming the function and the values): x or weight not
+ * 4-D, groups that do not divide C and O, a weight whose second size is
+ * not C/groups, a bias not (O), negative stride, padding, dilation or
+ * groups, a kernel larger than the padded input, no output channels (as
+ * PyTorch), mixed dtypes. */
+AG_API ag_tensor *ag_conv2d(ag_arena *a, ag_tensor *x, ag_tensor *weight,
+                            ag_tensor *bias, const ag_conv_options *o);
+
+/* 1-D convolution, as F.conv1d: x (N,C,L), weight (O,C/groups,k), bias (O)
+ * or NULL; the result is (N,O,Lout), a new tensor in a. Index [0] of each pair
+ * of the options applies (the rest is ignored). Computed as ag_conv2d on a
+ * height of 1; the same errors, for 3-D shapes. */
+AG_API ag_tensor *ag_conv1d(ag_arena *a, ag_tensor *x, ag_tensor *weight,
+                            ag_tensor *bias, const ag_conv_options *o);
+
+/* The sliding blocks of x (N,C,H,W) as columns, as F.unfold (im2col): the
+ * result, a new tensor in a, is (N, C kH kW, L) with L = OH OW the blocks (OH,
+ * OW as in ag_conv2d), row (c kH + i) kW + j of column oh OW + ow holding x[n,
+ * c, oh stride - padding + i dilation, ...] (0 in the padding). o's groups must
+ * be 0 or 1. ag_fold is its adjoint: it adds each column entry back into the
+ * pixel it came from, as F.fold, giving (N, C, height, width) from cols (N, C
+ * kH kW, L), where L must be the block count of that size. Both are linear,
+ * differentiable to any order. Errors: wrong ranks, a kernel larger than the
+ * padded input, a second size of cols that is not a multiple of kH kW, a block
+ * count that does not match. */
+AG_API ag_tensor *ag_unfold(ag_arena *a, ag_tensor *x, int64_t kernel_h,
+                            int64_t kernel_w, const ag_conv_options *o);
+AG_API ag_tensor *ag_fold(ag_arena *a, ag_tensor *cols, int64_t height,
+                          int64_t width, int64_t kernel_h, int64_t kernel_w,
+                          const ag_conv_options *o);
+
+/* 2-D max and average pooling of x (N,C,H,W) over kernel x kernel windows,
+ * as F.max_pool2d and F.avg_pool2d in floor mode: the result, a new
+ * tensor in a, is (N,C,OH,OW), OH = (H + 2 padding - kernel) / stride + 1 (OW
+ * likewise). stride 0 means stride = kernel (PyTorch's default). Max pooling
+ * reads the padding as -inf and sends the gradient to the first maximum of each
+ * window (a NaN counts as largest); average pooling divides by kernel^2,
+ * padding included (count_include_pad). Errors: x not 4-D, kernel < 1,
+ * negative stride or padding, padding over kernel / 2, a kernel larger
+ * than the padded input, no channels (as PyTorch). */
+AG_API ag_tensor *ag_max_pool2d(ag_arena *a, ag_tensor *x, int64_t kernel,
+                                int64_t stride, int64_t padding);
+AG_API ag_tensor *ag_avg_pool2d(ag_arena *a, ag_tensor *x, int64_t kernel,
+                                int64_t stride, int64_t padding);
 
 /* ------------------------------------------------------------------ */
 /* The op table                                                        */

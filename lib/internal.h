@@ -453,6 +453,8 @@ extern const ag_op ag__op_cast;
 extern const ag_op ag__op_layer_norm, ag__op_rms_norm, ag__op_batch_norm,
     ag__op_batch_norm_eval, ag__op_cross_entropy,
     ag__op_binary_cross_entropy_with_logits, ag__op_l1_loss, ag__op_huber_loss;
+extern const ag_op ag__op_conv2d, ag__op_unfold, ag__op_fold, ag__op_max_pool2d,
+    ag__op_avg_pool2d;
 
 /* ---- float dispatch ---- */
 

@@ -220,6 +220,92 @@ static ag_tensor *f_ce_smooth(ag_arena *a, ag_tensor **x)
     return cross_entropy_case(a, x[0], t, &o);
 }
 
+/* Convolutions: every option, conv1d (recorded as conv2d on a height of 1),
+ * a tensor used as input and weight. */
+static ag_tensor *f_conv2d(ag_arena *a, ag_tensor **x)
+{
+    return ag_conv2d(a, x[0], x[1], x[2], NULL);
+}
+
+static ag_tensor *f_conv2d_stride_pad(ag_arena *a, ag_tensor **x)
+{
+    ag_conv_options o = {{2, 1}, {1, 2}, {1, 1}, 1};
+    return ag_conv2d(a, x[0], x[1], NULL, &o);
+}
+
+static ag_tensor *f_conv2d_groups_dilation(ag_arena *a, ag_tensor **x)
+{
+    ag_conv_options o = {{1, 2}, {1, 0}, {2, 1}, 2};
+    return ag_conv2d(a, x[0], x[1], x[2], &o);
+}
+
+static ag_tensor *f_conv2d_self(ag_arena *a, ag_tensor **x)
+{
+    ag_conv_options o = {{0}, {1, 1}, {0}, 0};
+    return ag_conv2d(a, x[0], x[0], NULL, &o);
+}
+
+static ag_tensor *f_conv1d(ag_arena *a, ag_tensor **x)
+{
+    ag_conv_options o = {{2}, {1}, {2}, 0};
+    return ag_conv1d(a, x[0], x[1], x[2], &o);
+}
+
+static ag_tensor *f_conv1d_groups(ag_arena *a, ag_tensor **x)
+{
+    ag_conv_options o = {{0}, {0}, {0}, 3};
+    return ag_conv1d(a, x[0], x[1], NULL, &o);
+}
+
+static const ag_conv_options unfold_options = {{1, 2}, {1, 0}, {1, 2}, 0};
+
+static ag_tensor *f_unfold(ag_arena *a, ag_tensor **x)
+{
+    return ag_unfold(a, x[0], 2, 2, &unfold_options);
+}
+
+static ag_tensor *f_fold(ag_arena *a, ag_tensor **x)
+{
+    return ag_fold(a, x[0], 4, 5, 2, 2, &unfold_options);
+}
+
+/* unfold of x times x's columns folded back: both ops, x used twice. */
+static ag_tensor *f_unfold_fold_self(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *c = ag_unfold(a, x[0], 2, 2, &unfold_options);
+    return ag_fold(a, ag_mul(a, c, c), 4, 5, 2, 2, &unfold_options);
+}
+
+static ag_tensor *f_max_pool(ag_arena *a, ag_tensor **x)
+{
+    return ag_max_pool2d(a, x[0], 2, 0, 0);
+}
+
+static ag_tensor *f_max_pool_pad(ag_arena *a, ag_tensor **x)
+{
+    return ag_max_pool2d(a, x[0], 3, 2, 1);
+}
+
+static ag_tensor *f_max_pool_self(ag_arena *a, ag_tensor **x)
+{
+    return ag_mul(a, x[0], ag_max_pool2d(a, x[0], 3, 1, 1));
+}
+
+static ag_tensor *f_avg_pool(ag_arena *a, ag_tensor **x)
+{
+    return ag_avg_pool2d(a, x[0], 2, 0, 0);
+}
+
+static ag_tensor *f_avg_pool_pad(ag_arena *a, ag_tensor **x)
+{
+    return ag_avg_pool2d(a, x[0], 3, 2, 1);
+}
+
+static ag_tensor *f_avg_pool_self(ag_arena *a, ag_tensor **x)
+{
+    return ag_mul(a, x[0], ag_avg_pool2d(a, x[0], 3, 1, 1));
+}
+
 /* clang-format off */
 #define ONE(op, label, nd, s0, v0, fn)                                         \
     {op, label, 1, {nd, 0}, {s0, {0}}, {v0, GC_ANY}, fn}
@@ -317,6 +403,21 @@ const gc_case gc_cases[] = {
     TWO("huber_loss", "delta 1 (3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_huber),
     TWO("huber_loss", "delta 0.5 (2,5),(2,5)", 2, S(2, 5), GC_ANY, 2, S(2, 5), GC_ANY, f_huber_half),
     ONE("huber_loss", "x against -x/2 (6)", 1, S(6), GC_ANY, f_huber_self),
+    THREE("conv2d", "(2,2,4,4) W(3,2,3,3) b(3)", 4, S(2, 2, 4, 4), 4, S(3, 2, 3, 3), 1, S(3), f_conv2d),
+    TWO("conv2d", "(1,2,5,4) W(2,2,3,2) stride (2,1) pad (1,2)", 4, S(1, 2, 5, 4), GC_ANY, 4, S(2, 2, 3, 2), GC_ANY, f_conv2d_stride_pad),
+    THREE("conv2d", "(1,4,4,4) W(4,2,2,2) groups 2 dilation (2,1)", 4, S(1, 4, 4, 4), 4, S(4, 2, 2, 2), 1, S(4), f_conv2d_groups_dilation),
+    ONE("conv2d", "conv2d(x, x) pad 1", 4, S(2, 2, 3, 3), GC_ANY, f_conv2d_self),
+    THREE("conv2d", "conv1d (2,3,7) W(4,3,3) stride 2 pad 1 dilation 2", 3, S(2, 3, 7), 3, S(4, 3, 3), 1, S(4), f_conv1d),
+    TWO("conv2d", "conv1d (1,3,6) W(3,1,2) groups 3", 3, S(1, 3, 6), GC_ANY, 3, S(3, 1, 2), GC_ANY, f_conv1d_groups),
+    ONE("unfold", "(1,2,4,5) k 2 stride (1,2) pad (1,0) dilation (1,2)", 4, S(1, 2, 4, 5), GC_ANY, f_unfold),
+    ONE("fold", "(1,4,10) to (4,5)", 3, S(1, 4, 10), GC_ANY, f_fold),
+    ONE("fold", "fold(unfold(x)^2)", 4, S(1, 2, 4, 5), GC_ANY, f_unfold_fold_self),
+    ONE("max_pool2d", "(1,2,5,5) k 2", 4, S(1, 2, 5, 5), GC_ANY, f_max_pool),
+    ONE("max_pool2d", "(1,2,6,5) k 3 stride 2 pad 1", 4, S(1, 2, 6, 5), GC_ANY, f_max_pool_pad),
+    ONE("max_pool2d", "x * max_pool(x) k 3 stride 1 pad 1", 4, S(1, 2, 4, 4), GC_ANY, f_max_pool_self),
+    ONE("avg_pool2d", "(1,2,5,5) k 2", 4, S(1, 2, 5, 5), GC_ANY, f_avg_pool),
+    ONE("avg_pool2d", "(1,2,6,5) k 3 stride 2 pad 1", 4, S(1, 2, 6, 5), GC_ANY, f_avg_pool_pad),
+    ONE("avg_pool2d", "x * avg_pool(x) k 3 stride 1 pad 1", 4, S(1, 2, 4, 4), GC_ANY, f_avg_pool_self),
 };
 
 /* clang-format on */

@@ -155,6 +155,41 @@ static ag_tensor *z_bce(ag_arena *a, ag_tensor **x) { return ag_binary_cross_ent
 static ag_tensor *z_l1(ag_arena *a, ag_tensor **x) { return ag_l1_loss(a, x[0], x[1]); }
 static ag_tensor *z_huber(ag_arena *a, ag_tensor **x) { return ag_huber_loss(a, x[0], x[1], 1.0); }
 /* clang-format on */
+/* Convolutions and pools with their default options (as the fixture). */
+static ag_tensor *z_conv2d(ag_arena *a, ag_tensor **x)
+{
+    return ag_conv2d(a, x[0], x[1], x[2], NULL);
+}
+
+static ag_tensor *z_conv2d_no_bias(ag_arena *a, ag_tensor **x)
+{
+    return ag_conv2d(a, x[0], x[1], NULL, NULL);
+}
+
+static ag_tensor *z_conv1d(ag_arena *a, ag_tensor **x)
+{
+    return ag_conv1d(a, x[0], x[1], x[2], NULL);
+}
+
+static ag_tensor *z_unfold(ag_arena *a, ag_tensor **x)
+{
+    return ag_unfold(a, x[0], 2, 2, NULL);
+}
+
+static ag_tensor *z_fold(ag_arena *a, ag_tensor **x)
+{
+    return ag_fold(a, x[0], 3, 3, 2, 2, NULL);
+}
+
+static ag_tensor *z_max_pool(ag_arena *a, ag_tensor **x)
+{
+    return ag_max_pool2d(a, x[0], 2, 0, 0);
+}
+
+static ag_tensor *z_avg_pool(ag_arena *a, ag_tensor **x)
+{
+    return ag_avg_pool2d(a, x[0], 2, 0, 0);
+}
 
 typedef struct {
     const char *op;    /* the op-table name it covers ("argmax": none) */
@@ -252,6 +287,17 @@ static const zcase cases[] = {
      "ag_l1_loss: pred (0,3) has no elements"},
     {"huber_loss", "huber_loss (0,3)", z_huber,
      "ag_huber_loss: pred (0,3) has no elements"},
+    {"conv2d", "conv2d (0,3,4,4) W(2,3,2,2) b(2)", z_conv2d, NULL},
+    /* PyTorch too refuses a convolution without filters. */
+    {"conv2d", "conv2d (1,3,4,4) W(0,3,2,2)", z_conv2d_no_bias,
+     "ag_conv2d: weight (0,3,2,2) has no output channels"},
+    {"conv2d", "conv2d conv1d (0,3,5) W(2,3,2) b(2)", z_conv1d, NULL},
+    {"unfold", "unfold (0,2,3,3) k 2", z_unfold, NULL},
+    {"fold", "fold (0,8,4) to (3,3) k 2", z_fold, NULL},
+    {"max_pool2d", "max_pool2d (0,2,4,4) k 2", z_max_pool, NULL},
+    /* PyTorch too refuses pools of no channels. */
+    {"avg_pool2d", "avg_pool2d (2,0,4,4) k 2", z_avg_pool,
+     "ag_avg_pool2d: x (2,0,4,4) has no channels"},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))

@@ -7,7 +7,8 @@
  * overflowing shapes), applies every op (binary with broadcasting, unary,
  * scalar, matmul, reductions with AG_ALL and keepdim, reshape, transpose,
  * softmax, losses with targets out of range, dropout, linear, argmax,
- * detach; chains of thousands of ops) to a pool of 8 slots, mismatched
+ * detach, convolutions, pools, unfold and fold with options of every
+ * kind; chains of thousands of ops) to a pool of 8 slots, mismatched
  * shapes and NULL slots included, runs ag_backward (also twice, also from
  * sum, mean or max), zeroes and reads gradients, toggles grad mode and
  * anomaly detection, prints, writes DOT, runs ag_gradcheck on tiny inputs,
@@ -1016,6 +1017,60 @@ static void op_copy(vm *m)
     m->slot[d] = arg(m);
 }
 
+/* CONV d x w bias-bit b options...: ag_conv2d, or ag_conv1d when the bias
+ * byte's bit 1 is set; the options from small tables (negatives
+ * included), a NULL options pointer when the last byte's bit 7 is set.
+ * Either outcome is allowed; an error must name the function. */
+static void op_conv(vm *m)
+{
+    static const int64_t t[] = {0, 1, 2, 3, -1, 0, 1, 4};
+    int d = dst(m);
+    ag_tensor *in[3] = {NULL, NULL, NULL};
+    in[0] = arg(m);
+    in[1] = arg(m);
+    uint8_t b = get(m);
+    if (b & 1) in[2] = m->slot[(b >> 2) % SLOTS];
+    ag_conv_options o;
+    for (int k = 0; k < 2; k++) {
+        o.stride[k] = t[get(m) % COUNT(t)];
+        o.padding[k] = t[get(m) % COUNT(t)];
+        o.dilation[k] = t[get(m) % COUNT(t)];
+    }
+    uint8_t g = get(m);
+    o.groups = t[g % COUNT(t)];
+    expect e = {-1, AG_F32, -1, {0}};
+    uint64_t h = hash_inputs(3, in);
+    ag_clear_error();
+    const ag_conv_options *op = g & 128 ? NULL : &o;
+    ag_tensor *r = b & 2 ? ag_conv1d(m->step, in[0], in[1], in[2], op)
+                         : ag_conv2d(m->step, in[0], in[1], in[2], op);
+    finish(m, b & 2 ? "ag_conv1d" : "ag_conv2d", 3, in, h, r, &e, d);
+}
+
+/* POOL d x kind kernel stride padding: ag_max_pool2d, ag_avg_pool2d,
+ * ag_unfold (kernel x stride) or ag_fold (to a kernel x kernel output of
+ * stride x stride blocks, padding as given). Either outcome is allowed. */
+static void op_pool(vm *m)
+{
+    static const int64_t t[] = {0, 1, 2, 3, -1, 4, 1, 2};
+    int d = dst(m);
+    ag_tensor *x = arg(m);
+    int kind = get(m) % 4;
+    int64_t k = t[get(m) % COUNT(t)], s = t[get(m) % COUNT(t)];
+    int64_t pad = t[get(m) % COUNT(t)];
+    ag_conv_options o = {{s, s}, {pad, pad}, {1, 1}, 0};
+    expect e = {-1, AG_F32, -1, {0}};
+    uint64_t h = hash_inputs(1, &x);
+    ag_clear_error();
+    static const char *const funcs[] = {"ag_max_pool2d", "ag_avg_pool2d",
+                                        "ag_unfold", "ag_fold"};
+    ag_tensor *r = kind == 0   ? ag_max_pool2d(m->step, x, k, s, pad)
+                   : kind == 1 ? ag_avg_pool2d(m->step, x, k, s, pad)
+                   : kind == 2 ? ag_unfold(m->step, x, k, s, &o)
+                               : ag_fold(m->step, x, k, k, s, s, &o);
+    finish(m, funcs[kind], 1, &x, h, r, &e, d);
+}
+
 /* ------------------------------------------------------------------ */
 /* The interpreter                                                     */
 /* ------------------------------------------------------------------ */
@@ -1138,7 +1193,7 @@ static void (*const instructions[])(vm *) = {
     op_detach,  op_requires_grad, op_backward, op_zero_grad, op_grad,
     op_mode,    op_reset,         op_inspect,  op_gradcheck, op_copy,
     op_chain,   op_expand,        op_cast,     op_gradients, op_dual,
-    op_tangent,
+    op_tangent, op_conv,          op_pool,
 };
 
 static const char *const names[] = {
@@ -1148,7 +1203,7 @@ static const char *const names[] = {
     "detach",  "requires_grad", "backward", "zero_grad", "grad",
     "mode",    "reset",         "inspect",  "gradcheck", "copy",
     "chain",   "expand",        "cast",     "gradients", "dual",
-    "tangent",
+    "tangent", "conv",          "pool",
 };
 _Static_assert(COUNT(names) == COUNT(instructions), "a name per opcode");
 

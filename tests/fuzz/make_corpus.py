@@ -258,7 +258,7 @@ OPS = ["new", "new_bad", "binary", "unary", "scalar", "matmul", "reduce",
        "reshape", "transpose", "softmax", "xent", "mse", "dropout", "linear",
        "argmax", "detach", "requires_grad", "backward", "zero_grad", "grad",
        "mode", "reset", "inspect", "gradcheck", "copy", "chain", "expand",
-       "cast", "gradients", "dual", "tangent"]
+       "cast", "gradients", "dual", "tangent", "conv", "pool"]
 OP = {name: i for i, name in enumerate(OPS)}
 # Indexes into the tables of fuzz_ops.c.
 DT = {"f32": 0, "f64": 1, "i32": 3, "bad": 7}
@@ -485,6 +485,19 @@ def programs():
                   .backward(1, how=1, twice=True)
                   .inspect(2, 1))
     higher_order_programs(p)
+    # A convolution with padding 1 and a bias (the options are indexes
+    # into op_conv's table), its backward, then pools of its result.
+    p["conv"] = (Program()
+                 .new(0, "f64", [1, 2, 3, 3], kind="randn", grad=True)
+                 .new(1, "f64", [2, 2, 2, 2], kind="randn", grad=True)
+                 .new(2, "f64", [2], grad=True)
+                 .emit("conv", 3, 0, 1, 1 | 2 << 2, 1, 1, 1, 1, 1, 1, 1)
+                 .backward(3, how=1)
+                 .inspect(0, 1)
+                 .emit("pool", 4, 3, 0, 2, 0, 0)
+                 .emit("pool", 5, 3, 1, 3, 1, 1)
+                 .emit("pool", 6, 0, 2, 2, 1, 0)
+                 .backward(4, how=1))
     for name, prog in p.items():
         write("fuzz_ops", name, bytes(prog.code))
 

@@ -1,0 +1,276 @@
+/* pool.c: 2-D max and average pooling over square windows of (N, C, H, W),
+ * in floor mode, as PyTorch's F.max_pool2d and F.avg_pool2d (the latter with
+ * count_include_pad): window (oh, ow) covers rows oh s - p .. oh s - p + k - 1
+ * and the columns likewise; OH = (H + 2 p - k) / s + 1.
+ *   max: y = the window's largest value (padding reads as -inf), its place
+ *        saved; the gradient goes to that first maximum (a NaN counts as
+ *        largest), as PyTorch's rule.
+ *   avg: y = the window's sum / k^2 (padding reads as 0).
+ * Their derivatives in ops go through unfold and fold (conv.c): a window's
+ * values are a column of unfold(x) seen as (N, C, k^2, L). */
+#include "../internal.h"
+
+#include <tgmath.h>
+
+enum { MAX_POOL, AVG_POOL };
+
+typedef struct {
+    int64_t k, s, p, H, W, OH, OW;
+} pool_params;
+
+/* max pool keeps, per output, the place ih W + iw of its maximum in the
+ * input's plane. */
+typedef struct {
+    int64_t *argmax;
+} pool_saved;
+
+/* The rows (or columns) [*lo, *hi) of window o that lie in [0, size). */
+static void window(const pool_params *p, int64_t o, int64_t size, int64_t *lo,
+                   int64_t *hi)
+{
+    int64_t start = o * p->s - p->p;
+    *lo = start < 0 ? 0 : start;
+    *hi = start + p->k < size ? start + p->k : size;
+}
+
+static int pool_forward(ag_tensor *out)
+{
+    const pool_params *p = AG_PARAMS(out, pool_params);
+    const ag_tensor *x = out->inputs[0];
+    int64_t planes = x->shape[0] * x->shape[1], HW = p->H * p->W;
+    int64_t L = p->OH * p->OW;
+    int64_t *arg = NULL;
+    if (out->op->kind == MAX_POOL) {
+        arg = ag__arena_alloc(out->arena, (size_t)out->numel * sizeof *arg, 16);
+        if (!arg && out->numel) {
+            ag__error("ag_max_pool2d", "out of memory");
+            return -1;
+        }
+        AG_SAVED(out, pool_saved)->argmax = arg;
+    }
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *xv = x->data;
+        real *y = out->data;
+        const real inv_area = (real)1 / (real)(p->k * p->k);
+        for (int64_t pl = 0; pl < planes; pl++) {
+            const real *xp = xv + pl * HW;
+            for (int64_t oh = 0; oh < p->OH; oh++) {
+                int64_t h0, h1;
+                window(p, oh, p->H, &h0, &h1);
+                for (int64_t ow = 0; ow < p->OW; ow++) {
+                    int64_t w0, w1, at = pl * L + oh * p->OW + ow;
+                    window(p, ow, p->W, &w0, &w1);
+                    if (arg) { /* y = max over the window, first one kept */
+                        real best = -INFINITY;
+                        int64_t where = h0 * p->W + w0;
+                        for (int64_t ih = h0; ih < h1; ih++)
+                            for (int64_t iw = w0; iw < w1; iw++) {
+                                real v = xp[ih * p->W + iw];
+                                if (v > best || isnan(v)) {
+                                    best = v;
+                                    where = ih * p->W + iw;
+                                }
+                            }
+                        y[at] = best;
+                        arg[at] = where;
+                    } else { /* y = sum over the window / k^2 */
+                        real sum = 0;
+                        for (int64_t ih = h0; ih < h1; ih++)
+                            for (int64_t iw = w0; iw < w1; iw++)
+                                sum += xp[ih * p->W + iw];
+                        y[at] = sum * inv_area;
+                    }
+                }
+            }
+        }
+    });
+    return 0;
+}
+
+/* max: dx[argmax] += g      avg: dx[window] += g / k^2 */
+static int pool_backward(ag_tensor *out)
+{
+    const pool_params *p = AG_PARAMS(out, pool_params);
+    const ag_tensor *x = out->inputs[0];
+    int64_t planes = x->shape[0] * x->shape[1], HW = p->H * p->W;
+    int64_t L = p->OH * p->OW;
+    const int64_t *arg =
+        out->op->kind == MAX_POOL ? AG_SAVED(out, pool_saved)->argmax : NULL;
+    void *dx_data = ag__grad_accumulate(out->inputs[0]);
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *g = out->grad->data;
+        real *dx = dx_data;
+        const real inv_area = (real)1 / (real)(p->k * p->k);
+        for (int64_t pl = 0; pl < planes; pl++) {
+            real *dp = dx + pl * HW;
+            const real *gp = g + pl * L;
+            if (arg) {
+                const int64_t *ap = arg + pl * L;
+                for (int64_t l = 0; l < L; l++) dp[ap[l]] += gp[l];
+                continue;
+            }
+            for (int64_t oh = 0; oh < p->OH; oh++) {
+                int64_t h0, h1;
+                window(p, oh, p->H, &h0, &h1);
+                for (int64_t ow = 0; ow < p->OW; ow++) {
+                    int64_t w0, w1;
+                    window(p, ow, p->W, &w0, &w1);
+                    real v = gp[oh * p->OW + ow] * inv_area;
+                    for (int64_t ih = h0; ih < h1; ih++)
+                        for (int64_t iw = w0; iw < w1; iw++)
+                            dp[ih * p->W + iw] += v;
+                }
+            }
+        }
+    });
+    return 0;
+}
+
+/* The unfold/fold geometry of the pool's windows. */
+static ag_conv_options window_options(const pool_params *p)
+{
+    return (ag_conv_options){{p->s, p->s}, {p->p, p->p}, {1, 1}, 1};
+}
+
+/* For max pool: a tensor without history, (N, C, k^2, L), 1 at the place
+ * of each window's saved maximum, else 0. */
+static ag_tensor *argmax_mask(ag_arena *a, const ag_tensor *out)
+{
+    const pool_params *p = AG_PARAMS(out, pool_params);
+    const int64_t *arg = AG_SAVED(out, pool_saved)->argmax;
+    int64_t N = out->shape[0], C = out->shape[1], kk = p->k * p->k;
+    int64_t L = p->OH * p->OW;
+    ag_tensor *m = ag_zeros(a, out->dtype, 4, (int64_t[]){N, C, kk, L});
+    if (m)
+        AG_DISPATCH_FLOAT(m->dtype, {
+            real *mv = m->data;
+            for (int64_t pl = 0; pl < N * C; pl++)
+                for (int64_t l = 0; l < L; l++) {
+                    int64_t at = arg[pl * L + l];
+                    int64_t i = at / p->W - ((l / p->OW) * p->s - p->p);
+                    int64_t j = at % p->W - ((l % p->OW) * p->s - p->p);
+                    mv[(pl * kk + i * p->k + j) * L + l] = 1;
+                }
+        });
+    return m;
+}
+
+/* max: dx = fold(g * mask)       avg: dx = fold(g / k^2 on every place)
+ * with g seen as (N, C, 1, L) against the windows (N, C, k^2, L). */
+static int pool_vjp(ag_arena *a, ag_tensor *out, ag_tensor *g, const bool *want,
+                    ag_tensor **dx)
+{
+    const pool_params *p = AG_PARAMS(out, pool_params);
+    int64_t N = out->shape[0], C = out->shape[1], kk = p->k * p->k;
+    int64_t L = p->OH * p->OW;
+    ag_tensor *g4 = ag_reshape(a, g, 4, (int64_t[]){N, C, 1, L});
+    ag_tensor *spread = out->op->kind == MAX_POOL
+                            ? ag_mul(a, g4, argmax_mask(a, out))
+                            : ag_expand(a, ag_scale(a, g4, 1.0 / (double)kk), 4,
+                                        (int64_t[]){N, C, kk, L});
+    ag_conv_options o = window_options(p);
+    AG_TRY(dx[0] =
+               ag_fold(a, ag_reshape(a, spread, 3, (int64_t[]){N, C * kk, L}),
+                       p->H, p->W, p->k, p->k, &o));
+    return 0;
+}
+
+/* max: ty = sum over the window of unfold(tx) * mask
+ * avg: ty = avg_pool2d(tx)   (linear) */
+static int pool_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
+                    ag_tensor **ty)
+{
+    const pool_params *p = AG_PARAMS(out, pool_params);
+    if (out->op->kind == AVG_POOL) {
+        AG_TRY(*ty = ag__apply("ag_avg_pool2d", a, out->op, 1, &tx[0],
+                               out->dtype, 4, out->shape, p));
+        return 0;
+    }
+    int64_t N = out->shape[0], C = out->shape[1], kk = p->k * p->k;
+    int64_t L = p->OH * p->OW;
+    ag_conv_options o = window_options(p);
+    ag_tensor *cols = ag_reshape(a, ag_unfold(a, tx[0], p->k, p->k, &o), 4,
+                                 (int64_t[]){N, C, kk, L});
+    AG_TRY(*ty = ag_reshape(
+               a, ag_sum(a, ag_mul(a, cols, argmax_mask(a, out)), 2, false), 4,
+               out->shape));
+    return 0;
+}
+
+static ag_tensor *pool(const char *func, const ag_op *op, ag_arena *a,
+                       ag_tensor *x, int64_t kernel, int64_t stride,
+                       int64_t padding)
+{
+    if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
+    char bx[AG_SHAPE_STR_MAX];
+    if (x->ndim != 4) {
+        ag__error(func, "x must be 4-D (N,C,H,W), got %s",
+                  ag__shape_str(bx, x->ndim, x->shape));
+        return NULL;
+    }
+    if (x->shape[1] == 0) { /* as PyTorch: only the batch may be empty */
+        ag__error(func, "x %s has no channels",
+                  ag__shape_str(bx, x->ndim, x->shape));
+        return NULL;
+    }
+    if (kernel < 1 || stride < 0 || padding < 0) {
+        ag__error(func,
+                  "kernel %lld must be at least 1, stride %lld not negative "
+                  "(0: the kernel) and padding %lld not negative",
+                  (long long)kernel, (long long)stride, (long long)padding);
+        return NULL;
+    }
+    if (padding > kernel / 2) {
+        ag__error(func, "padding %lld is more than half the kernel %lld",
+                  (long long)padding, (long long)kernel);
+        return NULL;
+    }
+    pool_params p = {
+        kernel, stride ? stride : kernel, padding, x->shape[2], x->shape[3], 0,
+        0};
+    if (p.H + 2 * p.p < p.k || p.W + 2 * p.p < p.k) {
+        ag__error(func,
+                  "kernel %lld is larger than the padded input %s with "
+                  "padding %lld",
+                  (long long)kernel, ag__shape_str(bx, x->ndim, x->shape),
+                  (long long)padding);
+        return NULL;
+    }
+    p.OH = (p.H + 2 * p.p - p.k) / p.s + 1;
+    p.OW = (p.W + 2 * p.p - p.k) / p.s + 1;
+    int64_t shape[4] = {x->shape[0], x->shape[1], p.OH, p.OW};
+    return ag__apply(func, a, op, 1, &x, x->dtype, 4, shape, &p);
+}
+
+ag_tensor *ag_max_pool2d(ag_arena *a, ag_tensor *x, int64_t kernel,
+                         int64_t stride, int64_t padding)
+{
+    return pool("ag_max_pool2d", &ag__op_max_pool2d, a, x, kernel, stride,
+                padding);
+}
+
+ag_tensor *ag_avg_pool2d(ag_arena *a, ag_tensor *x, int64_t kernel,
+                         int64_t stride, int64_t padding)
+{
+    return pool("ag_avg_pool2d", &ag__op_avg_pool2d, a, x, kernel, stride,
+                padding);
+}
+
+/* The op-table entries. */
+const ag_op ag__op_max_pool2d = {.name = "max_pool2d",
+                                 .arity = 1,
+                                 .kind = MAX_POOL,
+                                 .params_size = sizeof(pool_params),
+                                 .saved_size = sizeof(pool_saved),
+                                 .forward = pool_forward,
+                                 .backward = pool_backward,
+                                 .vjp = pool_vjp,
+                                 .jvp = pool_jvp};
+const ag_op ag__op_avg_pool2d = {.name = "avg_pool2d",
+                                 .arity = 1,
+                                 .kind = AVG_POOL,
+                                 .params_size = sizeof(pool_params),
+                                 .forward = pool_forward,
+                                 .backward = pool_backward,
+                                 .vjp = pool_vjp,
+                                 .jvp = pool_jvp};
