@@ -231,6 +231,46 @@ START_TEST(test_norm_modules)
 }
 END_TEST
 
+/* Conv2d, MaxPool2d, Flatten and Linear make a small CNN: names, PyTorch's
+ * init bound, shapes through it, and a 3-D input refused by name. */
+START_TEST(test_conv_modules)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_rng rng = ag_rng_seed(6);
+    ag_conv_options pad = {.padding = {1, 1}};
+    ag_module *parts[5] = {
+        ag_nn_conv2d(a, AG_F32, 1, 4, 3, 3, &pad, true, &rng),
+        ag_nn_activation(a, AG_ACT_RELU), ag_nn_max_pool2d(a, 2, 0, 0),
+        ag_nn_flatten(a), ag_nn_linear(a, AG_F32, 4 * 4 * 4, 3, true, &rng)};
+    ag_module *cnn = ag_nn_sequential(a, 5, parts);
+    static const char *const names[] = {"0.weight", "0.bias", "4.weight",
+                                        "4.bias"};
+    expect_names(ag_module_state(cnn), 4, names);
+    ag_tensor *w = ag_params_find(ag_module_state(cnn), "0.weight");
+    ck_assert_int_eq(ag_ndim(w), 4);
+    double bound = 1 / sqrt(9.0); /* fan_in 1 * 3 * 3 */
+    for (int64_t i = 0; i < ag_numel(w); i++)
+        ck_assert(fabs(tensor_at(w, i)) < bound);
+    ag_tensor *x =
+        ag_randn(step, AG_F32, 4, (int64_t[]){2, 1, 8, 8}, 0, 1, &rng);
+    ag_tensor *y = ag_module_forward(cnn, step, x);
+    ck_assert_msg(y != NULL, "%s", ag_last_error());
+    ck_assert_int_eq(ag_shape(y)[0], 2);
+    ck_assert_int_eq(ag_shape(y)[1], 3);
+    ag_tensor *x3 = ag_ones(step, AG_F32, 3, (int64_t[]){2, 8, 8});
+    ck_assert_ptr_null(ag_module_forward(cnn, step, x3));
+    ck_assert_msg(strstr(ag_last_error(), "module 0 (Conv2d)") &&
+                      strstr(ag_last_error(), "Conv2d: expected a 4-D"),
+                  "%s", ag_last_error());
+    ck_assert_ptr_null(ag_nn_conv2d(
+        a, AG_F32, 3, 4, 3, 3, &(ag_conv_options){.groups = 2}, true, &rng));
+    ck_assert_msg(strstr(ag_last_error(), "divisible by groups"), "%s",
+                  ag_last_error());
+    ag_arena_free(step);
+    ag_arena_free(a);
+}
+END_TEST
+
 static Suite *module_suite(void)
 {
     Suite *s = suite_create("module");
@@ -240,6 +280,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, test_training_mode_and_dropout);
     tcase_add_test(tc, test_state_checkpoint_round_trip);
     tcase_add_test(tc, test_norm_modules);
+    tcase_add_test(tc, test_conv_modules);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -318,6 +318,29 @@ AG_API ag_module *ag_nn_batch_norm2d(ag_arena *a, ag_dtype dt, int64_t channels,
                                      double eps, double momentum, bool affine,
                                      bool track_running_stats);
 
+/* nn.Conv2d(in, out, (kernel_h, kernel_w), stride, padding, dilation,
+ * groups, bias) and nn.Conv1d(in, out, kernel, ...): "weight" (out,
+ * in/groups, kernel_h, kernel_w) or (out, in/groups, kernel) and "bias"
+ * (out), initialised as PyTorch's; the options as ag_conv2d's (NULL: stride
+ * 1, no padding, dilation 1, one group). Input (N,C,H,W) or (N,C,L); another
+ * rank is an error naming the module. */
+AG_API ag_module *ag_nn_conv2d(ag_arena *a, ag_dtype dt, int64_t in,
+                               int64_t out, int64_t kernel_h, int64_t kernel_w,
+                               const ag_conv_options *o, bool bias,
+                               ag_rng *rng);
+AG_API ag_module *ag_nn_conv1d(ag_arena *a, ag_dtype dt, int64_t in,
+                               int64_t out, int64_t kernel,
+                               const ag_conv_options *o, bool bias,
+                               ag_rng *rng);
+
+/* nn.MaxPool2d(kernel, stride, padding) and nn.AvgPool2d (count_include_pad
+ * as PyTorch's default): square windows, stride 0 meaning the kernel (as
+ * PyTorch's stride=None), on (N,C,H,W) input; no parameters. */
+AG_API ag_module *ag_nn_max_pool2d(ag_arena *a, int64_t kernel, int64_t stride,
+                                   int64_t padding);
+AG_API ag_module *ag_nn_avg_pool2d(ag_arena *a, int64_t kernel, int64_t stride,
+                                   int64_t padding);
+
 /* nn.LSTM and nn.GRU(input_size, hidden_size, num_layers, batch_first):
  * per layer l, "weight_ih_l<l>" (G H, I or H), "weight_hh_l<l>" (G H, H),
  * "bias_ih_l<l>" and "bias_hh_l<l>" (G H), G = 4 gates (i, f, g, o) for the
@@ -338,10 +361,9 @@ AG_API ag_module *ag_nn_gru(ag_arena *a, ag_dtype dt, int64_t input_size,
  * last step's states of every layer, (L,N,H). Returns the output as
  * ag_module_forward does, or NULL with an error (also for a module that is
  * not an LSTM, or a GRU, and states of the wrong shape or dtype). */
-AG_API ag_tensor *ag_nn_lstm_forward(ag_module *m, ag_arena *step,
-                                     ag_tensor *x, ag_tensor *h0,
-                                     ag_tensor *c0, ag_tensor **hn,
-                                     ag_tensor **cn);
+AG_API ag_tensor *ag_nn_lstm_forward(ag_module *m, ag_arena *step, ag_tensor *x,
+                                     ag_tensor *h0, ag_tensor *c0,
+                                     ag_tensor **hn, ag_tensor **cn);
 AG_API ag_tensor *ag_nn_gru_forward(ag_module *m, ag_arena *step, ag_tensor *x,
                                     ag_tensor *h0, ag_tensor **hn);
 
