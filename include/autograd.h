@@ -375,6 +375,20 @@ AG_API ag_tensor *ag_sub(ag_arena *a, ag_tensor *x, ag_tensor *y);
 AG_API ag_tensor *ag_mul(ag_arena *a, ag_tensor *x, ag_tensor *y);
 AG_API ag_tensor *ag_div(ag_arena *a, ag_tensor *x, ag_tensor *y);
 
+/* Elementwise max(x, y) and min(x, y), broadcast as ag_add, as
+ * torch.maximum and torch.minimum: NaN if either is NaN; on a tie the
+ * gradient is split equally between x and y (PyTorch's rule). */
+AG_API ag_tensor *ag_maximum(ag_arena *a, ag_tensor *x, ag_tensor *y);
+AG_API ag_tensor *ag_minimum(ag_arena *a, ag_tensor *x, ag_tensor *y);
+
+/* Elementwise cond != 0 ? x : y, as torch.where: cond is AG_I32 (not
+ * differentiable), x and y float of one dtype; all three broadcast
+ * together as in ag_add. The gradient goes to x where cond is nonzero and
+ * to y elsewhere, summed back to each one's shape. Errors: cond not i32,
+ * shapes that do not broadcast (all three named). */
+AG_API ag_tensor *ag_where(ag_arena *a, ag_tensor *cond, ag_tensor *x,
+                           ag_tensor *y);
+
 /* Elementwise -x, e^x, ln x, sqrt x, |x| (the derivative of |x| at 0 is
  * taken as 0). */
 AG_API ag_tensor *ag_neg(ag_arena *a, ag_tensor *x);
@@ -442,6 +456,24 @@ AG_API ag_tensor *ag_gelu(ag_arena *a, ag_tensor *x);
 /* Leaky ReLU: x for x > 0, slope * x otherwise (PyTorch's default slope is
  * 0.01). `slope` must be finite. */
 AG_API ag_tensor *ag_leaky_relu(ag_arena *a, ag_tensor *x, double slope);
+
+/* Elementwise sin x and cos x. */
+AG_API ag_tensor *ag_sin(ag_arena *a, ag_tensor *x);
+AG_API ag_tensor *ag_cos(ag_arena *a, ag_tensor *x);
+
+/* SiLU (swish), x * sigmoid(x), as torch.nn.functional.silu. */
+AG_API ag_tensor *ag_silu(ag_arena *a, ag_tensor *x);
+
+/* Softplus, log(1 + e^x), as torch.nn.functional.softplus with its defaults
+ * (beta 1, threshold 20): above 20 the result is x itself and its
+ * derivative 1. */
+AG_API ag_tensor *ag_softplus(ag_arena *a, ag_tensor *x);
+
+/* Elementwise min(max(x, lo), hi), as torch.clamp (lo > hi gives hi
+ * everywhere; NaN stays NaN). Either bound may be infinite (a one-sided
+ * clamp); a NaN bound is an error. The gradient is 1 where lo <= x <= hi,
+ * the bounds included, and 0 elsewhere, as PyTorch's. */
+AG_API ag_tensor *ag_clamp(ag_arena *a, ag_tensor *x, double lo, double hi);
 
 /* Inverted dropout: each element is zeroed with probability p and the
  * others are scaled by 1 / (1 - p), so the expected value is unchanged.

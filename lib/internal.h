@@ -430,6 +430,10 @@ extern const ag_op ag__op_linear, ag__op_linear_no_bias;
 extern const ag_op ag__op_softmax, ag__op_log_softmax;
 extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
 extern const ag_op ag__op_cast;
+extern const ag_op ag__op_sin, ag__op_cos, ag__op_silu, ag__op_softplus,
+    ag__op_clamp, ag__op_maximum, ag__op_minimum, ag__op_where, ag__op_min,
+    ag__op_logsumexp, ag__op_var, ag__op_slice, ag__op_concat, ag__op_permute,
+    ag__op_index_select, ag__op_gather, ag__op_gather_backward;
 
 /* ---- float dispatch ---- */
 

@@ -55,6 +55,18 @@ static ag_tensor *f_leaky_relu_neg(ag_arena *a, ag_tensor **x) { return ag_leaky
 static ag_tensor *f_linear(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[1], x[2]); }
 static ag_tensor *f_linear_no_bias(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[1], NULL); }
 static ag_tensor *f_linear_self(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[0], NULL); }
+static ag_tensor *f_sin(ag_arena *a, ag_tensor **x) { return ag_sin(a, x[0]); }
+static ag_tensor *f_cos(ag_arena *a, ag_tensor **x) { return ag_cos(a, x[0]); }
+static ag_tensor *f_sin_cos(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_sin(a, x[0]), ag_cos(a, x[0])); }
+static ag_tensor *f_silu(ag_arena *a, ag_tensor **x) { return ag_silu(a, x[0]); }
+static ag_tensor *f_softplus(ag_arena *a, ag_tensor **x) { return ag_softplus(a, x[0]); }
+static ag_tensor *f_softplus_wide(ag_arena *a, ag_tensor **x) { return ag_softplus(a, ag_scale(a, x[0], 14)); }
+static ag_tensor *f_clamp(ag_arena *a, ag_tensor **x) { return ag_clamp(a, x[0], -0.5, 1.0); }
+static ag_tensor *f_clamp_low(ag_arena *a, ag_tensor **x) { return ag_clamp(a, x[0], 0.25, INFINITY); }
+static ag_tensor *f_maximum(ag_arena *a, ag_tensor **x) { return ag_maximum(a, x[0], x[1]); }
+static ag_tensor *f_maximum_self(ag_arena *a, ag_tensor **x) { return ag_maximum(a, x[0], x[0]); }
+static ag_tensor *f_minimum(ag_arena *a, ag_tensor **x) { return ag_minimum(a, x[0], x[1]); }
+static ag_tensor *f_minimum_self(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_minimum(a, x[0], ag_neg(a, x[0])), x[0]); }
 
 /* clang-format on */
 
@@ -105,6 +117,23 @@ static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
 {
     ag_tensor *h = ag_relu(a, ag_add(a, ag_matmul(a, x[0], x[0]), x[0]));
     return ag_sigmoid(a, ag_matmul(a, h, x[0]));
+}
+
+/* where(cond, x, y) with cond (3,1) [1, 0, 1] against x and y of any
+ * shapes that broadcast with it. */
+static ag_tensor *f_where(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t c[3] = {1, 0, 7};
+    ag_tensor *cond = ag_from_data(a, AG_I32, 2, (int64_t[]){3, 1}, c);
+    return ag_where(a, cond, x[0], x[1]);
+}
+
+/* where(cond, x, x * x) with cond (2,3) [[0, 1, 1], [1, 0, -2]]. */
+static ag_tensor *f_where_self(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t c[6] = {0, 1, 1, 1, 0, -2};
+    ag_tensor *cond = ag_from_data(a, AG_I32, 2, (int64_t[]){2, 3}, c);
+    return ag_where(a, cond, x[0], ag_mul(a, x[0], x[0]));
 }
 
 /* clang-format off */
@@ -179,6 +208,22 @@ const gc_case gc_cases[] = {
     ONE("expand", "(1,4)->(-1,4)", 2, S(1, 4), GC_ANY, f_expand_keep),
     ONE("cast", "x*x to its own dtype", 2, S(2, 3), GC_ANY, f_cast),
     ONE("gelu_derivative", "d/dx sum gelu(x)", 2, S(3, 4), GC_ANY, f_gelu_derivative),
+    ONE("sin", "(2,3)", 2, S(2, 3), GC_ANY, f_sin),
+    ONE("cos", "(3,2)", 2, S(3, 2), GC_ANY, f_cos),
+    ONE("sin", "sin(x) cos(x)", 1, S(5), GC_ANY, f_sin_cos),
+    ONE("silu", "(3,4)", 2, S(3, 4), GC_ANY, f_silu),
+    ONE("softplus", "(3,4)", 2, S(3, 4), GC_ANY, f_softplus),
+    ONE("softplus", "14x, across the threshold", 1, S(8), GC_ANY, f_softplus_wide),
+    ONE("clamp", "[-0.5, 1] (3,4)", 2, S(3, 4), GC_ANY, f_clamp),
+    ONE("clamp", "[0.25, inf) (2,3)", 2, S(2, 3), GC_ANY, f_clamp_low),
+    TWO("maximum", "(3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_maximum),
+    TWO("maximum", "(2,1,3),(4,1)", 3, S(2, 1, 3), GC_ANY, 2, S(4, 1), GC_ANY, f_maximum),
+    ONE("maximum", "x,x (ties)", 2, S(2, 3), GC_ANY, f_maximum_self),
+    TWO("minimum", "(3),(2,3)", 1, S(3), GC_ANY, 2, S(2, 3), GC_ANY, f_minimum),
+    ONE("minimum", "min(x,-x) x", 2, S(2, 3), GC_NONZERO, f_minimum_self),
+    TWO("where", "(3,1)?(4):(3,4)", 1, S(4), GC_ANY, 2, S(3, 4), GC_ANY, f_where),
+    TWO("where", "(3,1)?(2,1,1):(1,4)", 3, S(2, 1, 1), GC_ANY, 2, S(1, 4), GC_ANY, f_where),
+    ONE("where", "x or x*x", 2, S(2, 3), GC_ANY, f_where_self),
 };
 
 /* clang-format on */

@@ -115,6 +115,23 @@ static ag_tensor *z_cross_entropy(ag_arena *a, ag_tensor **x)
     return ag_softmax_cross_entropy(a, x[0], ag_zeros(a, AG_I32, 1, &n));
 }
 
+/* clang-format off */
+static ag_tensor *z_sin(ag_arena *a, ag_tensor **x) { return ag_sin(a, x[0]); }
+static ag_tensor *z_cos(ag_arena *a, ag_tensor **x) { return ag_cos(a, x[0]); }
+static ag_tensor *z_silu(ag_arena *a, ag_tensor **x) { return ag_silu(a, x[0]); }
+static ag_tensor *z_softplus(ag_arena *a, ag_tensor **x) { return ag_softplus(a, x[0]); }
+static ag_tensor *z_clamp(ag_arena *a, ag_tensor **x) { return ag_clamp(a, x[0], -0.5, 1); }
+static ag_tensor *z_maximum(ag_arena *a, ag_tensor **x) { return ag_maximum(a, x[0], x[1]); }
+static ag_tensor *z_minimum(ag_arena *a, ag_tensor **x) { return ag_minimum(a, x[0], x[1]); }
+/* clang-format on */
+
+/* where with cond 0 everywhere, of x[0]'s shape (as the fixture). */
+static ag_tensor *z_where(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *cond = ag_zeros(a, AG_I32, ag_ndim(x[0]), ag_shape(x[0]));
+    return ag_where(a, cond, x[0], x[1]);
+}
+
 typedef struct {
     const char *op;    /* the op-table name it covers ("argmax": none) */
     const char *label; /* the fixture case */
@@ -192,6 +209,14 @@ static const zcase cases[] = {
     {"expand", "expand (1,3)->(0,3)", z_expand_0_3, NULL},
     {"cast", "cast (0,3)", z_cast, NULL},
     {"gelu_derivative", "gelu_derivative (0,3)", z_gelu_derivative, NULL},
+    {"sin", "sin (0,3)", z_sin, NULL},
+    {"cos", "cos (3,0)", z_cos, NULL},
+    {"silu", "silu (0,3)", z_silu, NULL},
+    {"softplus", "softplus (2,0)", z_softplus, NULL},
+    {"clamp", "clamp [-0.5,1] (0,3)", z_clamp, NULL},
+    {"maximum", "maximum (0,3),(3)", z_maximum, NULL},
+    {"minimum", "minimum (2,0),(2,1)", z_minimum, NULL},
+    {"where", "where (0,3)?(0,3):(3)", z_where, NULL},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))

@@ -15,6 +15,9 @@ const ag_op *const ag__op_table[] = {
     &ag__op_mse_loss, &ag__op_gelu,        &ag__op_leaky_relu,
     &ag__op_dropout,  &ag__op_linear,      &ag__op_linear_no_bias,
     &ag__op_expand,   &ag__op_cast,        &ag__op_gelu_derivative,
+    &ag__op_sin,      &ag__op_cos,         &ag__op_silu,
+    &ag__op_softplus, &ag__op_clamp,       &ag__op_maximum,
+    &ag__op_minimum,  &ag__op_where,
 };
 
 const int ag__op_table_size =

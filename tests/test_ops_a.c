@@ -1,0 +1,268 @@
+/* test_ops_a.c: the ops of issue 13 (elementwise sin, cos, silu, softplus,
+ * clamp, maximum, minimum, where; reductions min, logsumexp, var and those
+ * over several axes; slice, concat, stack, permute, index_select, gather,
+ * embedding) against PyTorch (fixtures/ops_a_torch.h, made by
+ * fixtures/make_ops_a_fixture.py): values and the gradients of
+ * sum(w * result), within 1e-10 in f64 and 1e-4 in f32 (relative to
+ * max(1, |PyTorch's|)), on the fixture's inputs; then the errors of each
+ * op, which name the function and the values, and NULL inputs. */
+#include <autograd.h>
+
+#include "fixtures/ops_a_torch.h"
+#include "support.h"
+#include <check.h>
+#include <math.h>
+#include <string.h>
+
+/* A case: float inputs x, integer inputs n (AG_I32). */
+typedef ag_tensor *(*case_fn)(ag_arena *a, ag_tensor **x, ag_tensor **n);
+
+/* clang-format off */
+static ag_tensor *c_sin(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_sin(a, x[0]); }
+static ag_tensor *c_cos(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_cos(a, x[0]); }
+static ag_tensor *c_silu(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_silu(a, x[0]); }
+static ag_tensor *c_softplus(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_softplus(a, x[0]); }
+static ag_tensor *c_clamp(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], -0.5, 0.75); }
+static ag_tensor *c_clamp_lo(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], 0.25, INFINITY); }
+static ag_tensor *c_clamp_hi(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], -INFINITY, -0.25); }
+static ag_tensor *c_clamp_crossed(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], 1, -1); }
+static ag_tensor *c_maximum(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_maximum(a, x[0], x[1]); }
+static ag_tensor *c_maximum_self(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_maximum(a, x[0], x[0]); }
+static ag_tensor *c_minimum(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_minimum(a, x[0], x[1]); }
+static ag_tensor *c_where(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_where(a, n[0], x[0], x[1]); }
+/* clang-format on */
+
+typedef struct {
+    const char *label; /* the fixture case */
+    case_fn fn;
+} ops_case;
+
+static const ops_case cases[] = {
+    {"sin (3,4)", c_sin},
+    {"sin (2,3,2) wide", c_sin},
+    {"cos (3,4)", c_cos},
+    {"cos (5) wide", c_cos},
+    {"silu (3,4)", c_silu},
+    {"silu (2,5) wide", c_silu},
+    {"softplus (3,4)", c_softplus},
+    {"softplus (4,6) wide", c_softplus},
+    {"clamp [-0.5,0.75] (4,5) grid", c_clamp},
+    {"clamp [0.25,inf) (3,4)", c_clamp_lo},
+    {"clamp (-inf,-0.25] (2,3)", c_clamp_hi},
+    {"clamp [1,-1] (2,3)", c_clamp_crossed},
+    {"maximum (3,4),(3,4) grid", c_maximum},
+    {"maximum (2,1,3),(4,1)", c_maximum},
+    {"maximum x,x", c_maximum_self},
+    {"minimum (3,4),(4) grid", c_minimum},
+    {"minimum (2,3,1),(3,5)", c_minimum},
+    {"where (3,4)?(3,4):(3,4)", c_where},
+    {"where (3,1)?(4):(2,1,4)", c_where},
+    {"where (2,3)?(2,1):()", c_where},
+};
+
+#define CASES ((int)(sizeof cases / sizeof cases[0]))
+
+static ag_arena *arena;
+
+static void setup(void)
+{
+    arena = ag_arena_new();
+    ck_assert(arena != NULL);
+}
+
+static void teardown(void)
+{
+    ag_arena_free(arena);
+}
+
+static const ops_a_case *torch_case(const char *label)
+{
+    for (int i = 0; i < OPS_A_CASES; i++)
+        if (strcmp(ops_a_cases[i].label, label) == 0) return &ops_a_cases[i];
+    return NULL;
+}
+
+/* The worst |got - want| / max(1, |want|) over t and n values from `at`;
+ * asserts t's shape first. NaN against NaN and equal infinities count as
+ * agreement. */
+static double worst_error(const char *what, const char *label,
+                          const ag_tensor *t, int ndim, const int64_t *shape,
+                          int at, int n)
+{
+    ck_assert_msg(ag_ndim(t) == ndim &&
+                      memcmp(ag_shape(t), shape, (size_t)ndim * 8) == 0,
+                  "%s: %s has another shape than PyTorch's", label, what);
+    ck_assert_int_eq(ag_numel(t), n);
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        double got = tensor_at(t, i), want = ops_a_values[at + i];
+        if ((isnan(got) && isnan(want)) || got == want) continue;
+        double e = fabs(got - want) / fmax(1, fabs(want));
+        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+    }
+    return worst;
+}
+
+/* The worst errors of all cases, per dtype, printed at the end. */
+static double worst_seen[2];
+
+static void check_case(const ops_case *c, ag_dtype dt)
+{
+    const ops_a_case *f = torch_case(c->label);
+    ck_assert_msg(f != NULL, "no fixture case \"%s\"", c->label);
+    double tol = dt == AG_F64 ? 1e-10 : 1e-4;
+    ag_tensor *x[3] = {NULL, NULL, NULL}, *n[2] = {NULL, NULL};
+    for (int k = 0; k < f->n_inputs; k++) {
+        x[k] = ag_zeros(arena, dt, f->in_ndim[k], f->in_shape[k]);
+        ck_assert_ptr_nonnull(x[k]);
+        for (int64_t i = 0; i < ag_numel(x[k]); i++)
+            tensor_set(x[k], i, ops_a_values[f->in_at[k] + i]);
+        ag_requires_grad(x[k], true);
+    }
+    for (int k = 0; k < f->n_ints; k++) {
+        n[k] = ag_from_data(arena, AG_I32, f->int_ndim[k], f->int_shape[k],
+                            &ops_a_ints[f->int_at[k]]);
+        ck_assert_ptr_nonnull(n[k]);
+    }
+    ag_tensor *y = c->fn(arena, x, n);
+    ck_assert_msg(y != NULL, "%s: %s", c->label, ag_last_error());
+    ck_assert_int_eq(ag_type(y), dt);
+    double e = worst_error("the result", c->label, y, f->ndim, f->shape,
+                           f->out_at, f->out_n);
+    ck_assert_msg(e <= tol, "%s: result off by %g", c->label, e);
+    ag_tensor *w = ag_zeros(arena, dt, f->ndim, f->shape);
+    for (int i = 0; i < f->out_n; i++)
+        tensor_set(w, i, ops_a_values[f->w_at + i]);
+    ag_tensor *loss = ag_sum(arena, ag_mul(arena, y, w), AG_ALL, false);
+    ck_assert_msg(loss && ag_backward(loss) == 0, "%s: backward: %s", c->label,
+                  ag_last_error());
+    for (int k = 0; k < f->n_inputs; k++) {
+        ck_assert_msg(ag_grad(x[k]) != NULL, "%s: input %d has no gradient",
+                      c->label, k);
+        double ge =
+            worst_error("a gradient", c->label, ag_grad(x[k]), f->in_ndim[k],
+                        f->in_shape[k], f->grad_at[k], (int)ag_numel(x[k]));
+        ck_assert_msg(ge <= tol, "%s: gradient %d off by %g", c->label, k, ge);
+        e = fmax(e, ge);
+    }
+    int d = dt == AG_F32;
+    worst_seen[d] = fmax(worst_seen[d], e);
+}
+
+START_TEST(test_case_f64)
+{
+    check_case(&cases[_i], AG_F64);
+}
+END_TEST
+
+START_TEST(test_case_f32)
+{
+    check_case(&cases[_i], AG_F32);
+}
+END_TEST
+
+/* Every fixture case is checked exactly once. */
+START_TEST(test_every_fixture_case_is_used)
+{
+    for (int i = 0; i < OPS_A_CASES; i++) {
+        int uses = 0;
+        for (int c = 0; c < CASES; c++)
+            uses += strcmp(cases[c].label, ops_a_cases[i].label) == 0;
+        ck_assert_msg(uses == 1, "fixture case \"%s\" is checked %d times",
+                      ops_a_cases[i].label, uses);
+    }
+}
+END_TEST
+
+/* Prints the worst disagreement of each dtype (the report's numbers). */
+START_TEST(test_report_worst)
+{
+    for (int c = 0; c < CASES; c++) {
+        check_case(&cases[c], AG_F64);
+        check_case(&cases[c], AG_F32);
+    }
+    printf("ops_a against PyTorch: worst f64 %.3g, f32 %.3g\n", worst_seen[0],
+           worst_seen[1]);
+    ck_assert(worst_seen[0] <= 1e-10 && worst_seen[1] <= 1e-4);
+}
+END_TEST
+
+/* ag_last_error() holds `want` after a call that returned NULL. */
+#define EXPECT_ERROR(call, want)                                               \
+    do {                                                                       \
+        ag_clear_error();                                                      \
+        ck_assert_ptr_null(call);                                              \
+        ck_assert_msg(strstr(ag_last_error(), want),                           \
+                      "\"%s\", expected \"%s\"", ag_last_error(), want);       \
+    } while (0)
+
+/* After an earlier error, call returns NULL and keeps its message. */
+#define EXPECT_KEPT(call)                                                      \
+    do {                                                                       \
+        ag_clear_error();                                                      \
+        ck_assert_ptr_null(ag_sum(arena, x, 3, false));                        \
+        char before_[512];                                                     \
+        snprintf(before_, sizeof before_, "%s", ag_last_error());              \
+        ck_assert_ptr_null(call);                                              \
+        ck_assert_str_eq(ag_last_error(), before_);                            \
+    } while (0)
+
+/* A float tensor of the shape given, values 0.5 i - 1. */
+static ag_tensor *ramp(ag_dtype dt, int ndim, const int64_t *shape)
+{
+    ag_tensor *t = ag_zeros(arena, dt, ndim, shape);
+    ck_assert_ptr_nonnull(t);
+    for (int64_t i = 0; i < ag_numel(t); i++) tensor_set(t, i, 0.5 * i - 1);
+    return t;
+}
+
+START_TEST(test_elementwise_errors)
+{
+    ag_tensor *x = ramp(AG_F64, 2, (int64_t[]){2, 3});
+    ag_tensor *y = ramp(AG_F64, 2, (int64_t[]){4, 1});
+    ag_tensor *x32 = ramp(AG_F32, 2, (int64_t[]){2, 3});
+    ag_tensor *c = ag_zeros(arena, AG_I32, 2, (int64_t[]){2, 3});
+    ag_tensor *c5 = ag_zeros(arena, AG_I32, 1, (int64_t[]){5});
+    EXPECT_ERROR(ag_clamp(arena, x, NAN, 1),
+                 "ag_clamp: the bounds must not be");
+    EXPECT_ERROR(ag_maximum(arena, x, y), "ag_maximum: shapes (2,3) and (4,1)");
+    EXPECT_ERROR(ag_minimum(arena, x, x32), "ag_minimum");
+    EXPECT_ERROR(ag_where(arena, x, x, x), "ag_where: cond must be i32");
+    EXPECT_ERROR(ag_where(arena, c5, x, x),
+                 "ag_where: cond (5), x (2,3) and y (2,3) do not broadcast");
+    EXPECT_ERROR(ag_where(arena, c, x, x32), "ag_where");
+    EXPECT_ERROR(ag_sin(NULL, x), "ag_sin");
+    /* a NULL input keeps the pending message */
+    EXPECT_KEPT(ag_where(arena, c, NULL, x));
+    EXPECT_KEPT(ag_where(arena, NULL, x, x));
+    EXPECT_KEPT(ag_softplus(arena, NULL));
+    EXPECT_KEPT(ag_clamp(arena, NULL, 0, 1));
+    EXPECT_KEPT(ag_maximum(arena, x, NULL));
+    /* with none pending, the NULL input is named */
+    ag_clear_error();
+    ck_assert_ptr_null(ag_where(arena, c, x, NULL));
+    ck_assert_str_eq(ag_last_error(), "ag_where: input 2 is NULL");
+}
+END_TEST
+
+static Suite *ops_a_suite(void)
+{
+    Suite *s = suite_create("ops_a");
+    TCase *tc = tcase_create("torch");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_every_fixture_case_is_used);
+    tcase_add_loop_test(tc, test_case_f64, 0, CASES);
+    tcase_add_loop_test(tc, test_case_f32, 0, CASES);
+    tcase_add_test(tc, test_report_worst);
+    suite_add_tcase(s, tc);
+    TCase *te = tcase_create("errors");
+    tcase_add_checked_fixture(te, setup, teardown);
+    tcase_add_test(te, test_elementwise_errors);
+    suite_add_tcase(s, te);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(ops_a_suite());
+}
