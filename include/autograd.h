@@ -420,6 +420,46 @@ AG_API ag_tensor *ag_sum(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
 AG_API ag_tensor *ag_mean(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
 AG_API ag_tensor *ag_max(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
 
+/* The minimum over `axis` (or every axis with AG_ALL), as ag_max: its
+ * gradient goes to the first element that attains it (the first NaN, if
+ * any); the minimum of none is an error. */
+AG_API ag_tensor *ag_min(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
+
+/* log sum e^x over `axis` (or every axis with AG_ALL), as torch.logsumexp,
+ * computed stably as m + log sum e^(x - m) with m the maximum (so large
+ * inputs do not overflow; m is taken as 0 where it is infinite). Over no
+ * elements it is -inf. Its gradient is softmax(x) along the axis. */
+AG_API ag_tensor *ag_logsumexp(ag_arena *a, ag_tensor *x, int axis,
+                               bool keepdim);
+
+/* The variance over `axis` (or every axis with AG_ALL), as torch.var with
+ * PyTorch's `correction`: sum (x - mean)^2 / max(0, N - correction), N the
+ * number of elements reduced (correction 1: the unbiased estimate, 0: the
+ * population variance). A divisor of 0 gives inf or NaN, as in PyTorch. */
+AG_API ag_tensor *ag_var(ag_arena *a, ag_tensor *x, int axis, bool keepdim,
+                         int correction);
+
+/* The same reductions over several axes at once, as PyTorch's dim=(0, 2):
+ * `axes` holds n_axes (1 to ndim) distinct axes, each in [-ndim, ndim)
+ * (negative counts from the end); keepdim keeps every reduced axis with
+ * size 1. ag_max_axes and ag_min_axes send the gradient to the first
+ * extremum in row-major order (torch.amax and amin split it between ties).
+ * Errors: n_axes out of range, axes NULL, an axis out of range or given
+ * twice (the list is shown), a maximum or minimum of no elements. With one
+ * axis each is the one-axis function. */
+AG_API ag_tensor *ag_sum_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim);
+AG_API ag_tensor *ag_mean_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                               const int *axes, bool keepdim);
+AG_API ag_tensor *ag_max_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim);
+AG_API ag_tensor *ag_min_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim);
+AG_API ag_tensor *ag_logsumexp_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                                    const int *axes, bool keepdim);
+AG_API ag_tensor *ag_var_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim, int correction);
+
 /* The same values with another shape of the same element count. One size
  * may be -1: it is inferred. The result shares the values of `x` (it stays
  * valid while x's arena is not reset); its gradient is its own. Any dtype,

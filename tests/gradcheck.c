@@ -119,6 +119,25 @@ static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
     return ag_sigmoid(a, ag_matmul(a, h, x[0]));
 }
 
+/* clang-format off */
+static ag_tensor *f_min1(ag_arena *a, ag_tensor **x) { return ag_min(a, x[0], 1, false); }
+static ag_tensor *f_min_all_keep(ag_arena *a, ag_tensor **x) { return ag_min(a, x[0], AG_ALL, true); }
+static ag_tensor *f_min_axes(ag_arena *a, ag_tensor **x) { return ag_min_axes(a, x[0], 2, (int[]){0, 2}, true); }
+static ag_tensor *f_lse_last(ag_arena *a, ag_tensor **x) { return ag_logsumexp(a, x[0], -1, false); }
+static ag_tensor *f_lse_all(ag_arena *a, ag_tensor **x) { return ag_logsumexp(a, x[0], AG_ALL, false); }
+static ag_tensor *f_lse_axes(ag_arena *a, ag_tensor **x) { return ag_logsumexp_axes(a, x[0], 2, (int[]){2, 0}, false); }
+static ag_tensor *f_lse_self(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_logsumexp(a, x[0], 0, true), x[0]); }
+static ag_tensor *f_var1(ag_arena *a, ag_tensor **x) { return ag_var(a, x[0], 1, false, 1); }
+static ag_tensor *f_var_all0(ag_arena *a, ag_tensor **x) { return ag_var(a, x[0], AG_ALL, false, 0); }
+static ag_tensor *f_var_axes(ag_arena *a, ag_tensor **x) { return ag_var_axes(a, x[0], 2, (int[]){0, -1}, true, 2); }
+static ag_tensor *f_var_self(ag_arena *a, ag_tensor **x) { return ag_var(a, ag_mul(a, x[0], x[0]), 0, true, 1); }
+static ag_tensor *f_sum_axes(ag_arena *a, ag_tensor **x) { return ag_sum_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *f_sum_axes_keep(ag_arena *a, ag_tensor **x) { return ag_sum_axes(a, x[0], 2, (int[]){-1, 1}, true); }
+static ag_tensor *f_mean_axes(ag_arena *a, ag_tensor **x) { return ag_mean_axes(a, x[0], 2, (int[]){1, 3}, false); }
+static ag_tensor *f_max_axes(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, x[0], 3, (int[]){0, 1, 2}, false); }
+static ag_tensor *f_max_axes2(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
+/* clang-format on */
+
 /* where(cond, x, y) with cond (3,1) [1, 0, 1] against x and y of any
  * shapes that broadcast with it. */
 static ag_tensor *f_where(ag_arena *a, ag_tensor **x)
@@ -224,6 +243,22 @@ const gc_case gc_cases[] = {
     TWO("where", "(3,1)?(4):(3,4)", 1, S(4), GC_ANY, 2, S(3, 4), GC_ANY, f_where),
     TWO("where", "(3,1)?(2,1,1):(1,4)", 3, S(2, 1, 1), GC_ANY, 2, S(1, 4), GC_ANY, f_where),
     ONE("where", "x or x*x", 2, S(2, 3), GC_ANY, f_where_self),
+    ONE("min", "axis 1 of (3,4)", 2, S(3, 4), GC_ANY, f_min1),
+    ONE("min", "all keepdim of (2,3)", 2, S(2, 3), GC_ANY, f_min_all_keep),
+    ONE("min", "axes (0,2) keepdim of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_min_axes),
+    ONE("logsumexp", "axis -1 of (3,5)", 2, S(3, 5), GC_ANY, f_lse_last),
+    ONE("logsumexp", "all of (2,3)", 2, S(2, 3), GC_ANY, f_lse_all),
+    ONE("logsumexp", "axes (2,0) of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_lse_axes),
+    ONE("logsumexp", "lse(x, 0) * x", 2, S(3, 2), GC_ANY, f_lse_self),
+    ONE("var", "axis 1 correction 1 of (3,4)", 2, S(3, 4), GC_ANY, f_var1),
+    ONE("var", "all correction 0 of (2,3)", 2, S(2, 3), GC_ANY, f_var_all0),
+    ONE("var", "axes (0,-1) keepdim correction 2 of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_var_axes),
+    ONE("var", "var(x*x, 0)", 2, S(4, 2), GC_ANY, f_var_self),
+    ONE("sum", "axes (0,2) of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_sum_axes),
+    ONE("sum", "axes (-1,1) keepdim of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_sum_axes_keep),
+    ONE("mean", "axes (1,3) of (2,3,2,2)", 4, S(2, 3, 2, 2), GC_ANY, f_mean_axes),
+    ONE("max", "axes (0,1,2) of (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_max_axes),
+    ONE("max", "axes (0,2) of (3,2,4)", 3, S(3, 2, 4), GC_ANY, f_max_axes2),
 };
 
 /* clang-format on */

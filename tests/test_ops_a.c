@@ -30,6 +30,25 @@ static ag_tensor *c_maximum(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n
 static ag_tensor *c_maximum_self(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_maximum(a, x[0], x[0]); }
 static ag_tensor *c_minimum(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_minimum(a, x[0], x[1]); }
 static ag_tensor *c_where(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_where(a, n[0], x[0], x[1]); }
+static ag_tensor *c_min1(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_min(a, x[0], 1, false); }
+static ag_tensor *c_min0k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_min(a, x[0], 0, true); }
+static ag_tensor *c_min_all(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_min(a, x[0], AG_ALL, false); }
+static ag_tensor *c_min02(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_min_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *c_lse_last(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_logsumexp(a, x[0], -1, false); }
+static ag_tensor *c_lse0k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_logsumexp(a, x[0], 0, true); }
+static ag_tensor *c_lse_all(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_logsumexp(a, x[0], AG_ALL, false); }
+static ag_tensor *c_lse02k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_logsumexp_axes(a, x[0], 2, (int[]){0, 2}, true); }
+static ag_tensor *c_var1(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_var(a, x[0], 1, false, 1); }
+static ag_tensor *c_var0k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_var(a, x[0], 0, true, 0); }
+static ag_tensor *c_var_all(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_var(a, x[0], AG_ALL, false, 2); }
+static ag_tensor *c_var_last0(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_var_axes(a, x[0], 2, (int[]){-1, 0}, false, 1); }
+static ag_tensor *c_var13k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_var_axes(a, x[0], 2, (int[]){1, 3}, true, 0); }
+static ag_tensor *c_sum02(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_sum_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *c_sum_last1k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_sum_axes(a, x[0], 2, (int[]){-1, 1}, true); }
+static ag_tensor *c_mean20(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_mean_axes(a, x[0], 2, (int[]){2, 0}, false); }
+static ag_tensor *c_mean013k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_mean_axes(a, x[0], 3, (int[]){0, 1, 3}, true); }
+static ag_tensor *c_max02(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *c_max12k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_max_axes(a, x[0], 2, (int[]){1, 2}, true); }
 /* clang-format on */
 
 typedef struct {
@@ -58,6 +77,25 @@ static const ops_case cases[] = {
     {"where (3,4)?(3,4):(3,4)", c_where},
     {"where (3,1)?(4):(2,1,4)", c_where},
     {"where (2,3)?(2,1):()", c_where},
+    {"min (3,4) axis 1", c_min1},
+    {"min (2,3,4) axis 0 keepdim", c_min0k},
+    {"min (3,4) all", c_min_all},
+    {"min (2,3,4) axes (0,2)", c_min02},
+    {"logsumexp (3,5) axis -1", c_lse_last},
+    {"logsumexp (4,3) axis 0 keepdim huge", c_lse0k},
+    {"logsumexp (2,3) all", c_lse_all},
+    {"logsumexp (2,3,4) axes (0,2) keepdim", c_lse02k},
+    {"var (3,4) axis 1 correction 1", c_var1},
+    {"var (4,3) axis 0 keepdim correction 0", c_var0k},
+    {"var (2,3) all correction 2", c_var_all},
+    {"var (2,3,4) axes (-1,0) correction 1", c_var_last0},
+    {"var (2,3,2,2) axes (1,3) keepdim correction 0", c_var13k},
+    {"sum (2,3,4) axes (0,2)", c_sum02},
+    {"sum (2,3,4,2) axes (-1,1) keepdim", c_sum_last1k},
+    {"mean (2,3,4) axes (2,0)", c_mean20},
+    {"mean (2,3,2,2) axes (0,1,3) keepdim", c_mean013k},
+    {"max (3,2,4) axes (0,2)", c_max02},
+    {"max (2,3,4) axes (1,2) keepdim", c_max12k},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))
@@ -245,6 +283,37 @@ START_TEST(test_elementwise_errors)
 }
 END_TEST
 
+START_TEST(test_reduction_errors)
+{
+    ag_tensor *x = ramp(AG_F64, 3, (int64_t[]){2, 0, 3});
+    EXPECT_ERROR(ag_sum_axes(arena, x, 2, (int[]){0, -3}, false),
+                 "ag_sum_axes: axis 0 appears twice in the axes (0,-3) of x "
+                 "(2,0,3)");
+    EXPECT_ERROR(ag_var_axes(arena, x, 0, (int[]){0}, false, 1),
+                 "ag_var_axes: n_axes 0 must be in [1, 3] for x (2,0,3)");
+    EXPECT_ERROR(ag_mean_axes(arena, x, 4, (int[]){0, 1, 2, 0}, false),
+                 "ag_mean_axes: n_axes 4 must be in [1, 3]");
+    EXPECT_ERROR(ag_logsumexp_axes(arena, x, 1, NULL, false),
+                 "ag_logsumexp_axes: axes is NULL");
+    EXPECT_ERROR(ag_min_axes(arena, x, 2, (int[]){0, 3}, false),
+                 "ag_min_axes: axis 3");
+    EXPECT_ERROR(ag_max_axes(arena, x, 2, (int[]){2, 1}, true),
+                 "ag_max_axes: cannot take the maximum of an empty set of "
+                 "axes (2,1) of shape (2,0,3)");
+    EXPECT_ERROR(ag_min(arena, x, AG_ALL, false),
+                 "ag_min: cannot take the minimum of no elements, shape "
+                 "(2,0,3)");
+    EXPECT_ERROR(ag_logsumexp(arena, x, 3, false), "ag_logsumexp: axis 3");
+    EXPECT_ERROR(ag_var(arena, x, -4, false, 1), "ag_var: axis -4");
+    EXPECT_KEPT(ag_var(arena, NULL, 0, false, 1));
+    EXPECT_KEPT(ag_max_axes(arena, NULL, 1, (int[]){0}, false));
+    /* an empty axis beside a full one: as PyTorch, over the full one */
+    ag_tensor *m = ag_min_axes(arena, x, 2, (int[]){0, 2}, false);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(ag_numel(m), 0);
+}
+END_TEST
+
 static Suite *ops_a_suite(void)
 {
     Suite *s = suite_create("ops_a");
@@ -258,6 +327,7 @@ static Suite *ops_a_suite(void)
     TCase *te = tcase_create("errors");
     tcase_add_checked_fixture(te, setup, teardown);
     tcase_add_test(te, test_elementwise_errors);
+    tcase_add_test(te, test_reduction_errors);
     suite_add_tcase(s, te);
     return s;
 }

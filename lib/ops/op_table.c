@@ -17,7 +17,8 @@ const ag_op *const ag__op_table[] = {
     &ag__op_expand,   &ag__op_cast,        &ag__op_gelu_derivative,
     &ag__op_sin,      &ag__op_cos,         &ag__op_silu,
     &ag__op_softplus, &ag__op_clamp,       &ag__op_maximum,
-    &ag__op_minimum,  &ag__op_where,
+    &ag__op_minimum,  &ag__op_where,       &ag__op_min,
+    &ag__op_var,      &ag__op_logsumexp,
 };
 
 const int ag__op_table_size =
