@@ -478,6 +478,56 @@ AG_API ag_tensor *ag_transpose(ag_arena *a, ag_tensor *x, int d0, int d1);
 AG_API ag_tensor *ag_expand(ag_arena *a, ag_tensor *x, int ndim,
                             const int64_t *shape);
 
+/* x[..., start:stop:step, ...] along `axis`, as Python and PyTorch
+ * slicing: a negative start or stop counts from the end, bounds out of
+ * range are clipped to [0, len] (INT64_MIN and INT64_MAX are open ends),
+ * and an empty range gives size 0 along the axis. step must be >= 1. A
+ * copy; the gradient is g at the taken indices and 0 elsewhere. */
+AG_API ag_tensor *ag_slice(ag_arena *a, ag_tensor *x, int axis, int64_t start,
+                           int64_t stop, int64_t step);
+
+/* The n >= 1 tensors xs[0..n-1] joined along `axis`, as torch.cat: one
+ * float dtype, the same ndim, and the same sizes except along axis. Any
+ * number of inputs (the result records them all); each gets its part of
+ * the gradient. Errors name the first tensor that does not match. */
+AG_API ag_tensor *ag_concat(ag_arena *a, int n, ag_tensor *const *xs, int axis);
+
+/* The n >= 1 tensors xs[0..n-1], all of one shape, stacked along a new axis
+ * `axis` (in [-(ndim + 1), ndim], as torch.stack): a concat of the inputs
+ * each with a size-1 axis inserted there. */
+AG_API ag_tensor *ag_stack(ag_arena *a, int n, ag_tensor *const *xs, int axis);
+
+/* x with its axes reordered, as torch.permute: the result's axis d is x's
+ * axis dims[d] (ndim entries, negative counting from the end, a
+ * permutation of x's axes; anything else is an error showing dims). A
+ * copy. */
+AG_API ag_tensor *ag_permute(ag_arena *a, ag_tensor *x, const int *dims);
+
+/* The slices x[..., index[k], ...] along `axis`, k = 0..K-1, as
+ * torch.index_select: index is an AG_I32 tensor (K) of values in [0,
+ * x's size along axis), not differentiable; the result has K along axis.
+ * Repeated indices add up in the gradient. Errors: index not i32 or not
+ * 1-D, an index out of range (its position, value and the bound). */
+AG_API ag_tensor *ag_index_select(ag_arena *a, ag_tensor *x, int axis,
+                                  ag_tensor *index);
+
+/* torch.gather: y[p] = x[p with p[axis] = index[p]] for every position p
+ * of index, an AG_I32 tensor with x's ndim whose sizes are at most x's
+ * except along axis (any size there); the result has index's shape.
+ * Errors: index not i32, shapes that do not fit (both shown), an index
+ * out of [0, x's size along axis) (its position as a multi-index, value
+ * and bound). Its gradient is a scatter-add into x's shape, itself
+ * differentiable to any order. */
+AG_API ag_tensor *ag_gather(ag_arena *a, ag_tensor *x, int axis,
+                            ag_tensor *index);
+
+/* Rows of an embedding table, as torch.nn.functional.embedding: weight
+ * (V,C) float, ids AG_I32 of any shape with values in [0, V); the result
+ * has ids' shape + (C). The gradient of weight adds up the rows' gradients
+ * (repeated ids add). Errors: weight not 2-D, ids not i32, an id out of
+ * range (its position, value and V). */
+AG_API ag_tensor *ag_embedding(ag_arena *a, ag_tensor *weight, ag_tensor *ids);
+
 /* x converted to dt (AG_F32 or AG_F64), differentiable both ways: the
  * gradient (and the tangent) is converted back. A cast to x's own dtype is
  * a copy. Lets f32 code be checked with ag_gradcheck on f64 copies. */

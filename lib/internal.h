@@ -343,6 +343,22 @@ ag_tensor *ag__constant(ag_arena *a, const ag_tensor *like);
         if (!(assignment)) return -1;                                          \
     } while (0)
 
+/* ---- the adjoint of indexing (ops/index.c) ---- */
+
+/* gather's adjoint, recorded (so that it is differentiable): zeros of
+ * `shape` (ndim axes, those of gather's x) with g[p] added at p with
+ * p[axis] replaced by index[p]; index is AG_I32 of g's shape, values
+ * checked. NULL stays NULL. */
+ag_tensor *ag__gather_backward(ag_arena *a, ag_tensor *g, int axis,
+                               ag_tensor *index, int ndim,
+                               const int64_t *shape);
+
+/* An AG_I32 tensor of like's shape whose value at [o,k,i] (around axis)
+ * is values[k], or start + k * step when values is NULL: the index that
+ * makes index_select and slice gathers, for their VJPs. */
+ag_tensor *ag__axis_index(ag_arena *a, const ag_tensor *like, int axis,
+                          const int32_t *values, int64_t start, int64_t step);
+
 /* ---- threads (parallel.c) ---- */
 
 /* The most threads the library runs (ag_set_num_threads caps at it). */

@@ -138,6 +138,82 @@ static ag_tensor *f_max_axes(ag_arena *a, ag_tensor **x) { return ag_max_axes(a,
 static ag_tensor *f_max_axes2(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
 /* clang-format on */
 
+/* clang-format off */
+static ag_tensor *f_slice(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], 1, 1, 5, 2); }
+static ag_tensor *f_slice_neg(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], -1, -3, INT64_MAX, 1); }
+static ag_tensor *f_slice_self(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_slice(a, x[0], 0, 0, 2, 1), ag_slice(a, x[0], 0, -2, 100, 1)); }
+static ag_tensor *f_concat2(ag_arena *a, ag_tensor **x) { return ag_concat(a, 2, x, 1); }
+static ag_tensor *f_concat3(ag_arena *a, ag_tensor **x) { return ag_concat(a, 3, x, 0); }
+static ag_tensor *f_concat_self(ag_arena *a, ag_tensor **x) { return ag_concat(a, 3, (ag_tensor *[]){x[0], ag_mul(a, x[0], x[0]), x[0]}, -1); }
+static ag_tensor *f_stack(ag_arena *a, ag_tensor **x) { return ag_stack(a, 2, x, 1); }
+static ag_tensor *f_stack_last(ag_arena *a, ag_tensor **x) { return ag_stack(a, 3, (ag_tensor *[]){x[0], x[1], x[0]}, -1); }
+static ag_tensor *f_permute(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){2, 0, 1}); }
+static ag_tensor *f_permute4(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){-1, 1, 0, 2}); }
+/* clang-format on */
+
+static ag_tensor *i32(ag_arena *a, int ndim, const int64_t *shape,
+                      const int32_t *v)
+{
+    return ag_from_data(a, AG_I32, ndim, shape, v);
+}
+
+/* index_select of x (3,4) along axis 1 at [3, 0, 3, 1, 3] (repeats) */
+static ag_tensor *f_index_select(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[5] = {3, 0, 3, 1, 3};
+    return ag_index_select(a, x[0], 1, i32(a, 1, (int64_t[]){5}, v));
+}
+
+/* index_select of x (4,2,3) along axis 0 at [2, 2], times x's first two
+ * rows */
+static ag_tensor *f_index_select_self(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[2] = {2, 2};
+    ag_tensor *s = ag_index_select(a, x[0], 0, i32(a, 1, (int64_t[]){2}, v));
+    return ag_mul(a, s, ag_slice(a, x[0], 0, 0, 2, 1));
+}
+
+/* embedding of weight (5,3) at ids (2,3), repeats included */
+static ag_tensor *f_embedding(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[6] = {4, 0, 2, 2, 1, 4};
+    return ag_embedding(a, x[0], i32(a, 2, (int64_t[]){2, 3}, v));
+}
+
+/* gather of x (3,4) along axis 1 with index (3,2) and along axis 0 with
+ * index (2,4) */
+static ag_tensor *f_gather1(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[6] = {3, 0, 1, 1, 2, 3};
+    return ag_gather(a, x[0], 1, i32(a, 2, (int64_t[]){3, 2}, v));
+}
+
+static ag_tensor *f_gather0(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[8] = {2, 0, 1, 2, 0, 0, 2, 1};
+    return ag_gather(a, x[0], 0, i32(a, 2, (int64_t[]){2, 4}, v));
+}
+
+/* gather of x (2,3,2) along axis 2 with index (2,2,3), times itself */
+static ag_tensor *f_gather_self(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[12] = {1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0};
+    ag_tensor *g = ag_gather(a, x[0], -1, i32(a, 3, (int64_t[]){2, 2, 3}, v));
+    return ag_mul(a, g, g);
+}
+
+/* The gradient of sum(gather(x)^2) with a graph, whose last op is
+ * gather_backward (gather's adjoint) */
+static ag_tensor *f_gather_backward(ag_arena *a, ag_tensor **x)
+{
+    bool create_graph = ag_set_grad_enabled(true);
+    ag_tensor *y = ag_sum(a, ag_pow(a, f_gather1(a, x), 2), AG_ALL, false);
+    ag_tensor *g = NULL;
+    if (ag_gradients(a, 1, &y, NULL, 1, &x[0], create_graph, &g)) g = NULL;
+    ag_set_grad_enabled(create_graph);
+    return g;
+}
+
 /* where(cond, x, y) with cond (3,1) [1, 0, 1] against x and y of any
  * shapes that broadcast with it. */
 static ag_tensor *f_where(ag_arena *a, ag_tensor **x)
@@ -259,6 +335,23 @@ const gc_case gc_cases[] = {
     ONE("mean", "axes (1,3) of (2,3,2,2)", 4, S(2, 3, 2, 2), GC_ANY, f_mean_axes),
     ONE("max", "axes (0,1,2) of (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_max_axes),
     ONE("max", "axes (0,2) of (3,2,4)", 3, S(3, 2, 4), GC_ANY, f_max_axes2),
+    ONE("slice", "axis 1 1:5:2 of (3,6)", 2, S(3, 6), GC_ANY, f_slice),
+    ONE("slice", "axis -1 -3: of (2,2,4)", 3, S(2, 2, 4), GC_ANY, f_slice_neg),
+    ONE("slice", "x[:2] * x[-2:100]", 2, S(3, 2), GC_ANY, f_slice_self),
+    TWO("concat", "(2,3),(2,1) axis 1", 2, S(2, 3), GC_ANY, 2, S(2, 1), GC_ANY, f_concat2),
+    THREE("concat", "(1,2),(3,2),(2,2) axis 0", 2, S(1, 2), 2, S(3, 2), 2, S(2, 2), f_concat3),
+    ONE("concat", "x, x*x, x axis -1", 2, S(2, 2), GC_ANY, f_concat_self),
+    TWO("concat", "stack (2,3),(2,3) axis 1", 2, S(2, 3), GC_ANY, 2, S(2, 3), GC_ANY, f_stack),
+    TWO("concat", "stack x,y,x axis -1", 1, S(3), GC_ANY, 1, S(3), GC_ANY, f_stack_last),
+    ONE("permute", "(2,3,4) to (2,0,1)", 3, S(2, 3, 4), GC_ANY, f_permute),
+    ONE("permute", "(2,3,1,2) to (-1,1,0,2)", 4, S(2, 3, 1, 2), GC_ANY, f_permute4),
+    ONE("index_select", "axis 1 of (3,4) at 3,0,3,1,3", 2, S(3, 4), GC_ANY, f_index_select),
+    ONE("index_select", "x[[2,2]] * x[:2] of (4,2,3)", 3, S(4, 2, 3), GC_ANY, f_index_select_self),
+    ONE("index_select", "embedding (5,3) at (2,3)", 2, S(5, 3), GC_ANY, f_embedding),
+    ONE("gather", "axis 1 of (3,4) by (3,2)", 2, S(3, 4), GC_ANY, f_gather1),
+    ONE("gather", "axis 0 of (3,4) by (2,4)", 2, S(3, 4), GC_ANY, f_gather0),
+    ONE("gather", "g*g, axis -1 of (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_gather_self),
+    ONE("gather_backward", "d/dx sum gather(x)^2", 2, S(3, 4), GC_ANY, f_gather_backward),
 };
 
 /* clang-format on */

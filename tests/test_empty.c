@@ -135,6 +135,47 @@ static ag_tensor *z_sum_axes(ag_arena *a, ag_tensor **x) { return ag_sum_axes(a,
 static ag_tensor *z_max_axes(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
 /* clang-format on */
 
+/* clang-format off */
+static ag_tensor *z_slice(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], 1, 1, 3, 1); }
+static ag_tensor *z_slice_empty(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], 1, 2, 1, 1); }
+static ag_tensor *z_concat(ag_arena *a, ag_tensor **x) { return ag_concat(a, 2, x, 1); }
+static ag_tensor *z_stack(ag_arena *a, ag_tensor **x) { return ag_stack(a, 2, x, 0); }
+static ag_tensor *z_permute(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){2, 0, 1}); }
+/* clang-format on */
+
+/* index_select of (2,3) at no index, and of (0,3) along axis 1 at [2, 0] */
+static ag_tensor *z_index_select_none(ag_arena *a, ag_tensor **x)
+{
+    return ag_index_select(a, x[0], 1, ag_zeros(a, AG_I32, 1, (int64_t[]){0}));
+}
+
+static ag_tensor *z_index_select(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[2] = {2, 0};
+    return ag_index_select(a, x[0], 1,
+                           ag_from_data(a, AG_I32, 1, (int64_t[]){2}, v));
+}
+
+/* gather of (2,3) along axis 1 by a (2,0) index; embedding of (4,3) at
+ * ids (0,2); gather_backward: the gradient of sum(gather(x)^2) then */
+static ag_tensor *z_gather(ag_arena *a, ag_tensor **x)
+{
+    return ag_gather(a, x[0], 1, ag_zeros(a, AG_I32, 2, (int64_t[]){2, 0}));
+}
+
+static ag_tensor *z_embedding(ag_arena *a, ag_tensor **x)
+{
+    return ag_embedding(a, x[0], ag_zeros(a, AG_I32, 2, (int64_t[]){0, 2}));
+}
+
+static ag_tensor *z_gather_backward(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *y = ag_sum(a, ag_pow(a, z_gather(a, x), 2), AG_ALL, false);
+    ag_tensor *g = NULL;
+    if (ag_gradients(a, 1, &y, NULL, 1, &x[0], true, &g)) return NULL;
+    return g;
+}
+
 /* where with cond 0 everywhere, of x[0]'s shape (as the fixture). */
 static ag_tensor *z_where(ag_arena *a, ag_tensor **x)
 {
@@ -235,6 +276,19 @@ static const zcase cases[] = {
     {"var", "var (0,3) axis 1 keepdim correction 0", z_var1, NULL},
     {"sum", "sum (0,3,2) axes (0,2)", z_sum_axes, NULL},
     {"max", "max (2,0,3) axes (0,2)", z_max_axes, NULL},
+    {"slice", "slice (0,4) axis 1 1:3", z_slice, NULL},
+    {"slice", "slice (2,3) axis 1 2:1", z_slice_empty, NULL},
+    {"concat", "concat (2,0),(2,3) axis 1", z_concat, NULL},
+    {"concat", "concat stack (0,3),(0,3) axis 0", z_stack, NULL},
+    {"permute", "permute (2,0,3) to (2,0,1)", z_permute, NULL},
+    {"index_select", "index_select (2,3) axis 1 at none", z_index_select_none,
+     NULL},
+    {"index_select", "index_select (0,3) axis 1 at 2,0", z_index_select, NULL},
+    {"index_select", "index_select embedding (4,3) at (0,2)", z_embedding,
+     NULL},
+    {"gather", "gather (2,3) axis 1 by (2,0)", z_gather, NULL},
+    {"gather_backward", "gather_backward (2,3) by (2,0)", z_gather_backward,
+     NULL},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))
