@@ -48,6 +48,26 @@ static ag_tensor *c_sum_last1k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (voi
 static ag_tensor *c_mean20(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_mean_axes(a, x[0], 2, (int[]){2, 0}, false); }
 static ag_tensor *c_mean013k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_mean_axes(a, x[0], 3, (int[]){0, 1, 3}, true); }
 static ag_tensor *c_max02(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *c_slice_a(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], 1, 1, 5, 2); }
+static ag_tensor *c_slice_b(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], -1, -3, INT64_MAX, 1); }
+static ag_tensor *c_slice_c(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], 0, -100, 3, 2); }
+static ag_tensor *c_slice_d(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], 0, 3, 1, 1); }
+static ag_tensor *c_slice_e(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], 0, -6, 100, 3); }
+static ag_tensor *c_concat1(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_concat(a, 2, x, 1); }
+static ag_tensor *c_concat3(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_concat(a, 3, x, 0); }
+static ag_tensor *c_concat_last(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_concat(a, 2, x, -1); }
+static ag_tensor *c_stack1(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_stack(a, 2, x, 1); }
+static ag_tensor *c_stack_last(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_stack(a, 3, x, -1); }
+static ag_tensor *c_stack_self(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_stack(a, 2, (ag_tensor *[]){x[0], x[0]}, 0); }
+static ag_tensor *c_permute3(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_permute(a, x[0], (int[]){2, 0, 1}); }
+static ag_tensor *c_permute4(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_permute(a, x[0], (int[]){-1, 1, 0, 2}); }
+static ag_tensor *c_index_select1(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_index_select(a, x[0], 1, n[0]); }
+static ag_tensor *c_index_select0(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_index_select(a, x[0], 0, n[0]); }
+static ag_tensor *c_index_select_last(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_index_select(a, x[0], -1, n[0]); }
+static ag_tensor *c_gather1(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_gather(a, x[0], 1, n[0]); }
+static ag_tensor *c_gather0(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_gather(a, x[0], 0, n[0]); }
+static ag_tensor *c_gather_last(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_gather(a, x[0], -1, n[0]); }
+static ag_tensor *c_embedding(ag_arena *a, ag_tensor **x, ag_tensor **n) { return ag_embedding(a, x[0], n[0]); }
 static ag_tensor *c_max12k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_max_axes(a, x[0], 2, (int[]){1, 2}, true); }
 /* clang-format on */
 
@@ -96,6 +116,28 @@ static const ops_case cases[] = {
     {"mean (2,3,2,2) axes (0,1,3) keepdim", c_mean013k},
     {"max (3,2,4) axes (0,2)", c_max02},
     {"max (2,3,4) axes (1,2) keepdim", c_max12k},
+    {"slice (3,6) axis 1 1:5:2", c_slice_a},
+    {"slice (2,3,4) axis -1 -3:", c_slice_b},
+    {"slice (5,2) axis 0 -100:3:2", c_slice_c},
+    {"slice (4,3) axis 0 3:1", c_slice_d},
+    {"slice (7) axis 0 -6:100:3", c_slice_e},
+    {"concat (2,3),(2,1) axis 1", c_concat1},
+    {"concat (1,2),(3,2),(2,2) axis 0", c_concat3},
+    {"concat (2,2,1),(2,2,3) axis -1", c_concat_last},
+    {"stack (2,3),(2,3) axis 1", c_stack1},
+    {"stack (3),(3),(3) axis -1", c_stack_last},
+    {"stack x,x (2,2) axis 0", c_stack_self},
+    {"permute (2,3,4) to (2,0,1)", c_permute3},
+    {"permute (2,3,1,2) to (-1,1,0,2)", c_permute4},
+    {"index_select (3,4) axis 1 at (6)", c_index_select1},
+    {"index_select (4,2,3) axis 0 at (3)", c_index_select0},
+    {"index_select (2,5) axis -1 at (2)", c_index_select_last},
+    {"gather (3,4) axis 1 by (3,2)", c_gather1},
+    {"gather (3,4) axis 0 by (5,4)", c_gather0},
+    {"gather (2,3,2) axis -1 by (2,2,3)", c_gather_last},
+    {"embedding (5,3) at (2,3)", c_embedding},
+    {"embedding (6,2) at (7)", c_embedding},
+    {"embedding (4,3) at ()", c_embedding},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))
@@ -314,6 +356,83 @@ START_TEST(test_reduction_errors)
 }
 END_TEST
 
+START_TEST(test_layout_errors)
+{
+    ag_tensor *x = ramp(AG_F64, 2, (int64_t[]){2, 3});
+    ag_tensor *y = ramp(AG_F64, 2, (int64_t[]){3, 3});
+    ag_tensor *x32 = ramp(AG_F32, 2, (int64_t[]){2, 3});
+    EXPECT_ERROR(ag_slice(arena, x, 1, 0, 2, 0),
+                 "ag_slice: step must be >= 1, got 0");
+    EXPECT_ERROR(ag_slice(arena, x, 2, 0, 2, 1), "ag_slice: axis 2");
+    EXPECT_ERROR(ag_concat(arena, 2, (ag_tensor *[]){x, y}, 1),
+                 "ag_concat: tensor 1 (3,3) does not match tensor 0 (2,3) "
+                 "except along axis 1");
+    EXPECT_ERROR(ag_concat(arena, 0, (ag_tensor *[]){x}, 0),
+                 "ag_concat: needs at least one tensor, got 0");
+    EXPECT_ERROR(ag_concat(arena, 2, (ag_tensor *[]){x, x32}, 0), "ag_concat");
+    EXPECT_ERROR(ag_stack(arena, 2, (ag_tensor *[]){x, y}, 0),
+                 "ag_stack: tensor 1 (3,3) and tensor 0 (2,3) differ in shape");
+    EXPECT_ERROR(ag_stack(arena, 1, (ag_tensor *[]){x}, 3),
+                 "ag_stack: axis 3 is out of range [-3, 2] for tensors (2,3)");
+    EXPECT_ERROR(ag_permute(arena, x, (int[]){1, -1}),
+                 "ag_permute: dims (1,-1) are not a permutation of the 2 axes "
+                 "of x (2,3)");
+    EXPECT_ERROR(ag_permute(arena, x, (int[]){0, 2}), "ag_permute: dims (0,2)");
+    EXPECT_ERROR(ag_permute(arena, x, NULL), "ag_permute: dims is NULL");
+    EXPECT_KEPT(ag_concat(arena, 2, (ag_tensor *[]){x, NULL}, 0));
+    EXPECT_KEPT(ag_stack(arena, 2, (ag_tensor *[]){NULL, x}, 0));
+    EXPECT_KEPT(ag_slice(arena, NULL, 0, 0, 1, 1));
+    EXPECT_KEPT(ag_permute(arena, NULL, (int[]){0, 1}));
+}
+END_TEST
+
+START_TEST(test_index_errors)
+{
+    ag_tensor *x = ramp(AG_F64, 2, (int64_t[]){2, 3});
+    ag_tensor *w = ramp(AG_F64, 2, (int64_t[]){4, 3});
+    ag_tensor *i3 =
+        ag_from_data(arena, AG_I32, 1, (int64_t[]){3}, (int32_t[]){0, 3, 1});
+    ag_tensor *g = ag_from_data(arena, AG_I32, 2, (int64_t[]){2, 2},
+                                (int32_t[]){0, 2, 1, -1});
+    ag_tensor *ids = ag_from_data(arena, AG_I32, 2, (int64_t[]){2, 2},
+                                  (int32_t[]){0, 3, 4, 1});
+    EXPECT_ERROR(ag_index_select(arena, x, 1, i3),
+                 "ag_index_select: index 3 at position (1) is out of range "
+                 "[0, 3) for axis 1 of x (2,3)");
+    EXPECT_ERROR(ag_index_select(arena, x, 0, g),
+                 "ag_index_select: index must be 1-D (K), got (2,2)");
+    EXPECT_ERROR(
+        ag_index_select(arena, x, 0, x),
+        "ag_index_select: the index tensor must be i32, got f64 (2,3)");
+    EXPECT_ERROR(ag_gather(arena, x, 1, g),
+                 "ag_gather: index -1 at position (1,1) is out of range [0, 3) "
+                 "for axis 1 of x (2,3)");
+    EXPECT_ERROR(ag_gather(arena, x, 0, i3),
+                 "ag_gather: index (3) must have the 2 axes of x (2,3)");
+    ag_tensor *tall = ag_zeros(arena, AG_I32, 2, (int64_t[]){3, 1});
+    EXPECT_ERROR(ag_gather(arena, x, 1, tall), "ag_gather: index (3,1)");
+    EXPECT_ERROR(ag_embedding(arena, w, ids),
+                 "ag_embedding: id 4 at position (1,0) is out of range [0, 4) "
+                 "for weight (4,3)");
+    EXPECT_ERROR(ag_embedding(arena, i3, ids), "ag_embedding");
+    EXPECT_ERROR(ag_embedding(arena, ramp(AG_F64, 1, (int64_t[]){4}), i3),
+                 "ag_embedding: weight must be 2-D (V,C), got (4)");
+    EXPECT_KEPT(ag_embedding(arena, w, NULL));
+    EXPECT_KEPT(ag_gather(arena, NULL, 0, g));
+    EXPECT_KEPT(ag_index_select(arena, x, 0, NULL));
+    /* nothing was written: a repeated index adds up in the gradient */
+    ag_requires_grad(w, true);
+    ag_tensor *ok =
+        ag_from_data(arena, AG_I32, 1, (int64_t[]){3}, (int32_t[]){2, 2, 0});
+    ag_tensor *e = ag_embedding(arena, w, ok);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(ag_ndim(e), 2);
+    ck_assert_int_eq(ag_backward(ag_sum(arena, e, AG_ALL, false)), 0);
+    ck_assert_double_eq(tensor_at(ag_grad(w), 6), 2);
+    ck_assert_double_eq(tensor_at(ag_grad(w), 3), 0);
+}
+END_TEST
+
 static Suite *ops_a_suite(void)
 {
     Suite *s = suite_create("ops_a");
@@ -328,6 +447,8 @@ static Suite *ops_a_suite(void)
     tcase_add_checked_fixture(te, setup, teardown);
     tcase_add_test(te, test_elementwise_errors);
     tcase_add_test(te, test_reduction_errors);
+    tcase_add_test(te, test_layout_errors);
+    tcase_add_test(te, test_index_errors);
     suite_add_tcase(s, te);
     return s;
 }

@@ -154,7 +154,7 @@ ag_tensor *ag_gather(ag_arena *a, ag_tensor *x, int axis, ag_tensor *index)
     bool fits = index->ndim == x->ndim;
     for (int d = 0; fits && d < x->ndim; d++)
         fits = d == p.axis || index->shape[d] <= x->shape[d];
-    if (!fits) {
+    if (index->dtype == AG_I32 && !fits) {
         ag__error(func,
                   "index %s must have the %d axes of x %s and sizes no "
                   "larger than x's except along axis %d",
@@ -307,7 +307,7 @@ ag_tensor *ag_index_select(ag_arena *a, ag_tensor *x, int axis,
     if (ag__normalize_axis(func, axis, x, &p.axis)) return NULL;
     char bx[AG_SHAPE_STR_MAX], bi[AG_SHAPE_STR_MAX], of[AG_SHAPE_STR_MAX + 32];
     ag__shape_str(bx, x->ndim, x->shape);
-    if (index->ndim != 1) {
+    if (index->dtype == AG_I32 && index->ndim != 1) {
         ag__error(func, "index must be 1-D (K), got %s",
                   ag__shape_str(bi, index->ndim, index->shape));
         return NULL;
