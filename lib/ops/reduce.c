@@ -176,11 +176,14 @@ static void extreme_into(const ag_tensor *x, unsigned axes, bool is_min,
 #undef BETTER
 }
 
-/* Memory in out's arena for n elements of `size` bytes. */
+/* Memory in out's arena for n elements of `size` bytes (an error naming
+ * the op's function when there is none). */
 static void *scratch(ag_tensor *out, int64_t n, size_t size)
 {
+    static const char *const func[] = {"ag_sum", "ag_mean",      "ag_max",
+                                       "ag_min", "ag_logsumexp", "ag_var"};
     void *p = ag__arena_alloc(out->arena, (size_t)n * size + 1, 64);
-    if (!p) ag__error(out->op->name, "out of memory");
+    if (!p) ag__error(func[out->op->kind], "out of memory");
     return p;
 }
 
