@@ -442,11 +442,12 @@ AG_API ag_tensor *ag_var(ag_arena *a, ag_tensor *x, int axis, bool keepdim,
 /* The same reductions over several axes at once, as PyTorch's dim=(0, 2):
  * `axes` holds n_axes (1 to ndim) distinct axes, each in [-ndim, ndim)
  * (negative counts from the end); keepdim keeps every reduced axis with
- * size 1. ag_max_axes and ag_min_axes send the gradient to the first
- * extremum in row-major order (torch.amax and amin split it between ties).
+ * size 1. ag_max_axes and ag_min_axes are torch.amax and torch.amin: tied
+ * extrema share the gradient equally (ag_max and ag_min, as torch.max and
+ * torch.min over a dim, give it all to the first).
  * Errors: n_axes out of range, axes NULL, an axis out of range or given
  * twice (the list is shown), a maximum or minimum of no elements. With one
- * axis each is the one-axis function. */
+ * axis each is the one-axis function (but for ties, above). */
 AG_API ag_tensor *ag_sum_axes(ag_arena *a, ag_tensor *x, int n_axes,
                               const int *axes, bool keepdim);
 AG_API ag_tensor *ag_mean_axes(ag_arena *a, ag_tensor *x, int n_axes,

@@ -149,6 +149,8 @@ static ag_tensor *f_stack(ag_arena *a, ag_tensor **x) { return ag_stack(a, 2, x,
 static ag_tensor *f_stack_last(ag_arena *a, ag_tensor **x) { return ag_stack(a, 3, (ag_tensor *[]){x[0], x[1], x[0]}, -1); }
 static ag_tensor *f_permute(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){2, 0, 1}); }
 static ag_tensor *f_permute4(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){-1, 1, 0, 2}); }
+static ag_tensor *f_max_axes_ties(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, ag_concat(a, 2, (ag_tensor *[]){x[0], x[0]}, 0), 1, (int[]){0}, false); }
+static ag_tensor *f_min_axes_ties(ag_arena *a, ag_tensor **x) { return ag_min_axes(a, ag_concat(a, 2, (ag_tensor *[]){x[0], x[0]}, 1), 2, (int[]){1, 0}, true); }
 /* clang-format on */
 
 static ag_tensor *i32(ag_arena *a, int ndim, const int64_t *shape,
@@ -335,6 +337,8 @@ const gc_case gc_cases[] = {
     ONE("mean", "axes (1,3) of (2,3,2,2)", 4, S(2, 3, 2, 2), GC_ANY, f_mean_axes),
     ONE("max", "axes (0,1,2) of (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_max_axes),
     ONE("max", "axes (0,2) of (3,2,4)", 3, S(3, 2, 4), GC_ANY, f_max_axes2),
+    ONE("max", "axes (0) of concat(x, x): ties split", 2, S(2, 3), GC_ANY, f_max_axes_ties),
+    ONE("min", "axes (1,0) of concat(x, x): ties split", 2, S(2, 3), GC_ANY, f_min_axes_ties),
     ONE("slice", "axis 1 1:5:2 of (3,6)", 2, S(3, 6), GC_ANY, f_slice),
     ONE("slice", "axis -1 -3: of (2,2,4)", 3, S(2, 2, 4), GC_ANY, f_slice_neg),
     ONE("slice", "x[:2] * x[-2:100]", 2, S(3, 2), GC_ANY, f_slice_self),

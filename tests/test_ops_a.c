@@ -26,6 +26,7 @@ static ag_tensor *c_clamp(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; 
 static ag_tensor *c_clamp_lo(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], 0.25, INFINITY); }
 static ag_tensor *c_clamp_hi(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], -INFINITY, -0.25); }
 static ag_tensor *c_clamp_crossed(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], 1, -1); }
+static ag_tensor *c_clamp_half(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_clamp(a, x[0], -0.5, 0.5); }
 static ag_tensor *c_maximum(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_maximum(a, x[0], x[1]); }
 static ag_tensor *c_maximum_self(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_maximum(a, x[0], x[0]); }
 static ag_tensor *c_minimum(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_minimum(a, x[0], x[1]); }
@@ -48,6 +49,9 @@ static ag_tensor *c_sum_last1k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (voi
 static ag_tensor *c_mean20(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_mean_axes(a, x[0], 2, (int[]){2, 0}, false); }
 static ag_tensor *c_mean013k(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_mean_axes(a, x[0], 3, (int[]){0, 1, 3}, true); }
 static ag_tensor *c_max02(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *c_max02t(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *c_min1lk(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_min_axes(a, x[0], 2, (int[]){1, -1}, true); }
+static ag_tensor *c_max1t(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_max_axes(a, x[0], 1, (int[]){1}, false); }
 static ag_tensor *c_slice_a(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], 1, 1, 5, 2); }
 static ag_tensor *c_slice_b(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], -1, -3, INT64_MAX, 1); }
 static ag_tensor *c_slice_c(ag_arena *a, ag_tensor **x, ag_tensor **n) { (void)n; return ag_slice(a, x[0], 0, -100, 3, 2); }
@@ -89,6 +93,9 @@ static const ops_case cases[] = {
     {"clamp [0.25,inf) (3,4)", c_clamp_lo},
     {"clamp (-inf,-0.25] (2,3)", c_clamp_hi},
     {"clamp [1,-1] (2,3)", c_clamp_crossed},
+    {"clamp [-0.5,0.5] (3,4) coarse", c_clamp_half},
+    {"maximum (3,4),(3,4) coarse", c_maximum},
+    {"minimum (2,3),(3) coarse", c_minimum},
     {"maximum (3,4),(3,4) grid", c_maximum},
     {"maximum (2,1,3),(4,1)", c_maximum},
     {"maximum x,x", c_maximum_self},
@@ -116,6 +123,9 @@ static const ops_case cases[] = {
     {"mean (2,3,2,2) axes (0,1,3) keepdim", c_mean013k},
     {"max (3,2,4) axes (0,2)", c_max02},
     {"max (2,3,4) axes (1,2) keepdim", c_max12k},
+    {"max (3,4,2) axes (0,2) grid ties", c_max02t},
+    {"min (2,3,4) axes (1,-1) keepdim grid ties", c_min1lk},
+    {"max (4,3) axes (1) grid ties", c_max1t},
     {"slice (3,6) axis 1 1:5:2", c_slice_a},
     {"slice (2,3,4) axis -1 -3:", c_slice_b},
     {"slice (5,2) axis 0 -100:3:2", c_slice_c},

@@ -12,6 +12,7 @@
  *   sum:       y = sum x                 dx = g
  *   mean:      y = sum x / L             dx = g / L
  *   max, min:  y = x[arg]                dx = g at arg (the first extremum)
+ *              or, splitting ties,       dx = g [x = y] / #(x = y)
  *   logsumexp: y = m + log sum e^(x - m) dx = g e^(x - y)
  *   var:       y = sum (x - mu)^2 / D    dx = g 2 (x - mu) / D
  * with m the maximum (0 when infinite), mu the mean and D = max(0, L -
@@ -27,14 +28,17 @@ enum { SUM, MEAN, MAX, MIN, LOGSUMEXP, VAR };
 typedef struct {
     unsigned axes; /* bit d set: axis d is reduced */
     bool keepdim;
-    int correction; /* var's: the divisor is L - correction */
+    int correction;  /* var's: the divisor is L - correction */
+    bool split_ties; /* max, min over a set of axes: ties share the
+                        gradient equally (torch.amax, amin) */
 } reduce_params;
 
 /* What the derivatives read: max and min keep, for each result element,
- * the offset in x of the element it came from; var keeps the means. */
+ * the offset in x of the element it came from (and, splitting ties, how
+ * many elements equal it); var keeps the means. */
 typedef struct {
     int64_t *arg;
-    void *mean;
+    void *count, *mean;
 } reduce_saved;
 
 /* The walk over x's elements in rows (see the top). For rows r = 0 ..
@@ -218,10 +222,22 @@ static int reduce_forward(ag_tensor *out)
     extreme_into(x, p->axes, kind == MIN, arg, ny);
     if (kind != LOGSUMEXP) {
         saved->arg = arg;
+        if (p->split_ties && !(saved->count = scratch(out, ny, es))) return -1;
         AG_DISPATCH_FLOAT(out->dtype, {
             const real *xv = x->data;
-            real *y = out->data;
+            real *y = out->data, *count = saved->count;
             for (int64_t i = 0; i < ny; i++) y[i] = xv[arg[i]];
+            if (count) { /* count[o] = #(x = y[o]) */
+                memset(count, 0, (size_t)ny * es);
+                reduce_walk w;
+                walk_init(&w, x, p->axes);
+                int64_t n = w.row_len;
+                for (int64_t r = 0; r < w.rows; r++, walk_next(&w))
+                    for (int64_t j = 0; j < n; j++) {
+                        int64_t o = w.yoff + (w.row_reduced ? 0 : j);
+                        count[o] += xv[r * n + j] == y[o];
+                    }
+            }
         });
         return 0;
     }
@@ -268,7 +284,7 @@ static int reduce_backward(ag_tensor *out)
     const reduce_saved *saved = AG_SAVED(out, reduce_saved);
     int kind = out->op->kind;
     int64_t len = reduced_count(x, p->axes);
-    if (kind == MAX || kind == MIN) { /* dx = g at arg */
+    if ((kind == MAX || kind == MIN) && !p->split_ties) { /* dx = g at arg */
         void *dx_data = ag__grad_accumulate(x);
         AG_DISPATCH_FLOAT(out->dtype, {
             const real *g = out->grad->data;
@@ -283,7 +299,7 @@ static int reduce_backward(ag_tensor *out)
     walk_init(&w, x, p->axes);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *xv = x->data, *g = out->grad->data, *y = out->data;
-        const real *mu = saved->mean;
+        const real *mu = saved->mean, *count = saved->count;
         real *dx = dx_data;
         /* the constant factor: 1 / L (mean), 2 / D (var), else 1 */
         real f = kind == MEAN ? (real)(1.0 / (double)len)
@@ -309,6 +325,12 @@ static int reduce_backward(ag_tensor *out)
             case LOGSUMEXP:
                 AG_GRAD_LOOP(set, n, dr, AT(g) * exp(xr[i] - AT(y)));
                 break;
+            case MAX: /* splitting ties: g [x = y] / #(x = y) */
+            case MIN:
+                AG_GRAD_LOOP(
+                    set, n, dr,
+                    AG_SELECT(xr[i] == AT(y), AT(g) / AT(count), (real)0));
+                break;
             default: /* VAR */
                 AG_GRAD_LOOP(set, n, dr, AT(g) * f * (xr[i] - AT(mu)));
                 break;
@@ -321,7 +343,7 @@ static int reduce_backward(ag_tensor *out)
 
 static ag_tensor *reduce_mask(const char *func, const ag_op *op, ag_arena *a,
                               ag_tensor *x, unsigned axes, bool keepdim,
-                              int correction);
+                              int correction, bool split_ties);
 
 /* x's shape with the reduced axes kept as 1: the shape g is read in when
  * it is broadcast back over x. */
@@ -357,6 +379,29 @@ static ag_tensor *arg_mask(ag_arena *a, const ag_tensor *out)
     return m;
 }
 
+/* For max and min splitting ties: [x = y] / #(x = y), of x's shape,
+ * without history. */
+static ag_tensor *tie_mask(ag_arena *a, const ag_tensor *out)
+{
+    const ag_tensor *x = out->inputs[0];
+    ag_tensor *m = ag__constant(a, x);
+    if (!m) return NULL;
+    reduce_walk w;
+    walk_init(&w, x, AG_PARAMS(out, reduce_params)->axes);
+    AG_DISPATCH_FLOAT(x->dtype, {
+        const real *xv = x->data, *y = out->data;
+        const real *count = AG_SAVED(out, reduce_saved)->count;
+        real *mv = m->data;
+        int64_t n = w.row_len;
+        for (int64_t r = 0; r < w.rows; r++, walk_next(&w))
+            for (int64_t j = 0; j < n; j++) {
+                int64_t o = w.yoff + (w.row_reduced ? 0 : j);
+                mv[r * n + j] = xv[r * n + j] == y[o] ? 1 / count[o] : 0;
+            }
+    });
+    return m;
+}
+
 /* t * s, also for a scalar s that is not finite (ag_scale refuses one):
  * the factor 1 / L of a mean of no elements. */
 static ag_tensor *times(ag_arena *a, ag_tensor *t, double s)
@@ -382,11 +427,11 @@ static ag_tensor *derivative(ag_arena *a, ag_tensor *out)
     case VAR: { /* 2 (x - mu) / D */
         double d = fmax(0.0, (double)reduced_count(x, p->axes) - p->correction);
         ag_tensor *mu =
-            reduce_mask("ag_var", &ag__op_mean, a, x, p->axes, true, 0);
+            reduce_mask("ag_var", &ag__op_mean, a, x, p->axes, true, 0, false);
         return times(a, ag_sub(a, x, mu), 2.0 / d);
     }
     default: /* MAX, MIN */
-        return arg_mask(a, out);
+        return p->split_ties ? tie_mask(a, out) : arg_mask(a, out);
     }
 }
 
@@ -421,16 +466,16 @@ static int reduce_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
         op = &ag__op_mean;
     else if (out->op->kind != SUM)
         t = ag_mul(a, t, derivative(a, out));
-    AG_TRY(*ty =
-               t ? reduce_mask(out->op->name, op, a, t, p->axes, p->keepdim, 0)
-                 : NULL);
+    AG_TRY(*ty = t ? reduce_mask(out->op->name, op, a, t, p->axes, p->keepdim,
+                                 0, false)
+                   : NULL);
     return 0;
 }
 
 /* The reduction over the axes of the mask (checked), for every front. */
 static ag_tensor *reduce_mask(const char *func, const ag_op *op, ag_arena *a,
                               ag_tensor *x, unsigned axes, bool keepdim,
-                              int correction)
+                              int correction, bool split_ties)
 {
     int64_t shape[AG_MAX_DIMS];
     int ndim = 0;
@@ -439,7 +484,8 @@ static ag_tensor *reduce_mask(const char *func, const ag_op *op, ag_arena *a,
             shape[ndim++] = x->shape[d];
         else if (keepdim)
             shape[ndim++] = 1;
-    reduce_params p = {axes, keepdim, correction};
+    reduce_params p = {axes, keepdim, correction,
+                       split_ties && (op == &ag__op_max || op == &ag__op_min)};
     return ag__apply(func, a, op, 1, &x, x->dtype, ndim, shape, &p);
 }
 
@@ -477,7 +523,7 @@ static ag_tensor *reduce(const char *func, const ag_op *op, ag_arena *a,
     }
     if (check_not_empty(func, op, x, axes, axis == AG_ALL ? NULL : what))
         return NULL;
-    return reduce_mask(func, op, a, x, axes, keepdim, correction);
+    return reduce_mask(func, op, a, x, axes, keepdim, correction, false);
 }
 
 /* The front of the reductions over several axes. */
@@ -514,7 +560,7 @@ static ag_tensor *reduce_axes(const char *func, const ag_op *op, ag_arena *a,
         mask |= 1u << ax;
     }
     if (check_not_empty(func, op, x, mask, what)) return NULL;
-    return reduce_mask(func, op, a, x, mask, keepdim, correction);
+    return reduce_mask(func, op, a, x, mask, keepdim, correction, true);
 }
 
 ag_tensor *ag_sum(ag_arena *a, ag_tensor *x, int axis, bool keepdim)
