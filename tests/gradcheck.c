@@ -100,16 +100,22 @@ static ag_tensor *f_cast(ag_arena *a, ag_tensor **x)
     return ag_cast(a, ag_mul(a, x[0], x[0]), ag_type(x[0]));
 }
 
-/* GELU's derivative as a function of x: the gradient of sum(GELU(x)), with
- * a graph (grad mode is on for it even when the checker evaluates f with
- * it off), which records the op gelu_derivative. */
-static ag_tensor *f_gelu_derivative(ag_arena *a, ag_tensor **x)
+/* The gradient of sum(inner(x)) with respect to x[0], with a graph (grad
+ * mode is on for it even when the checker evaluates f with it off). */
+static ag_tensor *graph_gradient(ag_arena *a, ag_tensor **x, gc_fn inner)
 {
     bool create_graph = ag_set_grad_enabled(true);
-    ag_tensor *y = ag_sum(a, ag_gelu(a, x[0]), AG_ALL, false), *g = NULL;
+    ag_tensor *y = ag_sum(a, inner(a, x), AG_ALL, false), *g = NULL;
     if (ag_gradients(a, 1, &y, NULL, 1, &x[0], create_graph, &g)) g = NULL;
     ag_set_grad_enabled(create_graph);
     return g;
+}
+
+/* GELU's derivative as a function of x: the gradient of sum(GELU(x)),
+ * which records the op gelu_derivative. */
+static ag_tensor *f_gelu_derivative(ag_arena *a, ag_tensor **x)
+{
+    return graph_gradient(a, x, f_gelu);
 }
 
 /* Ops composed, with one tensor in four places: sigmoid(relu(W W + W) W). */
@@ -204,16 +210,16 @@ static ag_tensor *f_gather_self(ag_arena *a, ag_tensor **x)
     return ag_mul(a, g, g);
 }
 
+static ag_tensor *f_gather_squared(ag_arena *a, ag_tensor **x)
+{
+    return ag_pow(a, f_gather1(a, x), 2);
+}
+
 /* The gradient of sum(gather(x)^2) with a graph, whose last op is
  * gather_backward (gather's adjoint) */
 static ag_tensor *f_gather_backward(ag_arena *a, ag_tensor **x)
 {
-    bool create_graph = ag_set_grad_enabled(true);
-    ag_tensor *y = ag_sum(a, ag_pow(a, f_gather1(a, x), 2), AG_ALL, false);
-    ag_tensor *g = NULL;
-    if (ag_gradients(a, 1, &y, NULL, 1, &x[0], create_graph, &g)) g = NULL;
-    ag_set_grad_enabled(create_graph);
-    return g;
+    return graph_gradient(a, x, f_gather_squared);
 }
 
 /* where(cond, x, y) with cond (3,1) [1, 0, 1] against x and y of any
