@@ -375,6 +375,20 @@ AG_API ag_tensor *ag_sub(ag_arena *a, ag_tensor *x, ag_tensor *y);
 AG_API ag_tensor *ag_mul(ag_arena *a, ag_tensor *x, ag_tensor *y);
 AG_API ag_tensor *ag_div(ag_arena *a, ag_tensor *x, ag_tensor *y);
 
+/* Elementwise max(x, y) and min(x, y), broadcast as ag_add, as
+ * torch.maximum and torch.minimum: NaN if either is NaN; on a tie the
+ * gradient is split equally between x and y (PyTorch's rule). */
+AG_API ag_tensor *ag_maximum(ag_arena *a, ag_tensor *x, ag_tensor *y);
+AG_API ag_tensor *ag_minimum(ag_arena *a, ag_tensor *x, ag_tensor *y);
+
+/* Elementwise cond != 0 ? x : y, as torch.where: cond is AG_I32 (not
+ * differentiable), x and y float of one dtype; all three broadcast
+ * together as in ag_add. The gradient goes to x where cond is nonzero and
+ * to y elsewhere, summed back to each one's shape. Errors: cond not i32,
+ * shapes that do not broadcast (all three named). */
+AG_API ag_tensor *ag_where(ag_arena *a, ag_tensor *cond, ag_tensor *x,
+                           ag_tensor *y);
+
 /* Elementwise -x, e^x, ln x, sqrt x, |x| (the derivative of |x| at 0 is
  * taken as 0). */
 AG_API ag_tensor *ag_neg(ag_arena *a, ag_tensor *x);
@@ -406,6 +420,47 @@ AG_API ag_tensor *ag_sum(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
 AG_API ag_tensor *ag_mean(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
 AG_API ag_tensor *ag_max(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
 
+/* The minimum over `axis` (or every axis with AG_ALL), as ag_max: its
+ * gradient goes to the first element that attains it (the first NaN, if
+ * any); the minimum of none is an error. */
+AG_API ag_tensor *ag_min(ag_arena *a, ag_tensor *x, int axis, bool keepdim);
+
+/* log sum e^x over `axis` (or every axis with AG_ALL), as torch.logsumexp,
+ * computed stably as m + log sum e^(x - m) with m the maximum (so large
+ * inputs do not overflow; m is taken as 0 where it is infinite). Over no
+ * elements it is -inf. Its gradient is softmax(x) along the axis. */
+AG_API ag_tensor *ag_logsumexp(ag_arena *a, ag_tensor *x, int axis,
+                               bool keepdim);
+
+/* The variance over `axis` (or every axis with AG_ALL), as torch.var with
+ * PyTorch's `correction`: sum (x - mean)^2 / max(0, N - correction), N the
+ * number of elements reduced (correction 1: the unbiased estimate, 0: the
+ * population variance). A divisor of 0 gives inf or NaN, as in PyTorch. */
+AG_API ag_tensor *ag_var(ag_arena *a, ag_tensor *x, int axis, bool keepdim,
+                         int correction);
+
+/* The same reductions over several axes at once, as PyTorch's dim=(0, 2):
+ * `axes` holds n_axes (1 to ndim) distinct axes, each in [-ndim, ndim)
+ * (negative counts from the end); keepdim keeps every reduced axis with
+ * size 1. ag_max_axes and ag_min_axes are torch.amax and torch.amin: tied
+ * extrema share the gradient equally (ag_max and ag_min, as torch.max and
+ * torch.min over a dim, give it all to the first).
+ * Errors: n_axes out of range, axes NULL, an axis out of range or given
+ * twice (the list is shown), a maximum or minimum of no elements. With one
+ * axis each is the one-axis function (but for ties, above). */
+AG_API ag_tensor *ag_sum_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim);
+AG_API ag_tensor *ag_mean_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                               const int *axes, bool keepdim);
+AG_API ag_tensor *ag_max_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim);
+AG_API ag_tensor *ag_min_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim);
+AG_API ag_tensor *ag_logsumexp_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                                    const int *axes, bool keepdim);
+AG_API ag_tensor *ag_var_axes(ag_arena *a, ag_tensor *x, int n_axes,
+                              const int *axes, bool keepdim, int correction);
+
 /* The same values with another shape of the same element count. One size
  * may be -1: it is inferred. The result shares the values of `x` (it stays
  * valid while x's arena is not reset); its gradient is its own. Any dtype,
@@ -423,6 +478,56 @@ AG_API ag_tensor *ag_transpose(ag_arena *a, ag_tensor *x, int d0, int d1);
  * stretched axes. Errors name both shapes. */
 AG_API ag_tensor *ag_expand(ag_arena *a, ag_tensor *x, int ndim,
                             const int64_t *shape);
+
+/* x[..., start:stop:step, ...] along `axis`, as Python and PyTorch
+ * slicing: a negative start or stop counts from the end, bounds out of
+ * range are clipped to [0, len] (INT64_MIN and INT64_MAX are open ends),
+ * and an empty range gives size 0 along the axis. step must be >= 1. A
+ * copy; the gradient is g at the taken indices and 0 elsewhere. */
+AG_API ag_tensor *ag_slice(ag_arena *a, ag_tensor *x, int axis, int64_t start,
+                           int64_t stop, int64_t step);
+
+/* The n >= 1 tensors xs[0..n-1] joined along `axis`, as torch.cat: one
+ * float dtype, the same ndim, and the same sizes except along axis. Any
+ * number of inputs (the result records them all); each gets its part of
+ * the gradient. Errors name the first tensor that does not match. */
+AG_API ag_tensor *ag_concat(ag_arena *a, int n, ag_tensor *const *xs, int axis);
+
+/* The n >= 1 tensors xs[0..n-1], all of one shape, stacked along a new axis
+ * `axis` (in [-(ndim + 1), ndim], as torch.stack): a concat of the inputs
+ * each with a size-1 axis inserted there. */
+AG_API ag_tensor *ag_stack(ag_arena *a, int n, ag_tensor *const *xs, int axis);
+
+/* x with its axes reordered, as torch.permute: the result's axis d is x's
+ * axis dims[d] (ndim entries, negative counting from the end, a
+ * permutation of x's axes; anything else is an error showing dims). A
+ * copy. */
+AG_API ag_tensor *ag_permute(ag_arena *a, ag_tensor *x, const int *dims);
+
+/* The slices x[..., index[k], ...] along `axis`, k = 0..K-1, as
+ * torch.index_select: index is an AG_I32 tensor (K) of values in [0,
+ * x's size along axis), not differentiable; the result has K along axis.
+ * Repeated indices add up in the gradient. Errors: index not i32 or not
+ * 1-D, an index out of range (its position, value and the bound). */
+AG_API ag_tensor *ag_index_select(ag_arena *a, ag_tensor *x, int axis,
+                                  ag_tensor *index);
+
+/* torch.gather: y[p] = x[p with p[axis] = index[p]] for every position p
+ * of index, an AG_I32 tensor with x's ndim whose sizes are at most x's
+ * except along axis (any size there); the result has index's shape.
+ * Errors: index not i32, shapes that do not fit (both shown), an index
+ * out of [0, x's size along axis) (its position as a multi-index, value
+ * and bound). Its gradient is a scatter-add into x's shape, itself
+ * differentiable to any order. */
+AG_API ag_tensor *ag_gather(ag_arena *a, ag_tensor *x, int axis,
+                            ag_tensor *index);
+
+/* Rows of an embedding table, as torch.nn.functional.embedding: weight
+ * (V,C) float, ids AG_I32 of any shape with values in [0, V); the result
+ * has ids' shape + (C). The gradient of weight adds up the rows' gradients
+ * (repeated ids add). Errors: weight not 2-D, ids not i32, an id out of
+ * range (its position, value and V). */
+AG_API ag_tensor *ag_embedding(ag_arena *a, ag_tensor *weight, ag_tensor *ids);
 
 /* x converted to dt (AG_F32 or AG_F64), differentiable both ways: the
  * gradient (and the tangent) is converted back. A cast to x's own dtype is
@@ -442,6 +547,24 @@ AG_API ag_tensor *ag_gelu(ag_arena *a, ag_tensor *x);
 /* Leaky ReLU: x for x > 0, slope * x otherwise (PyTorch's default slope is
  * 0.01). `slope` must be finite. */
 AG_API ag_tensor *ag_leaky_relu(ag_arena *a, ag_tensor *x, double slope);
+
+/* Elementwise sin x and cos x. */
+AG_API ag_tensor *ag_sin(ag_arena *a, ag_tensor *x);
+AG_API ag_tensor *ag_cos(ag_arena *a, ag_tensor *x);
+
+/* SiLU (swish), x * sigmoid(x), as torch.nn.functional.silu. */
+AG_API ag_tensor *ag_silu(ag_arena *a, ag_tensor *x);
+
+/* Softplus, log(1 + e^x), as torch.nn.functional.softplus with its defaults
+ * (beta 1, threshold 20): above 20 the result is x itself and its
+ * derivative 1. */
+AG_API ag_tensor *ag_softplus(ag_arena *a, ag_tensor *x);
+
+/* Elementwise min(max(x, lo), hi), as torch.clamp (lo > hi gives hi
+ * everywhere; NaN stays NaN). Either bound may be infinite (a one-sided
+ * clamp); a NaN bound is an error. The gradient is 1 where lo <= x <= hi,
+ * the bounds included, and 0 elsewhere, as PyTorch's. */
+AG_API ag_tensor *ag_clamp(ag_arena *a, ag_tensor *x, double lo, double hi);
 
 /* Inverted dropout: each element is zeroed with probability p and the
  * others are scaled by 1 / (1 - p), so the expected value is unchanged.

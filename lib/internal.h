@@ -357,6 +357,22 @@ ag_tensor *ag__constant(ag_arena *a, const ag_tensor *like);
         if (!(assignment)) return -1;                                          \
     } while (0)
 
+/* ---- the adjoint of indexing (ops/index.c) ---- */
+
+/* gather's adjoint, recorded (so that it is differentiable): zeros of
+ * `shape` (ndim axes, those of gather's x) with g[p] added at p with
+ * p[axis] replaced by index[p]; index is AG_I32 of g's shape, values
+ * checked. NULL stays NULL. */
+ag_tensor *ag__gather_backward(ag_arena *a, ag_tensor *g, int axis,
+                               ag_tensor *index, int ndim,
+                               const int64_t *shape);
+
+/* An AG_I32 tensor of like's shape whose value at [o,k,i] (around axis)
+ * is values[k], or start + k * step when values is NULL: the index that
+ * makes index_select and slice gathers, for their VJPs. */
+ag_tensor *ag__axis_index(ag_arena *a, const ag_tensor *like, int axis,
+                          const int32_t *values, int64_t start, int64_t step);
+
 /* ---- threads (parallel.c) ---- */
 
 /* The most threads the library runs (ag_set_num_threads caps at it). */
@@ -455,6 +471,10 @@ extern const ag_op ag__op_layer_norm, ag__op_rms_norm, ag__op_batch_norm,
     ag__op_binary_cross_entropy_with_logits, ag__op_l1_loss, ag__op_huber_loss;
 extern const ag_op ag__op_conv2d, ag__op_unfold, ag__op_fold, ag__op_max_pool2d,
     ag__op_avg_pool2d;
+extern const ag_op ag__op_sin, ag__op_cos, ag__op_silu, ag__op_softplus,
+    ag__op_clamp, ag__op_maximum, ag__op_minimum, ag__op_where, ag__op_min,
+    ag__op_logsumexp, ag__op_var, ag__op_slice, ag__op_concat, ag__op_permute,
+    ag__op_index_select, ag__op_gather, ag__op_gather_backward;
 
 /* ---- float dispatch ---- */
 

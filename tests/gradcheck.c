@@ -55,6 +55,18 @@ static ag_tensor *f_leaky_relu_neg(ag_arena *a, ag_tensor **x) { return ag_leaky
 static ag_tensor *f_linear(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[1], x[2]); }
 static ag_tensor *f_linear_no_bias(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[1], NULL); }
 static ag_tensor *f_linear_self(ag_arena *a, ag_tensor **x) { return ag_linear(a, x[0], x[0], NULL); }
+static ag_tensor *f_sin(ag_arena *a, ag_tensor **x) { return ag_sin(a, x[0]); }
+static ag_tensor *f_cos(ag_arena *a, ag_tensor **x) { return ag_cos(a, x[0]); }
+static ag_tensor *f_sin_cos(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_sin(a, x[0]), ag_cos(a, x[0])); }
+static ag_tensor *f_silu(ag_arena *a, ag_tensor **x) { return ag_silu(a, x[0]); }
+static ag_tensor *f_softplus(ag_arena *a, ag_tensor **x) { return ag_softplus(a, x[0]); }
+static ag_tensor *f_softplus_wide(ag_arena *a, ag_tensor **x) { return ag_softplus(a, ag_scale(a, x[0], 14)); }
+static ag_tensor *f_clamp(ag_arena *a, ag_tensor **x) { return ag_clamp(a, x[0], -0.5, 1.0); }
+static ag_tensor *f_clamp_low(ag_arena *a, ag_tensor **x) { return ag_clamp(a, x[0], 0.25, INFINITY); }
+static ag_tensor *f_maximum(ag_arena *a, ag_tensor **x) { return ag_maximum(a, x[0], x[1]); }
+static ag_tensor *f_maximum_self(ag_arena *a, ag_tensor **x) { return ag_maximum(a, x[0], x[0]); }
+static ag_tensor *f_minimum(ag_arena *a, ag_tensor **x) { return ag_minimum(a, x[0], x[1]); }
+static ag_tensor *f_minimum_self(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_minimum(a, x[0], ag_neg(a, x[0])), x[0]); }
 
 /* clang-format on */
 
@@ -88,16 +100,22 @@ static ag_tensor *f_cast(ag_arena *a, ag_tensor **x)
     return ag_cast(a, ag_mul(a, x[0], x[0]), ag_type(x[0]));
 }
 
-/* GELU's derivative as a function of x: the gradient of sum(GELU(x)), with
- * a graph (grad mode is on for it even when the checker evaluates f with
- * it off), which records the op gelu_derivative. */
-static ag_tensor *f_gelu_derivative(ag_arena *a, ag_tensor **x)
+/* The gradient of sum(inner(x)) with respect to x[0], with a graph (grad
+ * mode is on for it even when the checker evaluates f with it off). */
+static ag_tensor *graph_gradient(ag_arena *a, ag_tensor **x, gc_fn inner)
 {
     bool create_graph = ag_set_grad_enabled(true);
-    ag_tensor *y = ag_sum(a, ag_gelu(a, x[0]), AG_ALL, false), *g = NULL;
+    ag_tensor *y = ag_sum(a, inner(a, x), AG_ALL, false), *g = NULL;
     if (ag_gradients(a, 1, &y, NULL, 1, &x[0], create_graph, &g)) g = NULL;
     ag_set_grad_enabled(create_graph);
     return g;
+}
+
+/* GELU's derivative as a function of x: the gradient of sum(GELU(x)),
+ * which records the op gelu_derivative. */
+static ag_tensor *f_gelu_derivative(ag_arena *a, ag_tensor **x)
+{
+    return graph_gradient(a, x, f_gelu);
 }
 
 /* Ops composed, with one tensor in four places: sigmoid(relu(W W + W) W). */
@@ -307,6 +325,120 @@ static ag_tensor *f_avg_pool_self(ag_arena *a, ag_tensor **x)
 }
 
 /* clang-format off */
+static ag_tensor *f_min1(ag_arena *a, ag_tensor **x) { return ag_min(a, x[0], 1, false); }
+static ag_tensor *f_min_all_keep(ag_arena *a, ag_tensor **x) { return ag_min(a, x[0], AG_ALL, true); }
+static ag_tensor *f_min_axes(ag_arena *a, ag_tensor **x) { return ag_min_axes(a, x[0], 2, (int[]){0, 2}, true); }
+static ag_tensor *f_lse_last(ag_arena *a, ag_tensor **x) { return ag_logsumexp(a, x[0], -1, false); }
+static ag_tensor *f_lse_all(ag_arena *a, ag_tensor **x) { return ag_logsumexp(a, x[0], AG_ALL, false); }
+static ag_tensor *f_lse_axes(ag_arena *a, ag_tensor **x) { return ag_logsumexp_axes(a, x[0], 2, (int[]){2, 0}, false); }
+static ag_tensor *f_lse_self(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_logsumexp(a, x[0], 0, true), x[0]); }
+static ag_tensor *f_var1(ag_arena *a, ag_tensor **x) { return ag_var(a, x[0], 1, false, 1); }
+static ag_tensor *f_var_all0(ag_arena *a, ag_tensor **x) { return ag_var(a, x[0], AG_ALL, false, 0); }
+static ag_tensor *f_var_axes(ag_arena *a, ag_tensor **x) { return ag_var_axes(a, x[0], 2, (int[]){0, -1}, true, 2); }
+static ag_tensor *f_var_self(ag_arena *a, ag_tensor **x) { return ag_var(a, ag_mul(a, x[0], x[0]), 0, true, 1); }
+static ag_tensor *f_sum_axes(ag_arena *a, ag_tensor **x) { return ag_sum_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *f_sum_axes_keep(ag_arena *a, ag_tensor **x) { return ag_sum_axes(a, x[0], 2, (int[]){-1, 1}, true); }
+static ag_tensor *f_mean_axes(ag_arena *a, ag_tensor **x) { return ag_mean_axes(a, x[0], 2, (int[]){1, 3}, false); }
+static ag_tensor *f_max_axes(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, x[0], 3, (int[]){0, 1, 2}, false); }
+static ag_tensor *f_max_axes2(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
+/* clang-format on */
+
+/* clang-format off */
+static ag_tensor *f_slice(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], 1, 1, 5, 2); }
+static ag_tensor *f_slice_neg(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], -1, -3, INT64_MAX, 1); }
+static ag_tensor *f_slice_self(ag_arena *a, ag_tensor **x) { return ag_mul(a, ag_slice(a, x[0], 0, 0, 2, 1), ag_slice(a, x[0], 0, -2, 100, 1)); }
+static ag_tensor *f_concat2(ag_arena *a, ag_tensor **x) { return ag_concat(a, 2, x, 1); }
+static ag_tensor *f_concat3(ag_arena *a, ag_tensor **x) { return ag_concat(a, 3, x, 0); }
+static ag_tensor *f_concat_self(ag_arena *a, ag_tensor **x) { return ag_concat(a, 3, (ag_tensor *[]){x[0], ag_mul(a, x[0], x[0]), x[0]}, -1); }
+static ag_tensor *f_stack(ag_arena *a, ag_tensor **x) { return ag_stack(a, 2, x, 1); }
+static ag_tensor *f_stack_last(ag_arena *a, ag_tensor **x) { return ag_stack(a, 3, (ag_tensor *[]){x[0], x[1], x[0]}, -1); }
+static ag_tensor *f_permute(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){2, 0, 1}); }
+static ag_tensor *f_permute4(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){-1, 1, 0, 2}); }
+static ag_tensor *f_max_axes_ties(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, ag_concat(a, 2, (ag_tensor *[]){x[0], x[0]}, 0), 1, (int[]){0}, false); }
+static ag_tensor *f_min_axes_ties(ag_arena *a, ag_tensor **x) { return ag_min_axes(a, ag_concat(a, 2, (ag_tensor *[]){x[0], x[0]}, 1), 2, (int[]){1, 0}, true); }
+/* clang-format on */
+
+static ag_tensor *i32(ag_arena *a, int ndim, const int64_t *shape,
+                      const int32_t *v)
+{
+    return ag_from_data(a, AG_I32, ndim, shape, v);
+}
+
+/* index_select of x (3,4) along axis 1 at [3, 0, 3, 1, 3] (repeats) */
+static ag_tensor *f_index_select(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[5] = {3, 0, 3, 1, 3};
+    return ag_index_select(a, x[0], 1, i32(a, 1, (int64_t[]){5}, v));
+}
+
+/* index_select of x (4,2,3) along axis 0 at [2, 2], times x's first two
+ * rows */
+static ag_tensor *f_index_select_self(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[2] = {2, 2};
+    ag_tensor *s = ag_index_select(a, x[0], 0, i32(a, 1, (int64_t[]){2}, v));
+    return ag_mul(a, s, ag_slice(a, x[0], 0, 0, 2, 1));
+}
+
+/* embedding of weight (5,3) at ids (2,3), repeats included */
+static ag_tensor *f_embedding(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[6] = {4, 0, 2, 2, 1, 4};
+    return ag_embedding(a, x[0], i32(a, 2, (int64_t[]){2, 3}, v));
+}
+
+/* gather of x (3,4) along axis 1 with index (3,2) and along axis 0 with
+ * index (2,4) */
+static ag_tensor *f_gather1(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[6] = {3, 0, 1, 1, 2, 3};
+    return ag_gather(a, x[0], 1, i32(a, 2, (int64_t[]){3, 2}, v));
+}
+
+static ag_tensor *f_gather0(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[8] = {2, 0, 1, 2, 0, 0, 2, 1};
+    return ag_gather(a, x[0], 0, i32(a, 2, (int64_t[]){2, 4}, v));
+}
+
+/* gather of x (2,3,2) along axis 2 with index (2,2,3), times itself */
+static ag_tensor *f_gather_self(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[12] = {1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0};
+    ag_tensor *g = ag_gather(a, x[0], -1, i32(a, 3, (int64_t[]){2, 2, 3}, v));
+    return ag_mul(a, g, g);
+}
+
+static ag_tensor *f_gather_squared(ag_arena *a, ag_tensor **x)
+{
+    return ag_pow(a, f_gather1(a, x), 2);
+}
+
+/* The gradient of sum(gather(x)^2) with a graph, whose last op is
+ * gather_backward (gather's adjoint) */
+static ag_tensor *f_gather_backward(ag_arena *a, ag_tensor **x)
+{
+    return graph_gradient(a, x, f_gather_squared);
+}
+
+/* where(cond, x, y) with cond (3,1) [1, 0, 1] against x and y of any
+ * shapes that broadcast with it. */
+static ag_tensor *f_where(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t c[3] = {1, 0, 7};
+    ag_tensor *cond = ag_from_data(a, AG_I32, 2, (int64_t[]){3, 1}, c);
+    return ag_where(a, cond, x[0], x[1]);
+}
+
+/* where(cond, x, x * x) with cond (2,3) [[0, 1, 1], [1, 0, -2]]. */
+static ag_tensor *f_where_self(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t c[6] = {0, 1, 1, 1, 0, -2};
+    ag_tensor *cond = ag_from_data(a, AG_I32, 2, (int64_t[]){2, 3}, c);
+    return ag_where(a, cond, x[0], ag_mul(a, x[0], x[0]));
+}
+
+/* clang-format off */
 #define ONE(op, label, nd, s0, v0, fn)                                         \
     {op, label, 1, {nd, 0}, {s0, {0}}, {v0, GC_ANY}, fn}
 #define TWO(op, label, nd0, s0, v0, nd1, s1, v1, fn)                           \
@@ -418,6 +550,57 @@ const gc_case gc_cases[] = {
     ONE("avg_pool2d", "(1,2,5,5) k 2", 4, S(1, 2, 5, 5), GC_ANY, f_avg_pool),
     ONE("avg_pool2d", "(1,2,6,5) k 3 stride 2 pad 1", 4, S(1, 2, 6, 5), GC_ANY, f_avg_pool_pad),
     ONE("avg_pool2d", "x * avg_pool(x) k 3 stride 1 pad 1", 4, S(1, 2, 4, 4), GC_ANY, f_avg_pool_self),
+    ONE("sin", "(2,3)", 2, S(2, 3), GC_ANY, f_sin),
+    ONE("cos", "(3,2)", 2, S(3, 2), GC_ANY, f_cos),
+    ONE("sin", "sin(x) cos(x)", 1, S(5), GC_ANY, f_sin_cos),
+    ONE("silu", "(3,4)", 2, S(3, 4), GC_ANY, f_silu),
+    ONE("softplus", "(3,4)", 2, S(3, 4), GC_ANY, f_softplus),
+    ONE("softplus", "14x, across the threshold", 1, S(8), GC_ANY, f_softplus_wide),
+    ONE("clamp", "[-0.5, 1] (3,4)", 2, S(3, 4), GC_ANY, f_clamp),
+    ONE("clamp", "[0.25, inf) (2,3)", 2, S(2, 3), GC_ANY, f_clamp_low),
+    TWO("maximum", "(3,4),(3,4)", 2, S(3, 4), GC_ANY, 2, S(3, 4), GC_ANY, f_maximum),
+    TWO("maximum", "(2,1,3),(4,1)", 3, S(2, 1, 3), GC_ANY, 2, S(4, 1), GC_ANY, f_maximum),
+    ONE("maximum", "x,x (ties)", 2, S(2, 3), GC_ANY, f_maximum_self),
+    TWO("minimum", "(3),(2,3)", 1, S(3), GC_ANY, 2, S(2, 3), GC_ANY, f_minimum),
+    ONE("minimum", "min(x,-x) x", 2, S(2, 3), GC_NONZERO, f_minimum_self),
+    TWO("where", "(3,1)?(4):(3,4)", 1, S(4), GC_ANY, 2, S(3, 4), GC_ANY, f_where),
+    TWO("where", "(3,1)?(2,1,1):(1,4)", 3, S(2, 1, 1), GC_ANY, 2, S(1, 4), GC_ANY, f_where),
+    ONE("where", "x or x*x", 2, S(2, 3), GC_ANY, f_where_self),
+    ONE("min", "axis 1 of (3,4)", 2, S(3, 4), GC_ANY, f_min1),
+    ONE("min", "all keepdim of (2,3)", 2, S(2, 3), GC_ANY, f_min_all_keep),
+    ONE("min", "axes (0,2) keepdim of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_min_axes),
+    ONE("logsumexp", "axis -1 of (3,5)", 2, S(3, 5), GC_ANY, f_lse_last),
+    ONE("logsumexp", "all of (2,3)", 2, S(2, 3), GC_ANY, f_lse_all),
+    ONE("logsumexp", "axes (2,0) of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_lse_axes),
+    ONE("logsumexp", "lse(x, 0) * x", 2, S(3, 2), GC_ANY, f_lse_self),
+    ONE("var", "axis 1 correction 1 of (3,4)", 2, S(3, 4), GC_ANY, f_var1),
+    ONE("var", "all correction 0 of (2,3)", 2, S(2, 3), GC_ANY, f_var_all0),
+    ONE("var", "axes (0,-1) keepdim correction 2 of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_var_axes),
+    ONE("var", "var(x*x, 0)", 2, S(4, 2), GC_ANY, f_var_self),
+    ONE("sum", "axes (0,2) of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_sum_axes),
+    ONE("sum", "axes (-1,1) keepdim of (2,3,4)", 3, S(2, 3, 4), GC_ANY, f_sum_axes_keep),
+    ONE("mean", "axes (1,3) of (2,3,2,2)", 4, S(2, 3, 2, 2), GC_ANY, f_mean_axes),
+    ONE("max", "axes (0,1,2) of (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_max_axes),
+    ONE("max", "axes (0,2) of (3,2,4)", 3, S(3, 2, 4), GC_ANY, f_max_axes2),
+    ONE("max", "axes (0) of concat(x, x): ties split", 2, S(2, 3), GC_ANY, f_max_axes_ties),
+    ONE("min", "axes (1,0) of concat(x, x): ties split", 2, S(2, 3), GC_ANY, f_min_axes_ties),
+    ONE("slice", "axis 1 1:5:2 of (3,6)", 2, S(3, 6), GC_ANY, f_slice),
+    ONE("slice", "axis -1 -3: of (2,2,4)", 3, S(2, 2, 4), GC_ANY, f_slice_neg),
+    ONE("slice", "x[:2] * x[-2:100]", 2, S(3, 2), GC_ANY, f_slice_self),
+    TWO("concat", "(2,3),(2,1) axis 1", 2, S(2, 3), GC_ANY, 2, S(2, 1), GC_ANY, f_concat2),
+    THREE("concat", "(1,2),(3,2),(2,2) axis 0", 2, S(1, 2), 2, S(3, 2), 2, S(2, 2), f_concat3),
+    ONE("concat", "x, x*x, x axis -1", 2, S(2, 2), GC_ANY, f_concat_self),
+    TWO("concat", "stack (2,3),(2,3) axis 1", 2, S(2, 3), GC_ANY, 2, S(2, 3), GC_ANY, f_stack),
+    TWO("concat", "stack x,y,x axis -1", 1, S(3), GC_ANY, 1, S(3), GC_ANY, f_stack_last),
+    ONE("permute", "(2,3,4) to (2,0,1)", 3, S(2, 3, 4), GC_ANY, f_permute),
+    ONE("permute", "(2,3,1,2) to (-1,1,0,2)", 4, S(2, 3, 1, 2), GC_ANY, f_permute4),
+    ONE("index_select", "axis 1 of (3,4) at 3,0,3,1,3", 2, S(3, 4), GC_ANY, f_index_select),
+    ONE("index_select", "x[[2,2]] * x[:2] of (4,2,3)", 3, S(4, 2, 3), GC_ANY, f_index_select_self),
+    ONE("index_select", "embedding (5,3) at (2,3)", 2, S(5, 3), GC_ANY, f_embedding),
+    ONE("gather", "axis 1 of (3,4) by (3,2)", 2, S(3, 4), GC_ANY, f_gather1),
+    ONE("gather", "axis 0 of (3,4) by (2,4)", 2, S(3, 4), GC_ANY, f_gather0),
+    ONE("gather", "g*g, axis -1 of (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_gather_self),
+    ONE("gather_backward", "d/dx sum gather(x)^2", 2, S(3, 4), GC_ANY, f_gather_backward),
 };
 
 /* clang-format on */

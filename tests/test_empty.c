@@ -191,6 +191,74 @@ static ag_tensor *z_avg_pool(ag_arena *a, ag_tensor **x)
     return ag_avg_pool2d(a, x[0], 2, 0, 0);
 }
 
+/* clang-format off */
+static ag_tensor *z_sin(ag_arena *a, ag_tensor **x) { return ag_sin(a, x[0]); }
+static ag_tensor *z_cos(ag_arena *a, ag_tensor **x) { return ag_cos(a, x[0]); }
+static ag_tensor *z_silu(ag_arena *a, ag_tensor **x) { return ag_silu(a, x[0]); }
+static ag_tensor *z_softplus(ag_arena *a, ag_tensor **x) { return ag_softplus(a, x[0]); }
+static ag_tensor *z_clamp(ag_arena *a, ag_tensor **x) { return ag_clamp(a, x[0], -0.5, 1); }
+static ag_tensor *z_maximum(ag_arena *a, ag_tensor **x) { return ag_maximum(a, x[0], x[1]); }
+static ag_tensor *z_minimum(ag_arena *a, ag_tensor **x) { return ag_minimum(a, x[0], x[1]); }
+/* clang-format on */
+
+/* clang-format off */
+static ag_tensor *z_min0(ag_arena *a, ag_tensor **x) { return ag_min(a, x[0], 0, false); }
+static ag_tensor *z_min1(ag_arena *a, ag_tensor **x) { return ag_min(a, x[0], 1, false); }
+static ag_tensor *z_lse0(ag_arena *a, ag_tensor **x) { return ag_logsumexp(a, x[0], 0, false); }
+static ag_tensor *z_var0(ag_arena *a, ag_tensor **x) { return ag_var(a, x[0], 0, false, 1); }
+static ag_tensor *z_var1(ag_arena *a, ag_tensor **x) { return ag_var(a, x[0], 1, true, 0); }
+static ag_tensor *z_sum_axes(ag_arena *a, ag_tensor **x) { return ag_sum_axes(a, x[0], 2, (int[]){0, 2}, false); }
+static ag_tensor *z_max_axes(ag_arena *a, ag_tensor **x) { return ag_max_axes(a, x[0], 2, (int[]){0, 2}, false); }
+/* clang-format on */
+
+/* clang-format off */
+static ag_tensor *z_slice(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], 1, 1, 3, 1); }
+static ag_tensor *z_slice_empty(ag_arena *a, ag_tensor **x) { return ag_slice(a, x[0], 1, 2, 1, 1); }
+static ag_tensor *z_concat(ag_arena *a, ag_tensor **x) { return ag_concat(a, 2, x, 1); }
+static ag_tensor *z_stack(ag_arena *a, ag_tensor **x) { return ag_stack(a, 2, x, 0); }
+static ag_tensor *z_permute(ag_arena *a, ag_tensor **x) { return ag_permute(a, x[0], (int[]){2, 0, 1}); }
+/* clang-format on */
+
+/* index_select of (2,3) at no index, and of (0,3) along axis 1 at [2, 0] */
+static ag_tensor *z_index_select_none(ag_arena *a, ag_tensor **x)
+{
+    return ag_index_select(a, x[0], 1, ag_zeros(a, AG_I32, 1, (int64_t[]){0}));
+}
+
+static ag_tensor *z_index_select(ag_arena *a, ag_tensor **x)
+{
+    static const int32_t v[2] = {2, 0};
+    return ag_index_select(a, x[0], 1,
+                           ag_from_data(a, AG_I32, 1, (int64_t[]){2}, v));
+}
+
+/* gather of (2,3) along axis 1 by a (2,0) index; embedding of (4,3) at
+ * ids (0,2); gather_backward: the gradient of sum(gather(x)^2) then */
+static ag_tensor *z_gather(ag_arena *a, ag_tensor **x)
+{
+    return ag_gather(a, x[0], 1, ag_zeros(a, AG_I32, 2, (int64_t[]){2, 0}));
+}
+
+static ag_tensor *z_embedding(ag_arena *a, ag_tensor **x)
+{
+    return ag_embedding(a, x[0], ag_zeros(a, AG_I32, 2, (int64_t[]){0, 2}));
+}
+
+static ag_tensor *z_gather_backward(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *y = ag_sum(a, ag_pow(a, z_gather(a, x), 2), AG_ALL, false);
+    ag_tensor *g = NULL;
+    if (ag_gradients(a, 1, &y, NULL, 1, &x[0], true, &g)) return NULL;
+    return g;
+}
+
+/* where with cond 0 everywhere, of x[0]'s shape (as the fixture). */
+static ag_tensor *z_where(ag_arena *a, ag_tensor **x)
+{
+    ag_tensor *cond = ag_zeros(a, AG_I32, ag_ndim(x[0]), ag_shape(x[0]));
+    return ag_where(a, cond, x[0], x[1]);
+}
+
 typedef struct {
     const char *op;    /* the op-table name it covers ("argmax": none) */
     const char *label; /* the fixture case */
@@ -298,6 +366,35 @@ static const zcase cases[] = {
     /* PyTorch too refuses pools of no channels. */
     {"avg_pool2d", "avg_pool2d (2,0,4,4) k 2", z_avg_pool,
      "ag_avg_pool2d: x (2,0,4,4) has no channels"},
+    {"sin", "sin (0,3)", z_sin, NULL},
+    {"cos", "cos (3,0)", z_cos, NULL},
+    {"silu", "silu (0,3)", z_silu, NULL},
+    {"softplus", "softplus (2,0)", z_softplus, NULL},
+    {"clamp", "clamp [-0.5,1] (0,3)", z_clamp, NULL},
+    {"maximum", "maximum (0,3),(3)", z_maximum, NULL},
+    {"minimum", "minimum (2,0),(2,1)", z_minimum, NULL},
+    {"where", "where (0,3)?(0,3):(3)", z_where, NULL},
+    {"min", "min (0,3) axis 0", z_min0,
+     "ag_min: cannot take the minimum of an empty axis (0) of shape (0,3)"},
+    {"min", "min (0,3) axis 1", z_min1, NULL},
+    {"logsumexp", "logsumexp (0,3) axis 0", z_lse0, NULL},
+    {"var", "var (0,3) axis 0", z_var0, NULL},
+    {"var", "var (0,3) axis 1 keepdim correction 0", z_var1, NULL},
+    {"sum", "sum (0,3,2) axes (0,2)", z_sum_axes, NULL},
+    {"max", "max (2,0,3) axes (0,2)", z_max_axes, NULL},
+    {"slice", "slice (0,4) axis 1 1:3", z_slice, NULL},
+    {"slice", "slice (2,3) axis 1 2:1", z_slice_empty, NULL},
+    {"concat", "concat (2,0),(2,3) axis 1", z_concat, NULL},
+    {"concat", "concat stack (0,3),(0,3) axis 0", z_stack, NULL},
+    {"permute", "permute (2,0,3) to (2,0,1)", z_permute, NULL},
+    {"index_select", "index_select (2,3) axis 1 at none", z_index_select_none,
+     NULL},
+    {"index_select", "index_select (0,3) axis 1 at 2,0", z_index_select, NULL},
+    {"index_select", "index_select embedding (4,3) at (0,2)", z_embedding,
+     NULL},
+    {"gather", "gather (2,3) axis 1 by (2,0)", z_gather, NULL},
+    {"gather_backward", "gather_backward (2,3) by (2,0)", z_gather_backward,
+     NULL},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))
@@ -330,6 +427,7 @@ static const empty_torch_case *torch_case(const char *label)
 static bool same_value(double got, double want, double tol)
 {
     if (isnan(want)) return isnan(got);
+    if (isinf(want)) return got == want;
     if (want == 0) return got == 0;
     return fabs(got - want) <= tol * fmax(1, fabs(want));
 }

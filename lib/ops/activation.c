@@ -1,5 +1,6 @@
-/* activation.c: the elementwise activations sigmoid, tanh, ReLU, GELU and
- * leaky ReLU, each forward beside its derivative (in terms of the output y
+/* activation.c: the elementwise activations sigmoid, tanh, ReLU, GELU,
+ * leaky ReLU, SiLU and softplus, and sin, cos and clamp, each forward
+ * beside its derivative (in terms of the output y
  * where that is cheaper than the input x). As in unary.c, the VJP and the
  * JVP of each are one rule, v * f'(x), written once in ops
  * (derivative_times) and once as a fast kernel (backward_range).
@@ -17,7 +18,27 @@
 
 #include <tgmath.h>
 
-enum { SIGMOID, TANH, RELU, GELU, LEAKY_RELU, GELU_DERIVATIVE };
+enum {
+    SIGMOID,
+    TANH,
+    RELU,
+    GELU,
+    LEAKY_RELU,
+    GELU_DERIVATIVE,
+    SIN,
+    COS,
+    SILU,
+    SOFTPLUS,
+    CLAMP
+};
+
+/* softplus returns x itself above this, as PyTorch's (beta 1). */
+#define SOFTPLUS_THRESHOLD 20
+
+/* clamp's parameters: the bounds, either may be infinite. */
+typedef struct {
+    double lo, hi;
+} clamp_params;
 
 /* The highest derivative of GELU the library computes. */
 #define GELU_MAX_ORDER 24
@@ -109,6 +130,28 @@ AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
             for (int64_t i = 0; i < n; i++)
                 y[i] = x[i] > 0 ? x[i] : slope * x[i];
             break;
+        case SIN: /* y = sin x */
+            for (int64_t i = 0; i < n; i++) y[i] = sin(x[i]);
+            break;
+        case COS: /* y = cos x */
+            for (int64_t i = 0; i < n; i++) y[i] = cos(x[i]);
+            break;
+        case SILU: /* y = x sigmoid(x) = x / (1 + e^-x) */
+            for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1 + exp(-x[i]));
+            break;
+        case SOFTPLUS: /* y = log(1 + e^x), x itself above the threshold */
+            for (int64_t i = 0; i < n; i++)
+                y[i] = x[i] > SOFTPLUS_THRESHOLD ? x[i] : log1p(exp(x[i]));
+            break;
+        case CLAMP: { /* y = min(max(x, lo), hi), NaN stays */
+            const clamp_params *p = AG_PARAMS(out, clamp_params);
+            const real low = (real)p->lo, high = (real)p->hi;
+            for (int64_t i = 0; i < n; i++) {
+                real t = x[i] < low ? low : x[i];
+                y[i] = t > high ? high : t;
+            }
+            break;
+        }
         }
     });
 }
@@ -169,6 +212,31 @@ AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
         case LEAKY_RELU: /* dx = g for x > 0, g * slope otherwise */
             AG_GRAD_LOOP(set, n, dx, AG_SELECT(x[i] > 0, g[i], g[i] * slope));
             break;
+        case SIN: /* dx = g cos x */
+            AG_GRAD_LOOP(set, n, dx, g[i] * cos(x[i]));
+            break;
+        case COS: /* dx = -g sin x */
+            AG_GRAD_LOOP(set, n, dx, -g[i] * sin(x[i]));
+            break;
+        case SILU: /* dx = g s (1 + x (1 - s)), s = sigmoid(x) */
+            for (int64_t i = 0; i < n; i++) {
+                real sx = 1 / (1 + exp(-x[i]));
+                real d = g[i] * sx * (1 + x[i] * (1 - sx));
+                dx[i] = set ? d : dx[i] + d;
+            }
+            break;
+        case SOFTPLUS: /* dx = g sigmoid(x), g above the threshold */
+            AG_GRAD_LOOP(set, n, dx,
+                         AG_SELECT(x[i] > SOFTPLUS_THRESHOLD, g[i],
+                                   g[i] / (1 + exp(-x[i]))));
+            break;
+        case CLAMP: { /* dx = g for lo <= x <= hi, else 0 */
+            const clamp_params *p = AG_PARAMS(out, clamp_params);
+            const real low = (real)p->lo, high = (real)p->hi;
+            AG_GRAD_LOOP(set, n, dx,
+                         AG_SELECT(x[i] >= low && x[i] <= high, g[i], (real)0));
+            break;
+        }
         }
     });
 }
@@ -212,6 +280,22 @@ static ag_tensor *positive_mask(ag_arena *a, const ag_tensor *x, double other)
     return m;
 }
 
+/* A mask without history: 1 where lo <= x <= hi, else 0 (clamp's
+ * derivative; softplus's region below the threshold with lo = -inf). */
+static ag_tensor *range_mask(ag_arena *a, const ag_tensor *x, double lo,
+                             double hi)
+{
+    ag_tensor *m = ag__constant(a, x);
+    if (m)
+        AG_DISPATCH_FLOAT(x->dtype, {
+            const real *xv = x->data;
+            real *mv = m->data;
+            for (int64_t i = 0; i < x->numel; i++)
+                mv[i] = xv[i] >= (real)lo && xv[i] <= (real)hi;
+        });
+    return m;
+}
+
 /* v * f'(x) in ops, the rule of backward_range for any v (g or tx). */
 static ag_tensor *derivative_times(ag_arena *a, ag_tensor *out, ag_tensor *v)
 {
@@ -229,6 +313,30 @@ static ag_tensor *derivative_times(ag_arena *a, ag_tensor *out, ag_tensor *v)
         return ag_mul(
             a, v,
             positive_mask(a, x, AG_PARAMS(out, ag_scalar_params)->scalar));
+    case SIN: /* v cos x */
+        return ag_mul(a, v, ag_cos(a, x));
+    case COS: /* -v sin x */
+        return ag_neg(a, ag_mul(a, v, ag_sin(a, x)));
+    case SILU: { /* v (s + x s (1 - s)), s = sigmoid(x) */
+        ag_tensor *sx = ag_sigmoid(a, x);
+        return ag_mul(
+            a, v,
+            ag_add(a, sx,
+                   ag_mul(a, ag_mul(a, x, sx), ag_shift(a, ag_neg(a, sx), 1))));
+    }
+    case SOFTPLUS: /* v (sigmoid(x) below the threshold, 1 above): with
+                      below = (x <= threshold), v (below sigmoid(x) + 1 -
+                      below) */
+    {
+        ag_tensor *below = range_mask(a, x, -INFINITY, SOFTPLUS_THRESHOLD);
+        ag_tensor *d = ag_mul(a, below, ag_sigmoid(a, x));
+        d = ag_add(a, d, ag_shift(a, ag_neg(a, below), 1));
+        return ag_mul(a, v, d);
+    }
+    case CLAMP: { /* v (lo <= x <= hi) */
+        const clamp_params *p = AG_PARAMS(out, clamp_params);
+        return ag_mul(a, v, range_mask(a, x, p->lo, p->hi));
+    }
     default: /* GELU_DERIVATIVE: v * d^(k+1) GELU(x) */
         return ag_mul(
             a, v,
@@ -276,6 +384,39 @@ ag_tensor *ag_leaky_relu(ag_arena *a, ag_tensor *x, double slope)
     return ag__unary("ag_leaky_relu", &ag__op_leaky_relu, a, x, slope);
 }
 
+ag_tensor *ag_sin(ag_arena *a, ag_tensor *x)
+{
+    return ag__unary("ag_sin", &ag__op_sin, a, x, 0);
+}
+
+ag_tensor *ag_cos(ag_arena *a, ag_tensor *x)
+{
+    return ag__unary("ag_cos", &ag__op_cos, a, x, 0);
+}
+
+ag_tensor *ag_silu(ag_arena *a, ag_tensor *x)
+{
+    return ag__unary("ag_silu", &ag__op_silu, a, x, 0);
+}
+
+ag_tensor *ag_softplus(ag_arena *a, ag_tensor *x)
+{
+    return ag__unary("ag_softplus", &ag__op_softplus, a, x, 0);
+}
+
+ag_tensor *ag_clamp(ag_arena *a, ag_tensor *x, double lo, double hi)
+{
+    const char *func = "ag_clamp";
+    if (ag__check_float_inputs(func, a, 1, &x)) return NULL;
+    if (isnan(lo) || isnan(hi)) {
+        ag__error(func, "the bounds must not be NaN, got [%g, %g]", lo, hi);
+        return NULL;
+    }
+    clamp_params p = {lo, hi};
+    return ag__apply(func, a, &ag__op_clamp, 1, &x, x->dtype, x->ndim, x->shape,
+                     &p);
+}
+
 /* The op-table entries. */
 #define ACTIVATION_OP(op_name, op_kind, params)                                \
     {                                                                          \
@@ -293,3 +434,9 @@ const ag_op ag__op_leaky_relu =
     ACTIVATION_OP("leaky_relu", LEAKY_RELU, ag_scalar_params);
 const ag_op ag__op_gelu_derivative =
     ACTIVATION_OP("gelu_derivative", GELU_DERIVATIVE, gelu_derivative_params);
+const ag_op ag__op_sin = ACTIVATION_OP("sin", SIN, ag_scalar_params);
+const ag_op ag__op_cos = ACTIVATION_OP("cos", COS, ag_scalar_params);
+const ag_op ag__op_silu = ACTIVATION_OP("silu", SILU, ag_scalar_params);
+const ag_op ag__op_softplus =
+    ACTIVATION_OP("softplus", SOFTPLUS, ag_scalar_params);
+const ag_op ag__op_clamp = ACTIVATION_OP("clamp", CLAMP, clamp_params);

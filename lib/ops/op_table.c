@@ -50,6 +50,23 @@ const ag_op *const ag__op_table[] = {
     &ag__op_avg_pool2d,
     &ag__op_unfold,
     &ag__op_fold,
+    &ag__op_sin,
+    &ag__op_cos,
+    &ag__op_silu,
+    &ag__op_softplus,
+    &ag__op_clamp,
+    &ag__op_maximum,
+    &ag__op_minimum,
+    &ag__op_where,
+    &ag__op_min,
+    &ag__op_var,
+    &ag__op_logsumexp,
+    &ag__op_index_select,
+    &ag__op_slice,
+    &ag__op_concat,
+    &ag__op_gather_backward,
+    &ag__op_permute,
+    &ag__op_gather,
 };
 
 const int ag__op_table_size =

@@ -368,18 +368,20 @@ typedef ag_tensor *(*scalar_fn)(ag_arena *, ag_tensor *, double);
 static const struct {
     const char *name;
     unary_fn f;
-} unary_ops[] = {
-    {"ag_neg", ag_neg},   {"ag_exp", ag_exp},   {"ag_log", ag_log},
-    {"ag_sqrt", ag_sqrt}, {"ag_abs", ag_abs},   {"ag_sigmoid", ag_sigmoid},
-    {"ag_tanh", ag_tanh}, {"ag_relu", ag_relu}, {"ag_gelu", ag_gelu}};
+} unary_ops[] = {{"ag_neg", ag_neg},          {"ag_exp", ag_exp},
+                 {"ag_log", ag_log},          {"ag_sqrt", ag_sqrt},
+                 {"ag_abs", ag_abs},          {"ag_sigmoid", ag_sigmoid},
+                 {"ag_tanh", ag_tanh},        {"ag_relu", ag_relu},
+                 {"ag_gelu", ag_gelu},        {"ag_sin", ag_sin},
+                 {"ag_cos", ag_cos},          {"ag_silu", ag_silu},
+                 {"ag_softplus", ag_softplus}};
 
 static const struct {
     const char *name;
     binary_fn f;
-} binary_ops[] = {{"ag_add", ag_add},
-                  {"ag_sub", ag_sub},
-                  {"ag_mul", ag_mul},
-                  {"ag_div", ag_div}};
+} binary_ops[] = {{"ag_add", ag_add},         {"ag_sub", ag_sub},
+                  {"ag_mul", ag_mul},         {"ag_div", ag_div},
+                  {"ag_maximum", ag_maximum}, {"ag_minimum", ag_minimum}};
 
 static const struct {
     const char *name;
