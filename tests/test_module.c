@@ -271,6 +271,77 @@ START_TEST(test_conv_modules)
 }
 END_TEST
 
+/* LSTM and GRU: PyTorch's names, output and state shapes for batch_first
+ * and not, and the gradient of a loss through two layers checked against
+ * central differences with ag_gradcheck_params. */
+typedef struct {
+    ag_module *rnn;
+    ag_tensor *x;
+    bool gru;
+} rnn_case;
+
+static ag_tensor *rnn_loss(ag_arena *a, void *user)
+{
+    rnn_case *c = user;
+    ag_tensor *hn = NULL, *cn = NULL;
+    ag_tensor *y =
+        c->gru ? ag_nn_gru_forward(c->rnn, a, c->x, NULL, &hn)
+               : ag_nn_lstm_forward(c->rnn, a, c->x, NULL, NULL, &hn, &cn);
+    ag_tensor *loss = ag_sum(a, ag_mul(a, y, y), AG_ALL, false);
+    loss = ag_add(a, loss, ag_sum(a, hn, AG_ALL, false));
+    return c->gru ? loss : ag_add(a, loss, ag_sum(a, cn, AG_ALL, false));
+}
+
+START_TEST(test_rnn_modules)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_rng rng = ag_rng_seed(7);
+    for (int gru = 0; gru < 2; gru++) {
+        ag_module *r = gru ? ag_nn_gru(a, AG_F64, 3, 4, 2, true, &rng)
+                           : ag_nn_lstm(a, AG_F64, 3, 4, 2, true, &rng);
+        ck_assert_ptr_nonnull(r);
+        static const char *const names[] = {
+            "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+            "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1"};
+        expect_names(ag_module_state(r), 8, names);
+        ag_tensor *w = ag_params_find(ag_module_state(r), "weight_ih_l1");
+        ck_assert_int_eq(ag_shape(w)[0], (gru ? 3 : 4) * 4);
+        ck_assert_int_eq(ag_shape(w)[1], 4);
+        rnn_case c = {
+            r, ag_randn(a, AG_F64, 3, (int64_t[]){2, 5, 3}, 0, 1, &rng), gru};
+        ag_tensor *y = ag_module_forward(r, step, c.x);
+        ck_assert_msg(y != NULL, "%s", ag_last_error());
+        ck_assert_int_eq(ag_shape(y)[0], 2);
+        ck_assert_int_eq(ag_shape(y)[1], 5);
+        ck_assert_int_eq(ag_shape(y)[2], 4);
+        ag_gradcheck_options o = ag_gradcheck_defaults();
+        o.max_elements = 6;
+        ag_gradcheck_report rep;
+        ck_assert_msg(ag_gradcheck_params(rnn_loss, &c, ag_module_parameters(r),
+                                          &o, &rep) == 0,
+                      "%s %s", gru ? "GRU" : "LSTM", ag_last_error());
+        ck_assert_int_eq(rep.checked, 8 * 6);
+        ag_tensor *bad = ag_ones(step, AG_F64, 2, (int64_t[]){5, 3});
+        ck_assert_ptr_null(ag_module_forward(r, step, bad));
+        ck_assert_msg(strstr(ag_last_error(), gru ? "GRU: expected a 3-D"
+                                                  : "LSTM: expected a 3-D"),
+                      "%s", ag_last_error());
+    }
+    /* not batch_first: (T,N,I) in, (T,N,H) out, states (L,N,H) */
+    ag_module *lstm = ag_nn_lstm(a, AG_F32, 3, 4, 1, false, &rng);
+    ag_tensor *x = ag_ones(step, AG_F32, 3, (int64_t[]){5, 2, 3}), *hn, *cn;
+    ag_tensor *y = ag_nn_lstm_forward(lstm, step, x, NULL, NULL, &hn, &cn);
+    ck_assert_msg(y != NULL, "%s", ag_last_error());
+    ck_assert_int_eq(ag_shape(y)[0], 5);
+    ck_assert_int_eq(ag_shape(hn)[0], 1);
+    ck_assert_int_eq(ag_shape(hn)[1], 2);
+    ck_assert_ptr_null(ag_nn_gru_forward(lstm, step, x, NULL, NULL));
+    ck_assert_msg(strstr(ag_last_error(), "not a GRU"), "%s", ag_last_error());
+    ag_arena_free(step);
+    ag_arena_free(a);
+}
+END_TEST
+
 static Suite *module_suite(void)
 {
     Suite *s = suite_create("module");
@@ -281,6 +352,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, test_state_checkpoint_round_trip);
     tcase_add_test(tc, test_norm_modules);
     tcase_add_test(tc, test_conv_modules);
+    tcase_add_test(tc, test_rnn_modules);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -279,6 +279,13 @@ AG_API int ag_nn_sequential_append(ag_module *seq, ag_module *module);
 AG_API ag_module *ag_nn_linear(ag_arena *a, ag_dtype dt, int64_t in,
                                int64_t out, bool bias, ag_rng *rng);
 
+/* nn.Embedding(num_embeddings, embedding_dim): "weight" (V, C) from
+ * N(0, 1); the forward takes i32 ids of any shape, each in [0, V) (else an
+ * error naming the id, its position and V), and returns ids' shape + (C). */
+AG_API ag_module *ag_nn_embedding(ag_arena *a, ag_dtype dt,
+                                  int64_t num_embeddings, int64_t embedding_dim,
+                                  ag_rng *rng);
+
 /* nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU (slope 0.01),
  * nn.Identity, by activation. */
 AG_API ag_module *ag_nn_activation(ag_arena *a, ag_activation act);

@@ -231,3 +231,39 @@ ag_module *ag_nn_linear(ag_arena *a, ag_dtype dt, int64_t in, int64_t out,
         return NULL;
     return m;
 }
+
+/* nn.Embedding(V, C): "weight" (V, C) drawn from N(0, 1) as PyTorch's; the
+ * forward looks up i32 ids of any shape (ag_embedding). */
+static ag_tensor *embedding_forward(ag_module *m, ag_arena *step,
+                                    ag_tensor *ids)
+{
+    return ag_embedding(step, ag_module_self(m), ids);
+}
+
+static const ag_module_type embedding_type = {"Embedding", embedding_forward};
+
+ag_module *ag_nn_embedding(ag_arena *a, ag_dtype dt, int64_t num_embeddings,
+                           int64_t embedding_dim, ag_rng *rng)
+{
+    const char *func = "ag_nn_embedding";
+    if (!a || !rng || (dt != AG_F32 && dt != AG_F64) || num_embeddings < 1 ||
+        embedding_dim < 1) {
+        ag__error(func,
+                  "needs an arena, an rng, a float dtype and sizes >= 1; got "
+                  "%s, %s, %s, %lld, %lld",
+                  a ? "an arena" : "arena NULL", rng ? "an rng" : "rng NULL",
+                  ag_dtype_name(dt), (long long)num_embeddings,
+                  (long long)embedding_dim);
+        return NULL;
+    }
+    const int64_t shape[2] = {num_embeddings, embedding_dim};
+    int64_t numel;
+    size_t bytes;
+    if (ag__check_size(func, dt, 2, shape, &numel, &bytes)) return NULL;
+    ag_tensor *w = ag_zeros(a, dt, 2, shape);
+    ag_module *m = w ? ag_module_new(a, &embedding_type, w) : NULL;
+    if (!m || ag_init_normal(w, 0, 1, rng) ||
+        ag_module_add_parameter(m, "weight", w))
+        return NULL;
+    return m;
+}

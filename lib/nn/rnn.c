@@ -43,9 +43,9 @@ static ag_tensor *run_layer(const rnn_module *r, ag_arena *a, int l,
     int64_t n = x->shape[0], t_len = x->shape[1], in = x->shape[2];
     int64_t hd = r->hidden, gh = r->gates * hd;
     /* the input part of every step in one product: (N T, gates H) */
-    ag_tensor *xw = ag_linear(
-        a, ag_reshape(a, x, 2, (int64_t[]){n * t_len, in}), r->w_ih[l],
-        r->b_ih[l]);
+    ag_tensor *xw =
+        ag_linear(a, ag_reshape(a, x, 2, (int64_t[]){n * t_len, in}),
+                  r->w_ih[l], r->b_ih[l]);
     xw = ag_reshape(a, xw, 3, (int64_t[]){n, t_len, gh});
     if (!xw) return NULL;
     if (!h) h = ag_zeros(a, x->dtype, 2, (int64_t[]){n, hd});
@@ -76,8 +76,9 @@ static ag_tensor *run_layer(const rnn_module *r, ag_arena *a, int l,
                 a, ag_add(a, gate(a, xt, 0, hd), gate(a, hw, 0, hd)));
             ag_tensor *z = ag_sigmoid(
                 a, ag_add(a, gate(a, xt, 1, hd), gate(a, hw, 1, hd)));
-            ag_tensor *cand = ag_tanh(
-                a, ag_add(a, gate(a, xt, 2, hd), ag_mul(a, rg, gate(a, hw, 2, hd))));
+            ag_tensor *cand =
+                ag_tanh(a, ag_add(a, gate(a, xt, 2, hd),
+                                  ag_mul(a, rg, gate(a, hw, 2, hd))));
             /* h' = n + z (h - n) = (1 - z) n + z h */
             h = ag_add(a, cand, ag_mul(a, z, ag_sub(a, h, cand)));
         }
@@ -185,8 +186,8 @@ static ag_module *rnn_new(const char *func, bool gru, ag_arena *a, ag_dtype dt,
         int64_t numel;
         size_t bytes;
         int64_t in = l ? hidden : input;
-        if (ag__check_size(func, dt, 2, (int64_t[]){gates * hidden, in},
-                           &numel, &bytes) ||
+        if (ag__check_size(func, dt, 2, (int64_t[]){gates * hidden, in}, &numel,
+                           &bytes) ||
             ag__check_size(func, dt, 2, (int64_t[]){gates * hidden, hidden},
                            &numel, &bytes))
             return NULL;
@@ -250,8 +251,8 @@ static int check_rnn(const char *func, const ag_module *m, bool gru)
 {
     const ag_module_type *want = gru ? &gru_type : &lstm_type;
     if (m && ag__module_type(m) == want) return 0;
-    ag__error(func, "the module is %s, not an %s",
-              m ? ag_module_type_name(m) : "NULL", want->name);
+    ag__error(func, "the module is %s, not %s",
+              m ? ag_module_type_name(m) : "NULL", gru ? "a GRU" : "an LSTM");
     return -1;
 }
 
