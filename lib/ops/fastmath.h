@@ -23,6 +23,7 @@
 static inline float ag__exp_f32(float x)
 {
     float in = x;
+    x = x == x ? x : 0.0f; /* NaN: computed as 0, given back below */
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - k * 0.693359375f; /* ln 2 in two parts, exactly */

@@ -1187,6 +1187,62 @@ static void op_tangent(vm *m)
     if (t->arena == m->step && bounded(t->ndim, t->shape)) m->slot[d] = t;
 }
 
+/* NORM d kind x w b nd: ag_layer_norm(x, nd, w, b), ag_rms_norm(x, nd, w),
+ * ag_batch_norm in training without running statistics (which would be
+ * written in place) or in evaluation with w and b as them; w or b 255:
+ * NULL. Either outcome is allowed; the inputs never change. */
+static void op_norm(vm *m)
+{
+    int d = dst(m), kind = get(m) % 4;
+    ag_tensor *in[3];
+    in[0] = arg(m);
+    uint8_t w = get(m), b = get(m);
+    in[1] = w == 255 ? NULL : m->slot[w % SLOTS];
+    in[2] = b == 255 ? NULL : m->slot[b % SLOTS];
+    int nd = get(m) % 4;
+    double eps = scalar(m);
+    expect e = {-1, AG_F32, -1, {0}};
+    uint64_t h = hash_inputs(3, in);
+    ag_clear_error();
+    static const char *const funcs[] = {"ag_layer_norm", "ag_rms_norm",
+                                        "ag_batch_norm", "ag_batch_norm"};
+    ag_tensor *r = kind == 0
+                       ? ag_layer_norm(m->step, in[0], nd, in[1], in[2], eps)
+                   : kind == 1 ? ag_rms_norm(m->step, in[0], nd, in[1], eps)
+                   : kind == 2 ? ag_batch_norm(m->step, in[0], NULL, NULL,
+                                               in[1], in[2], true, 0.1, eps)
+                               : ag_batch_norm(m->step, in[0], in[1], in[2],
+                                               NULL, NULL, false, 0.1, eps);
+    finish(m, funcs[kind], 3, in, h, r, &e, d);
+}
+
+/* LOSS d kind x t s: ag_cross_entropy(x, t) (options from s: none, or
+ * ignore_index s - 1 with smoothing 0.1), ag_binary_cross_entropy_with_
+ * logits, ag_l1_loss or ag_huber_loss (delta a scalar). */
+static void op_loss(vm *m)
+{
+    int d = dst(m), kind = get(m) % 4;
+    ag_tensor *in[2];
+    in[0] = arg(m);
+    in[1] = arg(m);
+    uint8_t sel = get(m);
+    double delta = scalar(m);
+    ag_cross_entropy_options o = {(int32_t)(sel % 4) - 1, 0.1};
+    expect e = {-1, AG_F32, -1, {0}};
+    uint64_t h = hash_inputs(2, in);
+    ag_clear_error();
+    static const char *const funcs[] = {"ag_cross_entropy",
+                                        "ag_binary_cross_entropy_with_logits",
+                                        "ag_l1_loss", "ag_huber_loss"};
+    ag_tensor *r =
+        kind == 0
+            ? ag_cross_entropy(m->step, in[0], in[1], sel & 128 ? &o : NULL)
+        : kind == 1 ? ag_binary_cross_entropy_with_logits(m->step, in[0], in[1])
+        : kind == 2 ? ag_l1_loss(m->step, in[0], in[1])
+                    : ag_huber_loss(m->step, in[0], in[1], delta);
+    finish(m, funcs[kind], 2, in, h, r, &e, d);
+}
+
 /* The instructions, in opcode order (make_corpus.py's OPS follows it). */
 static void (*const instructions[])(vm *) = {
     op_new,     op_new_bad,       op_binary,   op_unary,     op_scalar,
@@ -1195,7 +1251,7 @@ static void (*const instructions[])(vm *) = {
     op_detach,  op_requires_grad, op_backward, op_zero_grad, op_grad,
     op_mode,    op_reset,         op_inspect,  op_gradcheck, op_copy,
     op_chain,   op_expand,        op_cast,     op_gradients, op_dual,
-    op_tangent, op_conv,          op_pool,
+    op_tangent, op_conv,          op_pool,     op_norm,      op_loss,
 };
 
 static const char *const names[] = {
@@ -1205,7 +1261,7 @@ static const char *const names[] = {
     "detach",  "requires_grad", "backward", "zero_grad", "grad",
     "mode",    "reset",         "inspect",  "gradcheck", "copy",
     "chain",   "expand",        "cast",     "gradients", "dual",
-    "tangent", "conv",          "pool",
+    "tangent", "conv",          "pool",     "norm",      "loss",
 };
 _Static_assert(COUNT(names) == COUNT(instructions), "a name per opcode");
 

@@ -258,7 +258,8 @@ OPS = ["new", "new_bad", "binary", "unary", "scalar", "matmul", "reduce",
        "reshape", "transpose", "softmax", "xent", "mse", "dropout", "linear",
        "argmax", "detach", "requires_grad", "backward", "zero_grad", "grad",
        "mode", "reset", "inspect", "gradcheck", "copy", "chain", "expand",
-       "cast", "gradients", "dual", "tangent", "conv", "pool"]
+       "cast", "gradients", "dual", "tangent", "conv", "pool", "norm",
+       "loss"]
 OP = {name: i for i, name in enumerate(OPS)}
 # Indexes into the tables of fuzz_ops.c.
 DT = {"f32": 0, "f64": 1, "i32": 3, "bad": 7}
@@ -515,6 +516,18 @@ def higher_order_programs(p):
                       .emit("gradients", 5, 4, 0, 255, 0)
                       .emit("gradients", 6, 1, 0, 3, 1)
                       .backward(4, how=0))
+    # Norms and losses: layer norm with weight and bias, batch norm in
+    # training, cross-entropy with smoothing, Huber, then backward.
+    p["norm_loss"] = (Program()
+                      .new(0, "f64", [4, 3], kind="randn", grad=True)
+                      .new(1, "f64", [3], kind="ones", grad=True)
+                      .new(2, "f64", [3], grad=True)
+                      .emit("norm", 3, 0, 0, 1, 2, 1, SCALAR[1e-9])
+                      .emit("norm", 4, 2, 3, 1, 2, 2, SCALAR[0.1])
+                      .new(5, "i32", [4], seed=0, mult=1)
+                      .emit("loss", 6, 0, 4, 5, 128 + 1, SCALAR[1])
+                      .emit("loss", 7, 3, 3, 0, 0, SCALAR[0.5])
+                      .backward(7, how=1))
     p["dual"] = (Program()
                  .new(0, "f32", [3, 1], seed=2, mult=3)
                  .new(1, "f32", [3, 1], kind="randn", lo=0, hi=1)
