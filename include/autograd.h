@@ -482,6 +482,28 @@ AG_API ag_tensor *ag_softmax_cross_entropy(ag_arena *a, ag_tensor *logits,
  * the same shape and float dtype and at least one element. */
 AG_API ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target);
 
+/* Scaled dot-product attention, as PyTorch 2's
+ * F.scaled_dot_product_attention with a float attn_mask:
+ *   softmax(q k^T / sqrt(E) + mask) v
+ * over the last two axes, for q (...,T,E), k (...,S,E) and v (...,S,Ev)
+ * whose batch axes (all but the last two) broadcast together; the result,
+ * a new tensor in a, is (batch...,T,Ev). `mask` is additive (-INFINITY
+ * hides a key), of q's dtype, broadcastable to the scores' shape
+ * (batch...,T,S), or NULL for none. `causal` also hides every key s > t
+ * (PyTorch's is_causal: torch.ones(T,S).tril(), aligned top-left when
+ * T != S). A query row whose every score is hidden gives a zero output row
+ * and zero gradients (PyTorch gives NaN). q, k, v and the mask are all
+ * differentiable, to any order. One fused op: the (T,S) scores are
+ * computed in blocks with an online softmax and never held whole. Errors:
+ * inputs of fewer than 2 dimensions, E of q and k differ, S of k and v
+ * differ, E = 0, batch axes that do not broadcast, a mask that does not
+ * broadcast to (batch...,T,S), dtypes that differ or are not float. A
+ * NULL q, k or v returns NULL and keeps the pending error; a NULL mask
+ * means no mask. */
+AG_API ag_tensor *ag_scaled_dot_product_attention(ag_arena *a, ag_tensor *q,
+                                                  ag_tensor *k, ag_tensor *v,
+                                                  ag_tensor *mask, bool causal);
+
 /* ------------------------------------------------------------------ */
 /* The op table                                                        */
 /* ------------------------------------------------------------------ */

@@ -413,6 +413,12 @@ void ag__bcast_init(ag_bcast *it, const ag_tensor *x, const ag_tensor *y,
                     const int64_t *shape);
 void ag__bcast_next(ag_bcast *it);
 
+/* Element strides of t's first t->ndim - skip dimensions (each step counted
+ * in units of `unit` elements) as seen through a broadcast shape of ndim
+ * dimensions: 0 where t has size 1 or lacks the dimension. */
+void ag__broadcast_strides(const ag_tensor *t, int skip, int64_t unit, int ndim,
+                           int64_t *strides);
+
 /* ---- the op table (ops/op_table.c and the op files) ---- */
 
 extern const ag_op *const ag__op_table[];
@@ -430,6 +436,7 @@ extern const ag_op ag__op_linear, ag__op_linear_no_bias;
 extern const ag_op ag__op_softmax, ag__op_log_softmax;
 extern const ag_op ag__op_softmax_cross_entropy, ag__op_mse_loss;
 extern const ag_op ag__op_cast;
+extern const ag_op ag__op_scaled_dot_product_attention;
 
 /* ---- float dispatch ---- */
 

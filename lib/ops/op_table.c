@@ -15,6 +15,7 @@ const ag_op *const ag__op_table[] = {
     &ag__op_mse_loss, &ag__op_gelu,        &ag__op_leaky_relu,
     &ag__op_dropout,  &ag__op_linear,      &ag__op_linear_no_bias,
     &ag__op_expand,   &ag__op_cast,        &ag__op_gelu_derivative,
+    &ag__op_scaled_dot_product_attention,
 };
 
 const int ag__op_table_size =
