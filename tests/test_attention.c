@@ -135,6 +135,40 @@ START_TEST(test_fully_masked_row)
 }
 END_TEST
 
+/* Large finite negative mask entries (-1e4 to -FLT_MAX) hide their keys
+ * as -inf does, in f32 and f64, with the same gradients. */
+START_TEST(test_large_negative_mask)
+{
+    static const double big[] = {-1e4, -1e7, -1.5e7, -1.744e7,
+                                 -2e7, -1e9, -1e15,  -3.4e38};
+    for (int f = 0; f < 2; f++) {
+        ag_dtype dt = f ? AG_F32 : AG_F64;
+        ag_rng rng = ag_rng_seed(7);
+        ag_tensor *q = ag_randn(arena, dt, 2, (int64_t[]){8, 4}, 0, 1, &rng);
+        ag_tensor *k = ag_randn(arena, dt, 2, (int64_t[]){9, 4}, 0, 1, &rng);
+        ag_tensor *v = ag_randn(arena, dt, 2, (int64_t[]){9, 3}, 0, 1, &rng);
+        ag_tensor *m[2], *o[2], *g[2];
+        for (int run = 0; run < 2; run++) {
+            m[run] = ag_zeros(arena, dt, 2, (int64_t[]){8, 9});
+            for (int t = 0; t < 8; t++) /* key t of row t, key 8 of all */
+                for (int s = t; s<9; s += 8 - t> 0 ? 8 - t : 1)
+                    tensor_set(m[run], t * 9 + s, run ? -INFINITY : big[t]);
+            ag_requires_grad(q, true);
+            o[run] =
+                ag_scaled_dot_product_attention(arena, q, k, v, m[run], false);
+            ck_assert_ptr_nonnull(o[run]);
+            ag_tensor *loss = ag_sum(arena, o[run], AG_ALL, false);
+            ck_assert_int_eq(
+                ag_gradients(arena, 1, &loss, NULL, 1, &q, false, &g[run]), 0);
+        }
+        for (int64_t i = 0; i < ag_numel(o[0]); i++)
+            ck_assert_double_eq(tensor_at(o[0], i), tensor_at(o[1], i));
+        for (int64_t i = 0; i < ag_numel(q); i++)
+            ck_assert_double_eq(tensor_at(g[0], i), tensor_at(g[1], i));
+    }
+}
+END_TEST
+
 /* Forward and backward at T = S = 1024 take far less memory than one (T,S)
  * score matrix (8 MiB in f64). */
 START_TEST(test_no_score_matrix)
@@ -158,6 +192,28 @@ START_TEST(test_no_score_matrix)
     /* row t of a causal self-attention sees keys 0..t: row 0 is v's row 0 */
     for (int e = 0; e < 4; e++)
         ck_assert_double_eq_tol(tensor_at(o, e), tensor_at(x[2], e), 1e-15);
+}
+END_TEST
+
+/* The forward splits its (batch, query block) items over the threads:
+ * the values are the same bits with 1 thread and with 3. */
+START_TEST(test_threads_agree)
+{
+    ag_rng rng = ag_rng_seed(6);
+    int64_t shape[4] = {2, 3, 150, 8};
+    ag_tensor *x[3];
+    for (int i = 0; i < 3; i++)
+        x[i] = ag_randn(arena, AG_F32, 4, shape, 0, 1, &rng);
+    ag_tensor *o[2];
+    for (int run = 0; run < 2; run++) {
+        ck_assert_int_eq(ag_set_num_threads(run ? 3 : 1), 0);
+        o[run] = ag_scaled_dot_product_attention(arena, x[0], x[1], x[2], NULL,
+                                                 true);
+        ck_assert_ptr_nonnull(o[run]);
+    }
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+    ck_assert_mem_eq(ag_data(o[0]), ag_data(o[1]),
+                     (size_t)ag_numel(o[0]) * sizeof(float));
 }
 END_TEST
 
@@ -229,7 +285,9 @@ static Suite *attention_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_against_torch, 0, ATTENTION_TORCH_CASES);
     tcase_add_test(tc, test_fully_masked_row);
+    tcase_add_test(tc, test_large_negative_mask);
     tcase_add_test(tc, test_no_score_matrix);
+    tcase_add_test(tc, test_threads_agree);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return s;

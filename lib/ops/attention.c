@@ -39,16 +39,8 @@ typedef struct {
     void *lse;
 } attention_saved;
 
-/* e^x, inlined and branch-free so that the loops calling it vectorise (a
- * libm call per score took a fifth of the op's time): x = n ln 2 + r with
- * |r| <= ln 2 / 2 (n rounded by adding 1.5 2^52, or 2^23, whose low bits
- * then hold n: no float-to-integer conversion), e^r by its Taylor series
- * to degree 12 (double) or 7 (float), 2^n put into the exponent bits.
- * Within 5e-16 (double) and 1e-7 (float) of e^x for the x <= 0 of the
- * kernels (scores less a row's maximum or logsumexp); 0 below the
- * smallest normal result (-inf included, through an integer mask: a float
- * comparison would keep the loop from vectorising), NaN stays NaN. */
-/* 1/k! for k = 12 down to 0. */
+/* 1/k! for k = 12 down to 0: the Taylor series of e^x, for exp_d and
+ * exp_f below. */
 static const double exp_taylor[13] = {1.0 / 479001600,
                                       1.0 / 39916800,
                                       1.0 / 3628800,
@@ -63,13 +55,24 @@ static const double exp_taylor[13] = {1.0 / 479001600,
                                       1,
                                       1};
 
-/* Defines name(x) = e^x for a real type whose bits are the unsigned
- * integer type uint (sint signed): shift = 1.5 2^mant, whose bits are
- * `magic`; the exponent's bias; the smallest normal exponent `lowest`; the
- * degree of the series; log2(e) and ln(2) split in a part whose products
+/* e^x, inlined and branch-free so that the loops calling it vectorise (a
+ * libm call per score took a fifth of the op's time): x = n ln 2 + r with
+ * |r| <= ln 2 / 2 (n rounded by adding 1.5 2^52, or 2^23, whose low bits
+ * then hold n: no float-to-integer conversion), e^r by its Taylor series
+ * to degree 12 (double) or 7 (float), 2^n put into the exponent bits.
+ * Within 5e-16 (double) and 1e-7 (float) of e^x for the x <= 0 of the
+ * kernels (scores less a row's maximum or logsumexp) down to -708 (double)
+ * or -87 (float); 0 below, -inf included (chosen on the bits of x, as
+ * integers: a float comparison would keep the loop from vectorising); NaN
+ * stays NaN.
+ *
+ * DEFINE_EXP defines name(x) = e^x for a real type whose bits are the unsigned
+ * integer type uint: shift = 1.5 2^mant, whose bits are `magic`; the
+ * exponent's bias; `lowest`, at and below which the result is 0; the
+ * degree of the series; log2(e), and ln(2) split in a part whose products
  * by n are exact and the rest. */
-#define DEFINE_EXP(name, real, uint, sint, magic, bias, mant, lowest, degree,  \
-                   shift, log2e, ln2_hi, ln2_lo)                               \
+#define DEFINE_EXP(name, real, uint, magic, bias, mant, lowest, degree, shift, \
+                   log2e, ln2_hi, ln2_lo)                                      \
     static inline real name(real x)                                            \
     {                                                                          \
         real t = x * (real)(log2e) + (real)(shift), n = t - (real)(shift);     \
@@ -78,24 +81,26 @@ static const double exp_taylor[13] = {1.0 / 479001600,
         real p = (real)exp_taylor[12 - (degree)];                              \
         for (int i = 13 - (degree); i < 13; i++)                               \
             p = p * r + (real)exp_taylor[i];                                   \
-        uint tb, yb;                                                           \
+        real y, bound = (real)(lowest), minus_inf = -(real)INFINITY;           \
+        uint tb, xb, yb, low, top;                                             \
         memcpy(&tb, &t, sizeof tb);                                            \
-        sint k = (sint)(tb - (magic));                                         \
-        uint sb = (uint)(k + (bias)) << (mant);                                \
-        real scale, y;                                                         \
-        memcpy(&scale, &sb, sizeof scale);                                     \
-        y = p * scale;                                                         \
+        memcpy(&xb, &x, sizeof xb);                                            \
+        memcpy(&low, &bound, sizeof low);                                      \
+        memcpy(&top, &minus_inf, sizeof top);                                  \
+        tb = (tb - (magic) + (bias)) << (mant); /* 2^n */                      \
+        memcpy(&y, &tb, sizeof y);                                             \
+        y *= p;                                                                \
         memcpy(&yb, &y, sizeof yb);                                            \
-        yb &= k < (lowest) ? 0 : ~(uint)0;                                     \
+        yb &= xb >= low && xb <= top ? 0 : ~(uint)0; /* -inf <= x <= lowest */ \
         memcpy(&y, &yb, sizeof y);                                             \
         return y;                                                              \
     }
 
-DEFINE_EXP(exp_d, double, uint64_t, int64_t, 0x4338000000000000u, 1023, 52,
-           -1022, 12, 0x1.8p52, 0x1.71547652b82fep0, 0x1.62e42fefa3800p-1,
+DEFINE_EXP(exp_d, double, uint64_t, 0x4338000000000000u, 1023, 52, -708, 12,
+           0x1.8p52, 0x1.71547652b82fep0, 0x1.62e42fefa3800p-1,
            0x1.ef35793c76730p-45)
-DEFINE_EXP(exp_f, float, uint32_t, int32_t, 0x4B400000u, 127, 23, -126, 7,
-           0x1.8p23, 1.44269504, 0.693359375, -2.12194440e-4)
+DEFINE_EXP(exp_f, float, uint32_t, 0x4B400000u, 127, 23, -87, 7, 0x1.8p23,
+           1.44269504, 0.693359375, -2.12194440e-4)
 
 #define EXP(x) _Generic((x), float : exp_f, default : exp_d)(x)
 
