@@ -195,25 +195,34 @@ START_TEST(test_no_score_matrix)
 }
 END_TEST
 
-/* The forward splits its (batch, query block) items over the threads:
- * the values are the same bits with 1 thread and with 3. */
+/* The forward splits its (batch, query block) items over the threads, the
+ * backward its batches: the values and gradients are the same bits with 1
+ * thread and with 3. */
 START_TEST(test_threads_agree)
 {
     ag_rng rng = ag_rng_seed(6);
     int64_t shape[4] = {2, 3, 150, 8};
     ag_tensor *x[3];
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         x[i] = ag_randn(arena, AG_F32, 4, shape, 0, 1, &rng);
-    ag_tensor *o[2];
+        ag_requires_grad(x[i], true);
+    }
+    ag_tensor *o[2], *g[2][3];
     for (int run = 0; run < 2; run++) {
         ck_assert_int_eq(ag_set_num_threads(run ? 3 : 1), 0);
         o[run] = ag_scaled_dot_product_attention(arena, x[0], x[1], x[2], NULL,
                                                  true);
         ck_assert_ptr_nonnull(o[run]);
+        ag_tensor *loss =
+            ag_sum(arena, ag_mul(arena, o[run], o[run]), AG_ALL, false);
+        ck_assert_int_eq(
+            ag_gradients(arena, 1, &loss, NULL, 3, x, false, g[run]), 0);
     }
     ck_assert_int_eq(ag_set_num_threads(1), 0);
-    ck_assert_mem_eq(ag_data(o[0]), ag_data(o[1]),
-                     (size_t)ag_numel(o[0]) * sizeof(float));
+    size_t bytes = (size_t)ag_numel(o[0]) * sizeof(float);
+    ck_assert_mem_eq(ag_data(o[0]), ag_data(o[1]), bytes);
+    for (int i = 0; i < 3; i++)
+        ck_assert_mem_eq(ag_data(g[0][i]), ag_data(g[1][i]), bytes);
 }
 END_TEST
 

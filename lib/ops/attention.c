@@ -335,14 +335,22 @@ static void forward_part(void *arg, int part, int parts)
     });
 }
 
+/* The parts to split `items` independent work items in: the library's
+ * threads, at most one part an item. */
+static int threads_for(int64_t items)
+{
+    int parts = ag_get_num_threads();
+    if (parts > AG_MAX_THREADS) parts = AG_MAX_THREADS;
+    if (parts > items) parts = items > 0 ? (int)items : 1;
+    return parts;
+}
+
 static int attention_forward(ag_tensor *out)
 {
     geometry g;
     geometry_of(out, &g);
     int64_t items = g.batch * ((g.T + BLOCK_Q - 1) / BLOCK_Q);
-    int parts = ag_get_num_threads();
-    if (parts > AG_MAX_THREADS) parts = AG_MAX_THREADS;
-    if (parts > items) parts = items > 0 ? (int)items : 1;
+    int parts = threads_for(items);
     size_t elem = ag__dtype_size(out->dtype);
     attention_saved *saved = AG_SAVED(out, attention_saved);
     saved->lse =
@@ -358,33 +366,39 @@ static int attention_forward(ag_tensor *out)
     return 0;
 }
 
-/* The fast backward, block by block as the forward (see the top). Every
- * gradient is added to (ag__grad_accumulate), since a broadcast input
- * meets several batches. */
-static int attention_backward(ag_tensor *out)
+/* The fast backward, block by block as the forward (see the top), the
+ * batches split over the threads unless a broadcast input that requires
+ * a gradient meets several of them. Every gradient is added to
+ * (ag__grad_accumulate), block after block. */
+/* The reals of scratch each part of the backward uses: P and dS of a
+ * block and D of its rows. */
+#define BACKWARD_SCRATCH (2 * BLOCK_Q * BLOCK_K + BLOCK_Q)
+
+typedef struct {
+    const geometry *g;
+    ag_tensor *out;
+    void *grad[4]; /* the gradient buffers of q, k, v, mask, or NULL */
+    void *scratch; /* BACKWARD_SCRATCH reals per part */
+} backward_job;
+
+/* The batches [lo, hi) of the backward. */
+static void backward_part(void *arg, int part, int parts)
 {
-    geometry g;
-    geometry_of(out, &g);
-    void *grad[4] = {NULL, NULL, NULL, NULL};
-    for (int i = 0; i < 4; i++)
-        if (g.in[i] && g.in[i]->requires_grad)
-            grad[i] = ag__grad_accumulate(out->inputs[i]);
+    const backward_job *job = arg;
+    const geometry g = *job->g;
+    ag_tensor *out = job->out;
+    void *const *grad = job->grad;
     bool need_ds = grad[0] || grad[1] || grad[3];
-    size_t elem = ag__dtype_size(out->dtype);
-    void *scratch = ag__arena_alloc(
-        out->arena, (size_t)(2 * BLOCK_Q * BLOCK_K + BLOCK_Q) * elem, 64);
-    if (!scratch) {
-        ag__error("ag_backward", "out of memory");
-        return -1;
-    }
     const int64_t E = g.E, Ev = g.Ev, T = g.T;
     const ag_dtype dt = out->dtype;
+    int64_t lo, hi;
+    ag__part_range(g.batch, 1, part, parts, &lo, &hi);
     AG_DISPATCH_FLOAT(dt, {
-        real *p = scratch, *ds = p + BLOCK_Q * BLOCK_K,
-             *d = ds + BLOCK_Q * BLOCK_K;
+        real *p = (real *)job->scratch + (size_t)part * BACKWARD_SCRATCH,
+             *ds = p + BLOCK_Q * BLOCK_K, *d = ds + BLOCK_Q * BLOCK_K;
         const real scale = (real)g.scale;
         const real *lse_all = AG_SAVED(out, attention_saved)->lse;
-        for (int64_t b = 0; b < g.batch; b++) {
+        for (int64_t b = lo; b < hi; b++) {
             int64_t off[4];
             for (int i = 0; i < 4; i++)
                 off[i] = g.in[i] ? batch_offset(&g, i, b) : 0;
@@ -444,6 +458,33 @@ static int attention_backward(ag_tensor *out)
             }
         }
     });
+}
+
+/* The fast backward, block by block as the forward (see the top), the
+ * batches split over the threads unless a broadcast input that requires
+ * a gradient meets several of them. Every gradient is added to
+ * (ag__grad_accumulate), block after block. */
+static int attention_backward(ag_tensor *out)
+{
+    geometry g;
+    geometry_of(out, &g);
+    backward_job job = {&g, out, {NULL, NULL, NULL, NULL}, NULL};
+    bool shared = false; /* a gradient buffer met by several batches */
+    for (int i = 0; i < 4; i++) {
+        if (!g.in[i] || !g.in[i]->requires_grad) continue;
+        job.grad[i] = ag__grad_accumulate(out->inputs[i]);
+        for (int d = 0; d < g.nb; d++)
+            shared |= g.stride[i][d] == 0 && g.bshape[d] > 1;
+    }
+    int parts = shared ? 1 : threads_for(g.batch);
+    job.scratch = ag__arena_alloc(
+        out->arena,
+        (size_t)parts * BACKWARD_SCRATCH * ag__dtype_size(out->dtype), 64);
+    if (!job.scratch) {
+        ag__error("ag_backward", "out of memory");
+        return -1;
+    }
+    ag__parallel(parts, backward_part, &job);
     return 0;
 }
 
