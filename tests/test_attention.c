@@ -135,6 +135,25 @@ START_TEST(test_fully_masked_row)
 }
 END_TEST
 
+/* NaN in q reaches its output row and every gradient, as in PyTorch:
+ * a row of NaN scores is not taken for a fully masked one. */
+START_TEST(test_nan_propagates)
+{
+    ag_rng rng = ag_rng_seed(8);
+    ag_tensor *q = ag_randn(arena, AG_F64, 2, (int64_t[]){3, 4}, 0, 1, &rng);
+    ag_tensor *k = ag_randn(arena, AG_F64, 2, (int64_t[]){5, 4}, 0, 1, &rng);
+    ag_tensor *v = ag_randn(arena, AG_F64, 2, (int64_t[]){5, 2}, 0, 1, &rng);
+    tensor_set(q, 4, NAN); /* row 1 */
+    ag_requires_grad(k, true);
+    ag_tensor *o = ag_scaled_dot_product_attention(arena, q, k, v, NULL, false);
+    ck_assert_ptr_nonnull(o);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(!!isnan(tensor_at(o, i)), i / 2 == 1);
+    ck_assert_int_eq(ag_backward(ag_sum(arena, o, AG_ALL, false)), 0);
+    ck_assert(isnan(tensor_at(ag_grad(k), 0)));
+}
+END_TEST
+
 /* Large finite negative mask entries (-1e4 to -FLT_MAX) hide their keys
  * as -inf does, in f32 and f64, with the same gradients. */
 START_TEST(test_large_negative_mask)
@@ -294,6 +313,7 @@ static Suite *attention_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_against_torch, 0, ATTENTION_TORCH_CASES);
     tcase_add_test(tc, test_fully_masked_row);
+    tcase_add_test(tc, test_nan_propagates);
     tcase_add_test(tc, test_large_negative_mask);
     tcase_add_test(tc, test_no_score_matrix);
     tcase_add_test(tc, test_threads_agree);

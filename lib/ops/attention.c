@@ -190,7 +190,9 @@ static void score_block(const geometry *g, ag_dtype dt, const void *q,
  * running maximum is m, sum l and output o (nq, Ev):
  *   m' = max(m, max_s S),  P = e^(S - m') (into sc),
  *   l = l e^(m - m') + rowsum(P),  o = o e^(m - m')
- * A row with nothing unmasked yet (m' = -inf) gets P = 0. */
+ * A row with nothing unmasked yet (m' = -inf) gets P = 0, and l = NaN
+ * when it met a NaN score (the maximum passes over NaN), so that NaN
+ * reaches the output as in PyTorch rather than a zero row. */
 AG_KERNEL static void online_softmax(ag_dtype dt, void *sc, int64_t nq,
                                      int64_t ns, void *m, void *l, void *o,
                                      int64_t Ev)
@@ -208,7 +210,12 @@ AG_KERNEL static void online_softmax(ag_dtype dt, void *sc, int64_t nq,
             for (; c < ns; c++) lane[0] = row[c] > lane[0] ? row[c] : lane[0];
             for (int j = 0; j < LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
             if (mx == -INFINITY) { /* nothing unmasked yet */
-                for (c = 0; c < ns; c++) row[c] = 0;
+                bool nan = false;
+                for (c = 0; c < ns; c++) {
+                    nan |= row[c] != row[c];
+                    row[c] = 0;
+                }
+                if (nan) lr[r] = NAN;
                 continue;
             }
             for (int j = 0; j < LANES; j++) lane[j] = 0;
@@ -325,10 +332,12 @@ static void forward_part(void *arg, int part, int parts)
                 ag__gemm(out->dtype, false, false, nq, Ev, ns, sc, v + s0 * Ev,
                          1.0, o);
             }
-            /* O = O / l,  L = m + log l (-inf and a zero row when l = 0) */
+            /* O = O / l,  L = m + log l (-inf and a zero row when l = 0;
+             * NaN when l is) */
             for (int64_t r = 0; r < nq; r++) {
-                lse[r] = l[r] > 0 ? m[r] + log(l[r]) : -INFINITY;
-                real inv = l[r] > 0 ? 1 / l[r] : 0;
+                bool some = l[r] > 0, none = l[r] == 0;
+                lse[r] = some ? m[r] + log(l[r]) : none ? -INFINITY : NAN;
+                real inv = some ? 1 / l[r] : none ? 0 : NAN;
                 for (int64_t e = 0; e < Ev; e++) o[r * Ev + e] *= inv;
             }
         }
