@@ -492,9 +492,12 @@ AG_API ag_tensor *ag_mse_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target);
  * (batch...,T,S), or NULL for none. `causal` also hides every key s > t
  * (PyTorch's is_causal: torch.ones(T,S).tril(), aligned top-left when
  * T != S). A query row whose every score is hidden gives a zero output row
- * and zero gradients (PyTorch gives NaN). q, k, v and the mask are all
- * differentiable, to any order. One fused op: the (T,S) scores are
- * computed in blocks with an online softmax and never held whole. Errors:
+ * and zero gradients (PyTorch gives NaN); a NaN score gives NaN. q, k, v
+ * and the mask are all differentiable, to any order. One fused op: its
+ * forward and ag_backward compute the (T,S) scores in blocks, with an
+ * online softmax, and never hold them whole (ag_gradients with
+ * create_graph, and forward mode, build them in ops). PyTorch 2 refuses a
+ * mask together with is_causal; here both apply. Errors:
  * inputs of fewer than 2 dimensions, E of q and k differ, S of k and v
  * differ, E = 0, batch axes that do not broadcast, a mask that does not
  * broadcast to (batch...,T,S), dtypes that differ or are not float. A
