@@ -153,21 +153,21 @@ static ag_tensor *tiled(ag_arena *a, ag_tensor *x, int64_t rows)
     return ag_add(a, t, wave);
 }
 
-/* Attention over more rows than one block holds (64 queries, 128 keys):
- * q (70,2), k (130,2), v (130,1), tiled from the inputs. */
+/* Attention over more rows than one block holds (64 queries, 256 keys):
+ * q (70,2), k (260,2), v (260,1), tiled from the inputs. */
 static ag_tensor *f_attention_blocks(ag_arena *a, ag_tensor **x)
 {
     return ag_scaled_dot_product_attention(a, tiled(a, x[0], 70),
-                                           tiled(a, x[1], 130),
-                                           tiled(a, x[2], 130), NULL, false);
+                                           tiled(a, x[1], 260),
+                                           tiled(a, x[2], 260), NULL, false);
 }
 
-/* The same, causal, with T = S = 130. */
+/* The same, causal, with T = S = 260. */
 static ag_tensor *f_attention_blocks_causal(ag_arena *a, ag_tensor **x)
 {
-    return ag_scaled_dot_product_attention(a, tiled(a, x[0], 130),
-                                           tiled(a, x[1], 130),
-                                           tiled(a, x[2], 130), NULL, true);
+    return ag_scaled_dot_product_attention(a, tiled(a, x[0], 260),
+                                           tiled(a, x[1], 260),
+                                           tiled(a, x[2], 260), NULL, true);
 }
 
 /* Ops composed, with one tensor in four places: sigmoid(relu(W W + W) W). */
@@ -258,8 +258,8 @@ const gc_case gc_cases[] = {
     THREE("scaled_dot_product_attention", "mask(2,1,5) q(2,2,3,4) k=v(2,1,5,4)", 4, S(2, 2, 3, 4), 4, S(2, 1, 5, 4), 3, S(2, 1, 5), f_attention_mask),
     THREE("scaled_dot_product_attention", "-inf mask, masked row, causal", 3, S(2, 3, 4), 3, S(2, 5, 4), 3, S(2, 5, 3), f_attention_inf_mask),
     ONE("scaled_dot_product_attention", "causal self x=q=k=v (2,4,3)", 3, S(2, 4, 3), GC_ANY, f_attention_self),
-    THREE("scaled_dot_product_attention", "blocks q(70,2) k(130,2) v(130,1) from (5,2) (13,2) (13,1)", 2, S(5, 2), 2, S(13, 2), 2, S(13, 1), f_attention_blocks),
-    THREE("scaled_dot_product_attention", "blocks causal q(130,2) k(130,2) v(130,1) from (13,2) (13,2) (13,1)", 2, S(13, 2), 2, S(13, 2), 2, S(13, 1), f_attention_blocks_causal),
+    THREE("scaled_dot_product_attention", "blocks q(70,2) k(260,2) v(260,1) from (5,2) (13,2) (13,1)", 2, S(5, 2), 2, S(13, 2), 2, S(13, 1), f_attention_blocks),
+    THREE("scaled_dot_product_attention", "blocks causal q(260,2) k(260,2) v(260,1) from (13,2) (13,2) (13,1)", 2, S(13, 2), 2, S(13, 2), 2, S(13, 1), f_attention_blocks_causal),
 };
 
 /* clang-format on */

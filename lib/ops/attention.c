@@ -26,7 +26,7 @@
 
 /* Query rows and key rows of one score block. */
 #define BLOCK_Q 64
-#define BLOCK_K 128
+#define BLOCK_K 256
 
 typedef struct {
     bool causal;   /* s > t is masked (PyTorch's tril, top-left aligned) */
