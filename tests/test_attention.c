@@ -109,14 +109,26 @@ START_TEST(test_against_torch)
 }
 END_TEST
 
+/* q (T,E), k (S,E) and v (S,Ev) of dtype dt, standard normal from seed,
+ * in x[0..2]. */
+static void random_qkv(ag_dtype dt, uint64_t seed, int64_t T, int64_t S,
+                       int64_t E, int64_t Ev, ag_tensor **x)
+{
+    ag_rng rng = ag_rng_seed(seed);
+    int64_t shapes[3][2] = {{T, E}, {S, E}, {S, Ev}};
+    for (int i = 0; i < 3; i++) {
+        x[i] = ag_randn(arena, dt, 2, shapes[i], 0, 1, &rng);
+        ck_assert_ptr_nonnull(x[i]);
+    }
+}
+
 /* A row of -inf scores gives zeros and no gradient, and leaves the other
  * rows as they are without it. */
 START_TEST(test_fully_masked_row)
 {
-    ag_rng rng = ag_rng_seed(4);
-    ag_tensor *q = ag_randn(arena, AG_F64, 2, (int64_t[]){3, 4}, 0, 1, &rng);
-    ag_tensor *k = ag_randn(arena, AG_F64, 2, (int64_t[]){5, 4}, 0, 1, &rng);
-    ag_tensor *v = ag_randn(arena, AG_F64, 2, (int64_t[]){5, 2}, 0, 1, &rng);
+    ag_tensor *x[3];
+    random_qkv(AG_F64, 4, 3, 5, 4, 2, x);
+    ag_tensor *q = x[0], *k = x[1], *v = x[2];
     ag_tensor *m = ag_zeros(arena, AG_F64, 2, (int64_t[]){3, 5});
     for (int s = 0; s < 5; s++) tensor_set(m, 5 + s, -INFINITY);
     ag_requires_grad(q, true);
@@ -139,10 +151,9 @@ END_TEST
  * a row of NaN scores is not taken for a fully masked one. */
 START_TEST(test_nan_propagates)
 {
-    ag_rng rng = ag_rng_seed(8);
-    ag_tensor *q = ag_randn(arena, AG_F64, 2, (int64_t[]){3, 4}, 0, 1, &rng);
-    ag_tensor *k = ag_randn(arena, AG_F64, 2, (int64_t[]){5, 4}, 0, 1, &rng);
-    ag_tensor *v = ag_randn(arena, AG_F64, 2, (int64_t[]){5, 2}, 0, 1, &rng);
+    ag_tensor *x[3];
+    random_qkv(AG_F64, 8, 3, 5, 4, 2, x);
+    ag_tensor *q = x[0], *k = x[1], *v = x[2];
     tensor_set(q, 4, NAN); /* row 1 */
     ag_requires_grad(k, true);
     ag_tensor *o = ag_scaled_dot_product_attention(arena, q, k, v, NULL, false);
@@ -162,10 +173,9 @@ START_TEST(test_large_negative_mask)
                                  -2e7, -1e9, -1e15,  -3.4e38};
     for (int f = 0; f < 2; f++) {
         ag_dtype dt = f ? AG_F32 : AG_F64;
-        ag_rng rng = ag_rng_seed(7);
-        ag_tensor *q = ag_randn(arena, dt, 2, (int64_t[]){8, 4}, 0, 1, &rng);
-        ag_tensor *k = ag_randn(arena, dt, 2, (int64_t[]){9, 4}, 0, 1, &rng);
-        ag_tensor *v = ag_randn(arena, dt, 2, (int64_t[]){9, 3}, 0, 1, &rng);
+        ag_tensor *x[3];
+        random_qkv(dt, 7, 8, 9, 4, 3, x);
+        ag_tensor *q = x[0], *k = x[1], *v = x[2];
         ag_tensor *m[2], *o[2], *g[2];
         for (int run = 0; run < 2; run++) {
             m[run] = ag_zeros(arena, dt, 2, (int64_t[]){8, 9});
