@@ -745,6 +745,30 @@ AG_API ag_tensor *ag_max_pool2d(ag_arena *a, ag_tensor *x, int64_t kernel,
                                 int64_t stride, int64_t padding);
 AG_API ag_tensor *ag_avg_pool2d(ag_arena *a, ag_tensor *x, int64_t kernel,
                                 int64_t stride, int64_t padding);
+/* Scaled dot-product attention, as PyTorch 2's
+ * F.scaled_dot_product_attention with a float attn_mask:
+ *   softmax(q k^T / sqrt(E) + mask) v
+ * over the last two axes, for q (...,T,E), k (...,S,E) and v (...,S,Ev)
+ * whose batch axes (all but the last two) broadcast together; the result,
+ * a new tensor in a, is (batch...,T,Ev). `mask` is additive (-INFINITY
+ * hides a key), of q's dtype, broadcastable to the scores' shape
+ * (batch...,T,S), or NULL for none. `causal` also hides every key s > t
+ * (PyTorch's is_causal: torch.ones(T,S).tril(), aligned top-left when
+ * T != S). A query row whose every score is hidden gives a zero output row
+ * and zero gradients (PyTorch gives NaN); a NaN score gives NaN. q, k, v
+ * and the mask are all differentiable, to any order. One fused op: its
+ * forward and ag_backward compute the (T,S) scores in blocks, with an
+ * online softmax, and never hold them whole (ag_gradients with
+ * create_graph, and forward mode, build them in ops). PyTorch 2 refuses a
+ * mask together with is_causal; here both apply. Errors:
+ * inputs of fewer than 2 dimensions, E of q and k differ, S of k and v
+ * differ, E = 0, batch axes that do not broadcast, a mask that does not
+ * broadcast to (batch...,T,S), dtypes that differ or are not float. A
+ * NULL q, k or v returns NULL and keeps the pending error; a NULL mask
+ * means no mask. */
+AG_API ag_tensor *ag_scaled_dot_product_attention(ag_arena *a, ag_tensor *q,
+                                                  ag_tensor *k, ag_tensor *v,
+                                                  ag_tensor *mask, bool causal);
 
 /* ------------------------------------------------------------------ */
 /* The op table                                                        */

@@ -449,6 +449,12 @@ void ag__bcast_init(ag_bcast *it, const ag_tensor *x, const ag_tensor *y,
                     const int64_t *shape);
 void ag__bcast_next(ag_bcast *it);
 
+/* Element strides of t's first t->ndim - skip dimensions (each step counted
+ * in units of `unit` elements) as seen through a broadcast shape of ndim
+ * dimensions: 0 where t has size 1 or lacks the dimension. */
+void ag__broadcast_strides(const ag_tensor *t, int skip, int64_t unit, int ndim,
+                           int64_t *strides);
+
 /* ---- the op table (ops/op_table.c and the op files) ---- */
 
 extern const ag_op *const ag__op_table[];
@@ -475,6 +481,7 @@ extern const ag_op ag__op_sin, ag__op_cos, ag__op_silu, ag__op_softplus,
     ag__op_clamp, ag__op_maximum, ag__op_minimum, ag__op_where, ag__op_min,
     ag__op_logsumexp, ag__op_var, ag__op_slice, ag__op_concat, ag__op_permute,
     ag__op_index_select, ag__op_gather, ag__op_gather_backward;
+extern const ag_op ag__op_scaled_dot_product_attention;
 
 /* ---- float dispatch ---- */
 

@@ -118,6 +118,76 @@ static ag_tensor *f_gelu_derivative(ag_arena *a, ag_tensor **x)
     return graph_gradient(a, x, f_gelu);
 }
 
+/* Attention: (q, k, v) without a mask, plain or causal. */
+static ag_tensor *f_attention(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, x[0], x[1], x[2], NULL, false);
+}
+
+static ag_tensor *f_attention_causal(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, x[0], x[1], x[2], NULL, true);
+}
+
+/* Self-attention, one tensor as q, k and v, causal. */
+static ag_tensor *f_attention_self(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, x[0], x[0], x[0], NULL, true);
+}
+
+/* (q, kv, mask): k = v, and a differentiable additive mask that
+ * broadcasts. */
+static ag_tensor *f_attention_mask(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, x[0], x[1], x[1], x[2], false);
+}
+
+/* q (2,3,4), k (2,5,4), v (2,5,3) under a constant mask (3,5) with -inf
+ * entries and a fully masked row (1), also causal. */
+static ag_tensor *f_attention_inf_mask(ag_arena *a, ag_tensor **x)
+{
+    const double inf = INFINITY;
+    const double m[15] = {0.5,  -inf, 0.25, 0, -1,   -inf, -inf, -inf,
+                          -inf, -inf, 0,    1, -inf, 2,    0};
+    ag_tensor *mask = ag_zeros(a, ag_type(x[0]), 2, (int64_t[]){3, 5});
+    if (!mask) return NULL;
+    for (int i = 0; i < 15; i++) tensor_set(mask, i, m[i]);
+    return ag_scaled_dot_product_attention(a, x[0], x[1], x[2], mask, true);
+}
+
+/* x (n,c) tiled to (rows,c) (rows a multiple of n) plus a constant
+ * 0.3 sin(i), so that every row differs: an input of many rows from a
+ * few values. */
+static ag_tensor *tiled(ag_arena *a, ag_tensor *x, int64_t rows)
+{
+    int64_t n = ag_shape(x)[0], c = ag_shape(x)[1];
+    ag_tensor *t =
+        ag_reshape(a, ag_expand(a, x, 3, (int64_t[]){rows / n, n, c}), 2,
+                   (int64_t[]){rows, c});
+    ag_tensor *wave = ag_zeros(a, ag_type(x), 2, (int64_t[]){rows, c});
+    if (!wave) return NULL;
+    for (int64_t i = 0; i < rows * c; i++)
+        tensor_set(wave, i, 0.3 * sin((double)i));
+    return ag_add(a, t, wave);
+}
+
+/* Attention over more rows than one block holds (64 queries, 256 keys):
+ * q (70,2), k (260,2), v (260,1), tiled from the inputs. */
+static ag_tensor *f_attention_blocks(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, tiled(a, x[0], 70),
+                                           tiled(a, x[1], 260),
+                                           tiled(a, x[2], 260), NULL, false);
+}
+
+/* The same, causal, with T = S = 260. */
+static ag_tensor *f_attention_blocks_causal(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, tiled(a, x[0], 260),
+                                           tiled(a, x[1], 260),
+                                           tiled(a, x[2], 260), NULL, true);
+}
+
 /* Ops composed, with one tensor in four places: sigmoid(relu(W W + W) W). */
 static ag_tensor *f_mlp(ag_arena *a, ag_tensor **x)
 {
@@ -601,6 +671,17 @@ const gc_case gc_cases[] = {
     ONE("gather", "axis 0 of (3,4) by (2,4)", 2, S(3, 4), GC_ANY, f_gather0),
     ONE("gather", "g*g, axis -1 of (2,3,2)", 3, S(2, 3, 2), GC_ANY, f_gather_self),
     ONE("gather_backward", "d/dx sum gather(x)^2", 2, S(3, 4), GC_ANY, f_gather_backward),
+    THREE("scaled_dot_product_attention", "q(2,3,4) k(2,5,4) v(2,5,3)", 3, S(2, 3, 4), 3, S(2, 5, 4), 3, S(2, 5, 3), f_attention),
+    THREE("scaled_dot_product_attention", "causal q(3,4) k(3,4) v(3,2)", 2, S(3, 4), 2, S(3, 4), 2, S(3, 2), f_attention_causal),
+    THREE("scaled_dot_product_attention", "causal T>S q(1,5,3) k(1,3,3) v(3,2)", 3, S(1, 5, 3), 3, S(1, 3, 3), 2, S(3, 2), f_attention_causal),
+    THREE("scaled_dot_product_attention", "causal T<S q(2,3,2) k(2,5,2) v(2,5,3)", 3, S(2, 3, 2), 3, S(2, 5, 2), 3, S(2, 5, 3), f_attention_causal),
+    THREE("scaled_dot_product_attention", "batch q(2,1,3,4) k(1,2,5,4) v(2,5,3)", 4, S(2, 1, 3, 4), 4, S(1, 2, 5, 4), 3, S(2, 5, 3), f_attention),
+    THREE("scaled_dot_product_attention", "mask(3,5) q(2,3,4) k=v(2,5,4)", 3, S(2, 3, 4), 3, S(2, 5, 4), 2, S(3, 5), f_attention_mask),
+    THREE("scaled_dot_product_attention", "mask(2,1,5) q(2,2,3,4) k=v(2,1,5,4)", 4, S(2, 2, 3, 4), 4, S(2, 1, 5, 4), 3, S(2, 1, 5), f_attention_mask),
+    THREE("scaled_dot_product_attention", "-inf mask, masked row, causal", 3, S(2, 3, 4), 3, S(2, 5, 4), 3, S(2, 5, 3), f_attention_inf_mask),
+    ONE("scaled_dot_product_attention", "causal self x=q=k=v (2,4,3)", 3, S(2, 4, 3), GC_ANY, f_attention_self),
+    THREE("scaled_dot_product_attention", "blocks q(70,2) k(260,2) v(260,1) from (5,2) (13,2) (13,1)", 2, S(5, 2), 2, S(13, 2), 2, S(13, 1), f_attention_blocks),
+    THREE("scaled_dot_product_attention", "blocks causal q(260,2) k(260,2) v(260,1) from (13,2) (13,2) (13,1)", 2, S(13, 2), 2, S(13, 2), 2, S(13, 1), f_attention_blocks_causal),
 };
 
 /* clang-format on */

@@ -259,6 +259,16 @@ static ag_tensor *z_where(ag_arena *a, ag_tensor **x)
     return ag_where(a, cond, x[0], x[1]);
 }
 
+static ag_tensor *z_attention(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, x[0], x[1], x[2], NULL, false);
+}
+
+static ag_tensor *z_attention_causal(ag_arena *a, ag_tensor **x)
+{
+    return ag_scaled_dot_product_attention(a, x[0], x[1], x[2], NULL, true);
+}
+
 typedef struct {
     const char *op;    /* the op-table name it covers ("argmax": none) */
     const char *label; /* the fixture case */
@@ -395,6 +405,26 @@ static const zcase cases[] = {
     {"gather", "gather (2,3) axis 1 by (2,0)", z_gather, NULL},
     {"gather_backward", "gather_backward (2,3) by (2,0)", z_gather_backward,
      NULL},
+    {"scaled_dot_product_attention",
+     "scaled_dot_product_attention q(2,0,4) k(2,3,4) v(2,3,5)", z_attention,
+     NULL},
+    /* no keys: the rows are fully masked, zeros (PyTorch: zeros too) */
+    {"scaled_dot_product_attention",
+     "scaled_dot_product_attention q(2,3,4) k(2,0,4) v(2,0,5)", z_attention,
+     NULL},
+    {"scaled_dot_product_attention",
+     "scaled_dot_product_attention causal q(0,4) k(3,4) v(3,2)",
+     z_attention_causal, NULL},
+    {"scaled_dot_product_attention",
+     "scaled_dot_product_attention q(2,3,4) k(2,3,4) v(2,3,0)", z_attention,
+     NULL},
+    {"scaled_dot_product_attention",
+     "scaled_dot_product_attention q(0,3,4) k(1,3,4) v(1,3,2)", z_attention,
+     NULL},
+    /* PyTorch: NaN, 0 / sqrt(0) scores; refused here (autograd.h) */
+    {"scaled_dot_product_attention",
+     "scaled_dot_product_attention q(2,3,0) k(2,3,0) v(2,3,2)", z_attention,
+     "ag_scaled_dot_product_attention: q (2,3,0) has E = 0"},
 };
 
 #define CASES ((int)(sizeof cases / sizeof cases[0]))

@@ -32,11 +32,8 @@ int ag__broadcast_shape(const char *func, const ag_tensor *x,
     return 0;
 }
 
-/* Element strides of t's first ndim - skip dimensions (each step counted in
- * units of `unit` elements) as seen through the broadcast shape of ndim
- * dimensions: 0 where t has size 1 or lacks the dimension. */
-static void broadcast_strides(const ag_tensor *t, int skip, int64_t unit,
-                              int ndim, int64_t *strides)
+void ag__broadcast_strides(const ag_tensor *t, int skip, int64_t unit, int ndim,
+                           int64_t *strides)
 {
     int nt = t->ndim - skip;
     int64_t stride = unit;
@@ -56,8 +53,8 @@ void ag__bcast_init(ag_bcast *it, const ag_tensor *x, const ag_tensor *y,
                     const int64_t *shape)
 {
     int64_t sx[AG_MAX_DIMS], sy[AG_MAX_DIMS];
-    broadcast_strides(x, skip, unit_x, ndim, sx);
-    broadcast_strides(y, skip, unit_y, ndim, sy);
+    ag__broadcast_strides(x, skip, unit_x, ndim, sx);
+    ag__broadcast_strides(y, skip, unit_y, ndim, sy);
     /* Merge neighbouring dimensions that both inputs step through evenly
      * (same shapes become one long row) and drop dimensions of size 1. */
     it->ndim = 0;
@@ -400,7 +397,7 @@ static void where_init(where_walk *w, const ag_tensor *out)
     w->ndim = out->ndim;
     w->shape = out->shape;
     for (int k = 0; k < 3; k++) {
-        broadcast_strides(out->inputs[k], 0, 1, out->ndim, w->stride[k]);
+        ag__broadcast_strides(out->inputs[k], 0, 1, out->ndim, w->stride[k]);
         w->step[k] = out->ndim ? w->stride[k][out->ndim - 1] : 0;
     }
     w->n = out->ndim ? out->shape[out->ndim - 1] : 1;

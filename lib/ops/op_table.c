@@ -67,6 +67,7 @@ const ag_op *const ag__op_table[] = {
     &ag__op_gather_backward,
     &ag__op_permute,
     &ag__op_gather,
+    &ag__op_scaled_dot_product_attention,
 };
 
 const int ag__op_table_size =

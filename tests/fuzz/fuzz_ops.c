@@ -7,13 +7,13 @@
  * overflowing shapes), applies every op (binary with broadcasting, unary,
  * scalar, matmul, reductions with AG_ALL and keepdim, reshape, transpose,
  * softmax, losses with targets out of range, dropout, linear, argmax,
- * detach, convolutions, pools, unfold and fold with options of every
- * kind; chains of thousands of ops) to a pool of 8 slots, mismatched
- * shapes and NULL slots included, runs ag_backward (also twice, also from
- * sum, mean or max), zeroes and reads gradients, toggles grad mode and
- * anomaly detection, prints, writes DOT, runs ag_gradcheck on tiny inputs,
- * takes gradients with ag_gradients (with and without create_graph, seeds
- * of any slot), expands and casts, carries tangents (ag_make_dual), and
+ * attention with and without a mask, detach, convolutions, pools, unfold and
+ * fold with options of every kind; chains of thousands of ops) to a pool of 8
+ * slots, mismatched shapes and NULL slots included, runs ag_backward (also
+ * twice, also from sum, mean or max), zeroes and reads gradients, toggles grad
+ * mode and anomaly detection, prints, writes DOT, runs ag_gradcheck on tiny
+ * inputs, takes gradients with ag_gradients (with and without create_graph,
+ * seeds of any slot), expands and casts, carries tangents (ag_make_dual), and
  * resets or frees the arenas. Op results go to a step arena; leaves may go
  * to a longer-lived one.
  *
@@ -723,6 +723,72 @@ static void op_linear(vm *m)
     finish(m, "ag_linear", 3, in, h, t, &e, d);
 }
 
+/* The expectation of ag_scaled_dot_product_attention(q, k, v, mask). */
+static expect expect_attention(const ag_tensor *q, const ag_tensor *k,
+                               const ag_tensor *v, const ag_tensor *mask)
+{
+    expect e = {0, AG_F32, -1, {0}};
+    if (!is_float(q) || !k || !v || k->dtype != q->dtype ||
+        v->dtype != q->dtype || (mask && mask->dtype != q->dtype) ||
+        q->ndim < 2 || k->ndim < 2 || v->ndim < 2)
+        return e;
+    int64_t T = q->shape[q->ndim - 2], E = q->shape[q->ndim - 1];
+    int64_t S = k->shape[k->ndim - 2];
+    if (k->shape[k->ndim - 1] != E || v->shape[v->ndim - 2] != S || E == 0)
+        return e;
+    /* the batch axes of q, k and v, right-aligned, broadcast: b[j] is the
+     * j-th from the last */
+    const ag_tensor *in[3] = {q, k, v};
+    int64_t b[AG_MAX_DIMS];
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        int nt = in[i]->ndim - 2;
+        for (int j = 0; j < nt; j++) {
+            int64_t s = in[i]->shape[nt - 1 - j];
+            if (j >= n || b[j] == 1)
+                b[j] = s;
+            else if (s != b[j] && s != 1)
+                return e;
+        }
+        n = nt > n ? nt : n;
+    }
+    int64_t full[AG_MAX_DIMS + 2];
+    for (int j = 0; j < n; j++) full[j] = b[n - 1 - j];
+    full[n] = T;
+    full[n + 1] = S;
+    if (mask) { /* it broadcasts to (batch..., T, S) */
+        if (mask->ndim > n + 2) return e;
+        for (int j = 0; j < mask->ndim; j++) {
+            int64_t s = mask->shape[mask->ndim - 1 - j];
+            if (s != full[n + 1 - j] && s != 1) return e;
+        }
+    }
+    e.want = 1;
+    e.dt = q->dtype;
+    e.ndim = n + 2;
+    memcpy(e.shape, full, (size_t)(n + 1) * sizeof *full);
+    e.shape[n + 1] = v->shape[v->ndim - 1];
+    return e;
+}
+
+/* ATTENTION d q k v mask-bit mask causal-bit */
+static void op_attention(vm *m)
+{
+    int d = dst(m);
+    ag_tensor *in[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) in[i] = arg(m);
+    uint8_t b = get(m);
+    if (b & 1) in[3] = m->slot[(b >> 1) % SLOTS];
+    bool causal = get(m) & 1;
+    expect e = expect_attention(in[0], in[1], in[2], in[3]);
+    if (e.ndim >= 0 && !bounded(e.ndim, e.shape)) return;
+    uint64_t h = hash_inputs(4, in);
+    ag_clear_error();
+    ag_tensor *t = ag_scaled_dot_product_attention(m->step, in[0], in[1], in[2],
+                                                   in[3], causal);
+    finish(m, "ag_scaled_dot_product_attention", 4, in, h, t, &e, d);
+}
+
 /* DETACH d x arena-bit */
 static void op_detach(vm *m)
 {
@@ -1245,23 +1311,25 @@ static void op_loss(vm *m)
 
 /* The instructions, in opcode order (make_corpus.py's OPS follows it). */
 static void (*const instructions[])(vm *) = {
-    op_new,     op_new_bad,       op_binary,   op_unary,     op_scalar,
-    op_matmul,  op_reduce,        op_reshape,  op_transpose, op_softmax,
-    op_xent,    op_mse,           op_dropout,  op_linear,    op_argmax,
-    op_detach,  op_requires_grad, op_backward, op_zero_grad, op_grad,
-    op_mode,    op_reset,         op_inspect,  op_gradcheck, op_copy,
-    op_chain,   op_expand,        op_cast,     op_gradients, op_dual,
-    op_tangent, op_conv,          op_pool,     op_norm,      op_loss,
+    op_new,       op_new_bad,       op_binary,   op_unary,     op_scalar,
+    op_matmul,    op_reduce,        op_reshape,  op_transpose, op_softmax,
+    op_xent,      op_mse,           op_dropout,  op_linear,    op_argmax,
+    op_detach,    op_requires_grad, op_backward, op_zero_grad, op_grad,
+    op_mode,      op_reset,         op_inspect,  op_gradcheck, op_copy,
+    op_chain,     op_expand,        op_cast,     op_gradients, op_dual,
+    op_tangent,   op_conv,          op_pool,     op_norm,      op_loss,
+    op_attention,
 };
 
 static const char *const names[] = {
-    "new",     "new_bad",       "binary",   "unary",     "scalar",
-    "matmul",  "reduce",        "reshape",  "transpose", "softmax",
-    "xent",    "mse",           "dropout",  "linear",    "argmax",
-    "detach",  "requires_grad", "backward", "zero_grad", "grad",
-    "mode",    "reset",         "inspect",  "gradcheck", "copy",
-    "chain",   "expand",        "cast",     "gradients", "dual",
-    "tangent", "conv",          "pool",     "norm",      "loss",
+    "new",       "new_bad",       "binary",   "unary",     "scalar",
+    "matmul",    "reduce",        "reshape",  "transpose", "softmax",
+    "xent",      "mse",           "dropout",  "linear",    "argmax",
+    "detach",    "requires_grad", "backward", "zero_grad", "grad",
+    "mode",      "reset",         "inspect",  "gradcheck", "copy",
+    "chain",     "expand",        "cast",     "gradients", "dual",
+    "tangent",   "conv",          "pool",     "norm",      "loss",
+    "attention",
 };
 _Static_assert(COUNT(names) == COUNT(instructions), "a name per opcode");
 

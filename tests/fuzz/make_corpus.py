@@ -259,7 +259,7 @@ OPS = ["new", "new_bad", "binary", "unary", "scalar", "matmul", "reduce",
        "argmax", "detach", "requires_grad", "backward", "zero_grad", "grad",
        "mode", "reset", "inspect", "gradcheck", "copy", "chain", "expand",
        "cast", "gradients", "dual", "tangent", "conv", "pool", "norm",
-       "loss"]
+       "loss", "attention"]
 OP = {name: i for i, name in enumerate(OPS)}
 # Indexes into the tables of fuzz_ops.c.
 DT = {"f32": 0, "f64": 1, "i32": 3, "bad": 7}
@@ -352,6 +352,20 @@ def programs():
                 .emit("grad", 6, 1)
                 .inspect(2, 5)
                 .inspect(1, 6, 0, 2))
+    # Attention: causal with broadcast heads, a mask (T,S), backward; a
+    # mask that does not broadcast and an E that differs.
+    p["attention"] = (Program()
+                      .new(0, "f64", [2, 3, 4], kind="randn", grad=True)
+                      .new(1, "f64", [1, 4, 4], kind="randn", grad=True)
+                      .new(2, "f64", [3, 4], kind="rand", lo=-1, hi=1,
+                           grad=True)
+                      .new(3, "f64", [3, 5], kind="randn")
+                      .emit("attention", 4, 0, 1, 1, 0, 1)
+                      .emit("attention", 5, 0, 1, 1, 1 | 2 << 1, 0)
+                      .reduce("sum", 6, 5, "all")
+                      .backward(6, how=0)
+                      .emit("attention", 7, 0, 1, 1, 1 | 1 << 1, 0)
+                      .emit("attention", 7, 0, 3, 3, 0, 0))
     # Broadcasting in every binary op, reduced with keepdim, backward twice.
     prog = (Program()
             .new(0, "f64", [2, 1, 3], seed=5, mult=1, grad=True)
