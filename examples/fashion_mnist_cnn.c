@@ -6,14 +6,14 @@
  * checkpoint; --eval reloads a checkpoint and measures it again, and
  * examples/torch_cnn_eval.py measures it in PyTorch.
  *
- * The model, on (N, 1, 28, 28) images in [0, 1]:
- *   0 Conv2d(1, 32, 3, padding=1), 1 ReLU, 2 MaxPool2d(2),
- *   3 Conv2d(32, 64, 3, padding=1), 4 ReLU, 5 MaxPool2d(2),
- *   6 Flatten, 7 Linear(3136, 128), 8 ReLU, 9 Linear(128, 10).
+ * The model (cnn_model.c): conv 1->32 3x3 pad 1, ReLU, max-pool 2, conv
+ * 32->64 3x3 pad 1, ReLU, max-pool 2, flatten, linear 3136->128, ReLU,
+ * linear 128->10, on (N, 1, 28, 28) images in [0, 1].
  *
  * Run: ./build/examples/fashion_mnist_cnn [--data DIR] [--epochs N]
  *          [--save FILE] [--eval FILE] [--threads N] [--seed N]
  * Data: as fashion_mnist's (Debian's dataset-fashion-mnist by default). */
+#include "cnn_model.h"
 #include "fashion.h"
 
 static ag_tensor *forward(void *model, ag_arena *step, ag_tensor *x)
@@ -28,24 +28,7 @@ static void set_training(void *model, bool training)
 
 static int make(ag_arena *a, uint64_t seed, fashion_model *out)
 {
-    ag_rng rng = ag_rng_seed(seed);
-    const ag_conv_options pad1 = {.padding = {1, 1}};
-    ag_module *layers[] = {
-        ag_nn_conv2d(a, AG_F32, 1, 32, 3, 3, &pad1, true, &rng),
-        ag_nn_activation(a, AG_ACT_RELU),
-        ag_nn_max_pool2d(a, 2, 0, 0),
-        ag_nn_conv2d(a, AG_F32, 32, 64, 3, 3, &pad1, true, &rng),
-        ag_nn_activation(a, AG_ACT_RELU),
-        ag_nn_max_pool2d(a, 2, 0, 0),
-        ag_nn_flatten(a),
-        ag_nn_linear(a, AG_F32, 64 * 7 * 7, 128, true, &rng),
-        ag_nn_activation(a, AG_ACT_RELU),
-        ag_nn_linear(a, AG_F32, 128, 10, true, &rng),
-    };
-    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++)
-        if (!layers[i]) return -1;
-    ag_module *net =
-        ag_nn_sequential(a, (int)(sizeof layers / sizeof *layers), layers);
+    ag_module *net = cnn_model_new(a, seed);
     ag_params *parameters = net ? ag_module_parameters(net) : NULL;
     ag_params *state = parameters ? ag_module_state(net) : NULL;
     if (!state) return -1;
