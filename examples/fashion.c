@@ -21,6 +21,7 @@ typedef struct {
 
 typedef struct {
     ag_tensor *x, *y; /* (N, image shape) in [0, 1], (N) labels */
+    ag_batcher *eval; /* the test split's batches of EVAL_BATCH, in order */
 } split;
 
 /* What every function here needs: the example's description, its options
@@ -159,13 +160,12 @@ static int load_split(const fashion_spec *spec, ag_arena *a, const char *dir,
 }
 
 /* Percentage of the split's examples the model classifies correctly, or a
- * negative number on error. */
+ * negative number on error; each batch is built in `scratch`, reset after
+ * it. */
 static double test_accuracy(const fashion_model *m, const split *s,
                             ag_arena *scratch)
 {
-    ag_batcher *b =
-        ag_batcher_new(scratch, s->x, s->y, EVAL_BATCH, false, 0, false);
-    if (!b) return -1;
+    ag_batcher *b = s->eval;
     bool was = ag_set_grad_enabled(false);
     m->set_training(m->model, false);
     int64_t correct = 0;
@@ -180,6 +180,7 @@ static double test_accuracy(const fashion_model *m, const split *s,
         }
         const int32_t *p = ag_data(predicted), *label = ag_data(by);
         for (int64_t i = 0; i < ag_numel(by); i++) correct += p[i] == label[i];
+        ag_arena_reset(scratch);
     }
     m->set_training(m->model, true);
     ag_set_grad_enabled(was);
@@ -297,6 +298,9 @@ static int run(run_state *r, ag_arena *data, ag_arena *step)
                     o->data);
     }
     if (loaded) return 1;
+    test.eval =
+        ag_batcher_new(data, test.x, test.y, EVAL_BATCH, false, 0, false);
+    if (!test.eval) return fail(r->spec, "setting up the test batches");
     if (r->spec->make(data, o->seed, &r->m))
         return fail(r->spec, "making the model");
     return o->eval ? evaluate(r, &test, step)
