@@ -4,10 +4,14 @@ parse(description, steps, mkldnn, extra) reads --batch, --sizes, --dtype,
 --threads, --steps and --mkldnn (plus what `extra`, a function of the
 argparse parser, adds), checks the sizes and batch, and sets
 OMP_NUM_THREADS and OPENBLAS_NUM_THREADS to the thread count unless the
-caller set them; import torch only after it.
+caller set them; import torch only after it. training_step_us() times a
+training step, and timing_fields() words its result, the way the PyTorch
+benchmarks of a training step do.
 """
 import argparse
 import os
+import statistics
+import time
 
 
 def parse(description, steps, mkldnn, extra=None):
@@ -28,3 +32,37 @@ def parse(description, steps, mkldnn, extra=None):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))
     return args
+
+
+def training_step_us(model, optimizer, x, y, steps):
+    """The median time in microseconds of a training step (forward,
+    cross-entropy against labels y, backward, optimizer step,
+    zero_grad(set_to_none=True)), after three steps that warm up the
+    allocator and the kernels."""
+    import torch
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e6)
+    return statistics.median(times)
+
+
+def timing_fields(args, step_us):
+    """The end of a benchmark's line: the step's time, samples per second,
+    PyTorch's version and the thread and oneDNN settings."""
+    import torch
+    return (f"step_us={step_us:.1f} "
+            f"samples_per_s={args.batch * 1e6 / step_us:.0f} "
+            f"torch={torch.__version__} mkldnn={args.mkldnn} "
+            f"omp={os.environ['OMP_NUM_THREADS']} "
+            f"openblas={os.environ['OPENBLAS_NUM_THREADS']}")

@@ -12,10 +12,7 @@ OMP_NUM_THREADS and OPENBLAS_NUM_THREADS are set to N before torch loads
 unless the caller set them (bench/run tries several settings and keeps
 PyTorch's best).
 """
-import os
-import statistics
 import sys
-import time
 
 import torch_args
 
@@ -38,28 +35,10 @@ def main():
     x = torch.rand(args.batch, args.sizes[0], dtype=dtype) * 2 - 1
     y = torch.randint(0, args.sizes[-1], (args.batch,))
 
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        sgd.step()
-        sgd.zero_grad(set_to_none=True)
-
-    for _ in range(3):  # warm up the allocator and BLAS
-        step()
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e6)
-    step_us = statistics.median(times)
-    print(
-        f"batch={args.batch} layers={len(args.sizes) - 1} dtype={args.dtype} "
-        f"threads={args.threads} steps={args.steps} step_us={step_us:.1f} "
-        f"samples_per_s={args.batch * 1e6 / step_us:.0f} "
-        f"torch={torch.__version__} mkldnn={args.mkldnn} "
-        f"omp={os.environ['OMP_NUM_THREADS']} "
-        f"openblas={os.environ['OPENBLAS_NUM_THREADS']}"
-    )
+    step_us = torch_args.training_step_us(model, sgd, x, y, args.steps)
+    print(f"batch={args.batch} layers={len(args.sizes) - 1} dtype={args.dtype} "
+          f"threads={args.threads} steps={args.steps} "
+          + torch_args.timing_fields(args, step_us))
     return 0
 
 

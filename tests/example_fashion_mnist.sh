@@ -1,28 +1,39 @@
 #!/bin/sh
-# example_fashion_mnist.sh: runs the Fashion-MNIST example end to end on a
-# tiny generated data set: two epochs, a saved checkpoint, then --eval of
-# that checkpoint, which must report the accuracy that training reported,
-# also from uncompressed copies of the files; and a missing data folder,
-# which must fail naming the files it needs.
-# Usage: example_fashion_mnist.sh MAKE_IDX_SET FASHION_MNIST
+# example_fashion_mnist.sh: runs a Fashion-MNIST example (fashion_mnist or
+# fashion_mnist_cnn) end to end on a tiny generated data set: EPOCHS epochs
+# (default 2) on TRAIN_COUNT training images (default 600), a saved
+# checkpoint, then --eval of that checkpoint, which must report the accuracy
+# that training reported, also from uncompressed copies of the files; and a
+# missing data folder, which must fail naming the files it needs. With
+# MIN_ACCURACY, the trained accuracy must be above it (a model left at
+# chance would reload to the same accuracy whatever it loaded).
+# Usage: example_fashion_mnist.sh MAKE_IDX_SET EXAMPLE [EPOCHS [TRAIN_COUNT
+#        [MIN_ACCURACY]]]
 # AG_TEST_WRAPPER, when set, is a command (split at spaces) to run both
 # programs under, such as the Valgrind setup's valgrind; its own reports
 # must make the program exit with 99.
 set -eu
-make_set=$1 example=$2
+make_set=$1 example=$2 epochs=${3:-2} train_count=${4:-600}
+min_accuracy=${5:-}
+name=$(basename "$example")
 wrap=${AG_TEST_WRAPPER:-}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-$wrap "$make_set" "$dir"
-$wrap "$example" --data "$dir" --epochs 2 --save "$dir/model.safetensors" \
-    >"$dir/train.txt"
+$wrap "$make_set" "$dir" "$train_count" 100
+$wrap "$example" --data "$dir" --epochs "$epochs" \
+    --save "$dir/model.safetensors" >"$dir/train.txt"
 cat "$dir/train.txt"
-trained=$(sed -n 's/^fashion_mnist: test accuracy \([0-9.]*\)%.*/\1/p' "$dir/train.txt")
+trained=$(sed -n "s/^$name: test accuracy \\([0-9.]*\\)%.*/\\1/p" "$dir/train.txt")
 $wrap "$example" --data "$dir" --eval "$dir/model.safetensors" >"$dir/eval.txt"
 cat "$dir/eval.txt"
 evaluated=$(sed -n 's/.*: test accuracy \([0-9.]*\)%$/\1/p' "$dir/eval.txt")
 if [ -z "$trained" ] || [ "$trained" != "$evaluated" ]; then
     echo "accuracy after training ($trained) and after reloading ($evaluated) differ" >&2
+    exit 1
+fi
+if [ -n "$min_accuracy" ] &&
+    ! awk -v a="$trained" -v m="$min_accuracy" 'BEGIN { exit !(a > m) }'; then
+    echo "trained accuracy $trained% is not above $min_accuracy%" >&2
     exit 1
 fi
 # The same files uncompressed give the same accuracy.

@@ -1,0 +1,43 @@
+/* fashion.h: what the Fashion-MNIST examples (fashion_mnist.c, an MLP, and
+ * fashion_mnist_cnn.c, a CNN) share: their options, loading the IDX splits,
+ * the epoch loop with its progress bar, the test accuracy, and saving and
+ * reloading a safetensors checkpoint. Each example says how to make its
+ * model and calls fashion_main. */
+#ifndef EXAMPLES_FASHION_H
+#define EXAMPLES_FASHION_H
+
+#include <autograd.h>
+
+#include <stdbool.h>
+
+/* A model as the shared loop sees it, filled in by fashion_spec.make. */
+typedef struct {
+    void *model;
+    /* logits (B, 10) of a batch x (B, image shape), built in `step` */
+    ag_tensor *(*forward)(void *model, ag_arena *step, ag_tensor *x);
+    void (*set_training)(void *model, bool training);
+    ag_params *parameters; /* what Adam updates */
+    ag_params *state;      /* what the checkpoint holds */
+} fashion_model;
+
+typedef struct {
+    const char *program; /* for messages, the usage line and the default
+                            checkpoint, <program>.safetensors */
+    const char *model;   /* the checkpoint's "model" metadata */
+    int image_ndim;      /* each example's shape: (784) or (1, 28, 28) */
+    int64_t image_shape[3];
+    double learning_rate; /* Adam's */
+    bool cosine;          /* decay it by a cosine to 0 over the run */
+    /* Makes the model in arena `a` with its weights drawn from seed;
+     * returns 0, or -1 with the library's error. */
+    int (*make)(ag_arena *a, uint64_t seed, fashion_model *out);
+} fashion_spec;
+
+/* Parses the options (--data DIR, --epochs N, --save FILE, --eval FILE,
+ * --threads N, --seed N, --help), loads the data, makes the model, and
+ * trains it (reporting the test accuracy after each epoch, then saving the
+ * checkpoint) or, with --eval, measures a checkpoint. Returns main's exit
+ * status: 0, 1 on failure, 2 for bad options. */
+int fashion_main(int argc, char **argv, const fashion_spec *spec);
+
+#endif /* EXAMPLES_FASHION_H */
