@@ -342,6 +342,84 @@ START_TEST(test_rnn_modules)
 }
 END_TEST
 
+/* MultiheadAttention: PyTorch's names, the output against the same
+ * attention written in plain ops (one head at a time, causal), and its
+ * gradient checked in place. */
+typedef struct {
+    ag_module *mha;
+    ag_tensor *x;
+} mha_case;
+
+static ag_tensor *mha_loss(ag_arena *a, void *user)
+{
+    mha_case *c = user;
+    ag_tensor *y = ag_module_forward(c->mha, a, c->x);
+    return ag_sum(a, ag_mul(a, y, y), AG_ALL, false);
+}
+
+START_TEST(test_multihead_attention)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_rng rng = ag_rng_seed(8);
+    const int64_t n = 2, t = 3, e = 4, heads = 2, d = 2;
+    ag_module *mha =
+        ag_nn_multihead_attention(a, AG_F64, e, heads, true, true, true, &rng);
+    ck_assert_msg(mha != NULL, "%s", ag_last_error());
+    static const char *const names[] = {"in_proj_weight", "in_proj_bias",
+                                        "out_proj.weight", "out_proj.bias"};
+    expect_names(ag_module_state(mha), 4, names);
+    ag_params *p = ag_module_state(mha);
+    /* biases are zero as PyTorch's: give them values to test them */
+    for (int k = 1; k < 4; k += 2)
+        for (int64_t i = 0; i < ag_numel(ag_params_tensor(p, k)); i++) {
+            ck_assert_double_eq(tensor_at(ag_params_tensor(p, k), i), 0);
+            tensor_set(ag_params_tensor(p, k), i, 0.1 * (double)(i % 5) - 0.2);
+        }
+    mha_case c = {mha,
+                  ag_randn(a, AG_F64, 3, (int64_t[]){n, t, e}, 0, 1, &rng)};
+    ag_tensor *y = ag_module_forward(mha, step, c.x);
+    ck_assert_msg(y != NULL, "%s", ag_last_error());
+    ag_tensor *w = ag_params_tensor(p, 0), *b = ag_params_tensor(p, 1);
+    ag_tensor *ow = ag_params_tensor(p, 2), *ob = ag_params_tensor(p, 3);
+    ag_tensor *proj[3];
+    for (int k = 0; k < 3; k++)
+        proj[k] =
+            ag_linear(step, c.x, ag_slice(step, w, 0, k * e, (k + 1) * e, 1),
+                      ag_slice(step, b, 0, k * e, (k + 1) * e, 1));
+    ag_tensor *mask = ag_zeros(step, AG_F64, 2, (int64_t[]){t, t});
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t j = i + 1; j < t; j++)
+            tensor_set(mask, i * t + j, -INFINITY);
+    ag_tensor *parts[2];
+    for (int64_t h = 0; h < heads; h++) {
+        ag_tensor *qkv[3];
+        for (int k = 0; k < 3; k++)
+            qkv[k] = ag_slice(step, proj[k], 2, h * d, (h + 1) * d, 1);
+        ag_tensor *s = ag_scale(
+            step, ag_matmul(step, qkv[0], ag_transpose(step, qkv[1], 1, 2)),
+            1 / sqrt((double)d));
+        ag_tensor *pr = ag_softmax(step, ag_add(step, s, mask), -1);
+        parts[h] = ag_matmul(step, pr, qkv[2]);
+    }
+    ag_tensor *want = ag_linear(step, ag_concat(step, 2, parts, 2), ow, ob);
+    ck_assert_msg(want != NULL, "%s", ag_last_error());
+    for (int64_t i = 0; i < ag_numel(y); i++)
+        ck_assert_double_eq_tol(tensor_at(y, i), tensor_at(want, i), 1e-12);
+    ag_gradcheck_report rep;
+    ck_assert_msg(ag_gradcheck_params(mha_loss, &c, ag_module_parameters(mha),
+                                      NULL, &rep) == 0,
+                  "%s", ag_last_error());
+    ag_tensor *bad = ag_ones(step, AG_F64, 3, (int64_t[]){n, t, 5});
+    ck_assert_ptr_null(ag_module_forward(mha, step, bad));
+    ck_assert_msg(strstr(ag_last_error(), "MultiheadAttention: the query"),
+                  "%s", ag_last_error());
+    ck_assert_ptr_null(
+        ag_nn_multihead_attention(a, AG_F64, 5, 2, true, true, false, &rng));
+    ag_arena_free(step);
+    ag_arena_free(a);
+}
+END_TEST
+
 static Suite *module_suite(void)
 {
     Suite *s = suite_create("module");
@@ -353,6 +431,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, test_norm_modules);
     tcase_add_test(tc, test_conv_modules);
     tcase_add_test(tc, test_rnn_modules);
+    tcase_add_test(tc, test_multihead_attention);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -348,6 +348,27 @@ AG_API ag_module *ag_nn_max_pool2d(ag_arena *a, int64_t kernel, int64_t stride,
 AG_API ag_module *ag_nn_avg_pool2d(ag_arena *a, int64_t kernel, int64_t stride,
                                    int64_t padding);
 
+/* nn.MultiheadAttention(embed_dim, num_heads, bias, batch_first) with an
+ * optional causal mask: "in_proj_weight" (3E, E), "in_proj_bias" (3E), and
+ * the child "out_proj" (a Linear: "out_proj.weight", "out_proj.bias"), as
+ * PyTorch's names and initialisation (Xavier uniform in-projection, zero
+ * biases). ag_module_forward is self-attention on x (N,T,E) when
+ * batch_first, else (T,N,E). */
+AG_API ag_module *ag_nn_multihead_attention(ag_arena *a, ag_dtype dt,
+                                            int64_t embed_dim,
+                                            int64_t num_heads, bool bias,
+                                            bool batch_first, bool causal,
+                                            ag_rng *rng);
+
+/* The full call, attn(query, key, value, attn_mask)[0]: query (N,T,E),
+ * key and value (N,S,E) (or time first), mask additive, broadcastable to
+ * (N,H,T,S), or NULL. Returns (N,T,E) (or (T,N,E)), or NULL with an error
+ * naming the module for inputs of the wrong rank, features or dtype. */
+AG_API ag_tensor *
+ag_nn_multihead_attention_forward(ag_module *m, ag_arena *step,
+                                  ag_tensor *query, ag_tensor *key,
+                                  ag_tensor *value, ag_tensor *mask);
+
 /* nn.LSTM and nn.GRU(input_size, hidden_size, num_layers, batch_first):
  * per layer l, "weight_ih_l<l>" (G H, I or H), "weight_hh_l<l>" (G H, H),
  * "bias_ih_l<l>" and "bias_hh_l<l>" (G H), G = 4 gates (i, f, g, o) for the

@@ -9,6 +9,9 @@
 
 #include <math.h>
 
+static ag_tensor *mha_forward(ag_module *mod, ag_arena *step, ag_tensor *x);
+static const ag_module_type mha_type = {"MultiheadAttention", mha_forward};
+
 typedef struct {
     int64_t embed, heads;
     bool batch_first, causal;
@@ -17,8 +20,7 @@ typedef struct {
 } mha_module;
 
 /* Projection k (0 query, 1 key, 2 value) of x (N, L, E) -> (N, H, L, D). */
-static ag_tensor *project(ag_arena *a, const mha_module *m, ag_tensor *x,
-                          int k)
+static ag_tensor *project(ag_arena *a, const mha_module *m, ag_tensor *x, int k)
 {
     int64_t e = m->embed, n = x->shape[0], len = x->shape[1];
     ag_tensor *w = ag_slice(a, m->in_weight, 0, k * e, (k + 1) * e, 1);
@@ -50,8 +52,7 @@ ag_tensor *ag_nn_multihead_attention_forward(ag_module *mod, ag_arena *a,
                                              ag_tensor *query, ag_tensor *key,
                                              ag_tensor *value, ag_tensor *mask)
 {
-    if (!mod || ag__module_type(mod) == NULL ||
-        strcmp(ag_module_type_name(mod), "MultiheadAttention")) {
+    if (ag__module_type(mod) != &mha_type) {
         ag__error("ag_nn_multihead_attention_forward",
                   "the module is %s, not a MultiheadAttention",
                   mod ? ag_module_type_name(mod) : "NULL");
@@ -85,8 +86,6 @@ static ag_tensor *mha_forward(ag_module *mod, ag_arena *step, ag_tensor *x)
     return ag_nn_multihead_attention_forward(mod, step, x, x, x, NULL);
 }
 
-static const ag_module_type mha_type = {"MultiheadAttention", mha_forward};
-
 ag_module *ag_nn_multihead_attention(ag_arena *a, ag_dtype dt,
                                      int64_t embed_dim, int64_t num_heads,
                                      bool bias, bool batch_first, bool causal,
@@ -94,8 +93,7 @@ ag_module *ag_nn_multihead_attention(ag_arena *a, ag_dtype dt,
 {
     const char *func = "ag_nn_multihead_attention";
     if (!a || !rng || (dt != AG_F32 && dt != AG_F64) || embed_dim < 1 ||
-        num_heads < 1 || embed_dim % num_heads ||
-        embed_dim > INT64_MAX / 3) {
+        num_heads < 1 || embed_dim % num_heads || embed_dim > INT64_MAX / 3) {
         ag__error(func,
                   "needs an arena, an rng, a float dtype and embed_dim >= 1 "
                   "divisible by num_heads >= 1; got %s, %s, %s, embed_dim "
