@@ -123,7 +123,7 @@ int main(int argc, char **argv)
                 step, ag_mlp_forward(step, mlp, bx), by);
             if (!loss || ag_backward(loss) || ag_optimizer_step(opt))
                 return fail("training");
-            ag_optimizer_zero_grad(opt);
+            ag_optimizer_clear_grad(opt);
             loss_sum += ag_item(loss);
             samples += ag_shape(bx)[0];
             n++;
