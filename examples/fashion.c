@@ -209,7 +209,7 @@ static double train_epoch(const run_state *r, ag_optimizer *opt,
         ag_tensor *loss = ag_softmax_cross_entropy(
             step, r->m.forward(r->m.model, step, bx), by);
         if (!loss || ag_backward(loss) || ag_optimizer_step(opt)) return -1;
-        ag_optimizer_zero_grad(opt);
+        ag_optimizer_clear_grad(opt);
         loss_sum += ag_item(loss);
         n++;
         progress_step(&bar, n, loss_sum / (double)n, ag_shape(bx)[0]);

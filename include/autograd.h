@@ -344,6 +344,28 @@ AG_API int ag_set_num_threads(int n);
  * before it was first called. */
 AG_API int ag_get_num_threads(void);
 
+/* Subnormal floats (f32 below 1.2e-38 in magnitude, f64 below 2.2e-308)
+ * on the calling thread, as torch.set_flush_denormal: with on, every
+ * float operation of this thread (the library's and the caller's own)
+ * reads a subnormal input as zero and stores a result that would be
+ * subnormal as zero, with the sign kept (x86: the FTZ and DAZ bits of
+ * MXCSR); with off, the IEEE 754 default, gradual underflow, comes back.
+ * Intel CPUs take a microcode assist, about a hundred cycles, for each
+ * operation that reads or makes a subnormal, so a kernel whose values
+ * decay that far (moment estimates, momentum buffers, softmax tails)
+ * runs many times slower without it; AMD's recent CPUs pay little. What
+ * changes numerically: values smaller than the smallest normal number
+ * become 0, so x - y == 0 no longer implies x == y, 1 / x may be infinite
+ * for a nonzero x read as zero, and a sum of many tiny terms may lose
+ * them. The library's threads run the parts of a job in the mode of the
+ * thread that gave it. The optimizers' updates and ag_clip_grad_norm
+ * always flush, whatever this says (optim.h), and give the caller's mode
+ * back when they return. Returns the previous setting (1 on, 0 off), or
+ * -1 with an error when asked for on where the CPU has no such mode (then
+ * nothing changes; off always succeeds there). Per thread; a thread
+ * started later inherits its creator's setting, as POSIX threads do. */
+AG_API int ag_set_flush_denormal(bool on);
+
 /* ------------------------------------------------------------------ */
 /* Ops                                                                 */
 /* ------------------------------------------------------------------ */

@@ -10,7 +10,10 @@
  * thread that finds the workers busy runs the parts of its job one after
  * another. A job is always split in as many parts as ag_set_num_threads asked
  * for, so its rounding, and every result, depends on that count alone, never on
- * which thread got the workers. */
+ * which thread got the workers. A worker runs its part in the floating-point
+ * mode of the thread that gave the job (flushing subnormals or not), so that
+ * a part computes the same on a worker as on the caller. */
+#include "fpenv.h"
 #include "internal.h"
 
 #include <cblas.h>
@@ -29,6 +32,7 @@ static struct {
     uint64_t generation; /* counts jobs */
     ag_parallel_fn *fn;
     void *arg;
+    ag_fp_mode mode; /* the job's floating-point mode: its caller's */
     uint64_t born[AG_MAX_THREADS]; /* generation when worker i started */
     int parts;   /* of the current job; part 0 runs on the caller */
     int pending; /* parts still running on workers */
@@ -51,7 +55,9 @@ static void *worker(void *index_ptr)
         ag_parallel_fn *fn = pool.fn;
         void *arg = pool.arg;
         int parts = pool.parts;
+        ag_fp_mode mode = pool.mode;
         pthread_mutex_unlock(&pool.lock);
+        ag__fp_set_mode(mode);
         fn(arg, index, parts);
         pthread_mutex_lock(&pool.lock);
         if (--pool.pending == 0) pthread_cond_signal(&pool.done);
@@ -140,6 +146,7 @@ void ag__parallel(int parts, ag_parallel_fn *fn, void *arg)
     pool.busy = true;
     pool.fn = fn;
     pool.arg = arg;
+    pool.mode = ag__fp_mode();
     pool.parts = parts;
     pool.pending = parts - 1;
     pool.generation++;

@@ -4,14 +4,20 @@
  * fixtures/make_optim_fixture.py) in f64 and f32, including clipping,
  * schedules and a parameter that has no gradient for the first steps; steps
  * allocate nothing; parameters without a gradient are left alone; the
- * learning rate can be changed; every documented error is reported. */
+ * learning rate can be changed; every documented error is reported; the
+ * updates flush subnormals to zero (a subnormal gradient reads as zero, a
+ * momentum buffer decaying below the smallest normal f32 becomes zero)
+ * and give the caller's floating-point mode back. */
 #include <autograd.h>
 #include <check.h>
+#include <fenv.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "fixtures/optim_torch.h"
+#include "fpenv.h"
 #include "internal.h"
 #include "support.h"
 
@@ -479,6 +485,91 @@ START_TEST(test_schedules_closed_form)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Subnormals                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Adam in f32 with a gradient of 1e-40 (subnormal): flushed, it reads as
+ * zero and the parameter 1e-30 stays; without flushing m = 1e-41 would
+ * move it by lr * 1e-40 / eps = 1e-35, about a hundred of its last bits.
+ * A gradient of 1e-36 (m = 1e-37, normal) does move it. */
+START_TEST(test_adam_subnormal_gradient)
+{
+    if (ag_set_flush_denormal(false) < 0) return; /* no flush mode */
+    const double v[1] = {1e-30}, tiny[1] = {1e-40}, small[1] = {1e-36};
+    ck_assert(fpclassify((float)tiny[0]) == FP_SUBNORMAL);
+    ag_tensor *p = param_with_grad(AG_F32, 1, v, tiny);
+    ag_tensor *q = param_with_grad(AG_F32, 1, v, small);
+    ag_tensor *both[2] = {p, q};
+    ag_optimizer *opt = must(ag_adam_new(oa, set_of(2, both), NULL), "adam");
+    ck_assert_int_eq(ag_optimizer_step(opt), 0);
+    ck_assert_float_eq(((float *)ag_data(p))[0], (float)1e-30);
+    ck_assert_float_ne(((float *)ag_data(q))[0], (float)1e-30);
+}
+END_TEST
+
+/* SGD with momentum 0.01 and lr 0.5: the first step sets the buffer to
+ * the gradient 1e-36 and moves p from 1e-36 to 5e-37; with no gradient
+ * after it, the buffer decays to 1e-38, below FLT_MIN: in f32 it is
+ * stored as zero and p stays (unflushed it would move by 5e-39); in f64
+ * 1e-38 is a normal number and p moves. */
+START_TEST(test_sgd_momentum_decays_to_zero)
+{
+    if (ag_set_flush_denormal(false) < 0) return;
+    const double v[1] = {1e-36}, g[1] = {1e-36};
+    ag_tensor *t[2] = {param_with_grad(AG_F32, 1, v, g),
+                       param_with_grad(AG_F64, 1, v, g)};
+    ag_sgd_options o = {.lr = 0.5, .momentum = 0.01};
+    ag_optimizer *opt = must(ag_sgd_new(oa, set_of(2, t), &o), "ag_sgd_new");
+    ck_assert_int_eq(ag_optimizer_step(opt), 0);
+    float f32_after_one = ((float *)ag_data(t[0]))[0];
+    double f64_after_one = ((double *)ag_data(t[1]))[0];
+    ck_assert_float_eq_tol(f32_after_one, 5e-37f, 1e-43f);
+    ag_zero_grad(t[0]);
+    ag_zero_grad(t[1]);
+    ck_assert_float_lt((float)(0.01 * 1e-36), FLT_MIN);
+    ck_assert_int_eq(ag_optimizer_step(opt), 0);
+    ck_assert_float_eq(((float *)ag_data(t[0]))[0], f32_after_one);
+    ck_assert_double_eq_tol(((double *)ag_data(t[1]))[0],
+                            f64_after_one - 0.5e-38, 1e-50);
+}
+END_TEST
+
+/* A step and a clip leave the caller's floating-point environment as it
+ * was, flushing or not: the rounding mode, every control bit of x86's
+ * MXCSR, and the flag of an underflow raised before them. */
+START_TEST(test_caller_mode_restored)
+{
+    const double v[2] = {0.5, -0.25}, g[2] = {2.0, 1e-3};
+    for (int flush = 0; flush <= 1; flush++) {
+        if (ag_set_flush_denormal(flush) < 0) {
+            ck_assert_str_eq(ag_last_error(),
+                             "ag_set_flush_denormal: this CPU has no "
+                             "flush-to-zero mode the library knows");
+            continue;
+        }
+        ck_assert_int_eq(fesetround(flush ? FE_UPWARD : FE_TOWARDZERO), 0);
+        feclearexcept(FE_ALL_EXCEPT);
+        feraiseexcept(FE_UNDERFLOW);
+        int round = fegetround();
+        ag_fp_mode mode = ag__fp_mode();
+        ag_tensor *t = param_with_grad(AG_F32, 2, v, g);
+        ag_params *set = set_of(1, &t);
+        ag_optimizer *adam = must(ag_adam_new(oa, set, NULL), "ag_adam_new");
+        ck_assert_int_eq(ag_optimizer_step(adam), 0);
+        ck_assert_int_eq(fegetround(), round);
+        ck_assert_uint_eq(ag__fp_mode(), mode);
+        ck_assert(ag_clip_grad_norm(set, 0.1) > 1);
+        ck_assert_int_eq(fegetround(), round);
+        ck_assert_uint_eq(ag__fp_mode(), mode);
+        ck_assert(fetestexcept(FE_UNDERFLOW));
+        ck_assert_int_eq(ag_set_flush_denormal(false), flush);
+        ck_assert_int_eq(fesetround(FE_TONEAREST), 0);
+    }
+    ck_assert_int_eq(ag_set_flush_denormal(false), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -639,6 +730,9 @@ int main(void)
     tcase_add_test(tc, test_clip_grad_norm_not_finite);
     tcase_add_test(tc, test_schedules_torch);
     tcase_add_test(tc, test_schedules_closed_form);
+    tcase_add_test(tc, test_adam_subnormal_gradient);
+    tcase_add_test(tc, test_sgd_momentum_decays_to_zero);
+    tcase_add_test(tc, test_caller_mode_restored);
     tcase_add_test(tc, test_errors_options);
     tcase_add_test(tc, test_errors_arguments);
     tcase_add_test(tc, test_errors_schedules);

@@ -6,12 +6,14 @@
  * rows and by columns, and for shapes that leave a thread no work; two user
  * threads that train at once (one finds the workers busy and runs its parts
  * itself) both get the bits of a run alone, and so does the child of a fork
- * made after the workers started. */
+ * made after the workers started; the workers run in the floating-point
+ * mode of the thread that gives them a job (subnormals flushed or not). */
 #define _POSIX_C_SOURCE 200809L
 #include <autograd.h>
 
 #include "support.h"
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -215,6 +217,41 @@ START_TEST(test_fork_after_workers)
 }
 END_TEST
 
+/* A leaky ReLU of 2^17 values of -1e-39 (subnormal in f32) on 2 threads,
+ * the second half on a worker: with ag_set_flush_denormal on, every
+ * result is zero (the input reads as zero); off, every one is the
+ * subnormal 0.5 * x, on the worker as on the caller, each time the mode
+ * changes between jobs. The results are read with the flush off (with it
+ * on, a subnormal compares equal to zero). */
+START_TEST(test_workers_take_callers_mode)
+{
+    if (ag_set_flush_denormal(false) < 0) return; /* no flush mode */
+    ck_assert_int_eq(ag_set_num_threads(2), 0);
+    ag_arena *a = ag_arena_new();
+    ck_assert_ptr_nonnull(a);
+    const int64_t n = (int64_t)1 << 17;
+    ag_tensor *x = ag_full(a, AG_F32, 1, &n, -1e-39);
+    ck_assert_ptr_nonnull(x);
+    ck_assert(fpclassify(((float *)ag_data(x))[n - 1]) == FP_SUBNORMAL);
+    for (int round = 0; round < 4; round++) {
+        bool flush = round % 2;
+        ck_assert_int_eq(ag_set_flush_denormal(flush), 0);
+        ag_tensor *y = ag_leaky_relu(a, x, 0.5);
+        ck_assert_int_eq(ag_set_flush_denormal(false), flush);
+        ck_assert_ptr_nonnull(y);
+        const float *v = ag_data(y), want = flush ? -0.0f : -0.5e-39f;
+        for (int64_t i = 0; i < n; i += 4096)
+            ck_assert_msg(v[i] == want && v[n - 1 - i] == want,
+                          "round %d: y[%lld] = %g, y[%lld] = %g, want %g",
+                          round, (long long)i, (double)v[i],
+                          (long long)(n - 1 - i), (double)v[n - 1 - i],
+                          (double)want);
+    }
+    ag_arena_free(a);
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+}
+END_TEST
+
 static Suite *parallel_suite(void)
 {
     Suite *s = suite_create("parallel");
@@ -224,6 +261,7 @@ static Suite *parallel_suite(void)
     int cases = (int)test_size("AG_TEST_PARALLEL_CASES", 8);
     tcase_add_loop_test(tc, test_threads_agree, 0, cases);
     tcase_add_test(tc, test_two_callers);
+    tcase_add_test(tc, test_workers_take_callers_mode);
     /* Not under TSan (it refuses threads started after a multi-threaded
      * fork) or Valgrind (the child's _exit leaves the libraries' memory
      * reachable): the setups set AG_TEST_FORK=0. */

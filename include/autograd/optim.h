@@ -71,7 +71,27 @@ AG_API ag_optimizer *ag_adamw_new(ag_arena *a, ag_params *params,
 /* Updates every parameter that has a gradient (parameters whose gradient
  * is NULL are skipped, their state unchanged, as PyTorch skips grad None)
  * in place, with the current learning rate. Gradients are read, not
- * cleared. Allocates nothing. Returns 0, or -1 and an error for NULL. */
+ * cleared. Allocates nothing. Returns 0, or -1 and an error for NULL.
+ *
+ * Subnormals: the update runs with subnormal floats flushed to zero (as
+ * ag_set_flush_denormal(true), on this thread and on the library's
+ * workers), whatever the caller's setting, which it gives back, with the
+ * rounding mode and the exception flags, when it returns. A subnormal
+ * gradient, parameter, momentum buffer or moment estimate (f32: below
+ * 1.18e-38 in magnitude; f64: below 2.2e-308) reads as zero, and one the
+ * update would make subnormal is stored as zero. Without this, the
+ * moments of a weight whose gradient is zero for many steps (an input
+ * pixel that is always 0) decay by beta1 and beta2 every step through the
+ * subnormal range, for hundreds of steps, and Intel CPUs take a microcode
+ * assist for every operation on them: training slows down as it runs.
+ * What it changes: nothing for parameters of ordinary size. A flushed
+ * Adam moment m would have moved a parameter by at most
+ * lr / (1 - beta1^t) * 1.18e-38 / eps (1.2e-32 with the defaults), a
+ * flushed momentum buffer by lr * 1.18e-38; that reaches a parameter's
+ * last bit only when the parameter is below about 2e-25 (f32) in
+ * magnitude. A flushed v changes sqrt(v) by less than 1.1e-19, far
+ * below eps. PyTorch does not flush by default; the trajectories agree to
+ * rounding all the same (the fixtures of the test suite). */
 AG_API int ag_optimizer_step(ag_optimizer *opt);
 
 /* Zeroes the gradients of the optimizer's parameters (those without one
@@ -123,8 +143,12 @@ AG_API int ag_optimizer_load(ag_optimizer *opt, const char *path);
  * f32 gradients). Tensors without a gradient are skipped; with none, the
  * total is 0. A total that is not finite (some gradient holds inf or NaN)
  * is returned with the gradients left as they are, so that the caller can
- * skip the step. Returns the total norm before clipping, or -1 and an
- * error for NULL or a max_norm that is negative or not finite. */
+ * skip the step. Runs with subnormals flushed to zero, as
+ * ag_optimizer_step does (a subnormal gradient element counts as zero in
+ * the total, and a scaled one that would be subnormal becomes zero), and
+ * gives the caller's mode back. Returns the total norm before clipping,
+ * or -1 and an error for NULL or a max_norm that is negative or not
+ * finite. */
 AG_API double ag_clip_grad_norm(ag_params *params, double max_norm);
 
 /* Learning-rate schedules: pure functions of the step (or epoch) number,

@@ -2,6 +2,8 @@
  * torch.nn.utils.clip_grad_norm_ (1.13). */
 #include "optim.h"
 
+#include "../fpenv.h"
+
 #include <math.h>
 
 /* Sum of the squares of t's values, accumulated in double. */
@@ -32,6 +34,7 @@ double ag_clip_grad_norm(ag_params *params, double max_norm)
     }
     if (ag__check_nonneg("ag_clip_grad_norm", "max_norm", max_norm)) return -1;
     int count = ag_params_count(params);
+    ag_fp_mode caller = ag__fp_enter_flush(); /* as the optimizers' steps */
     double sum = 0;
     for (int i = 0; i < count; i++) {
         ag_tensor *g = ag_grad(ag_params_tensor(params, i));
@@ -39,10 +42,10 @@ double ag_clip_grad_norm(ag_params *params, double max_norm)
     }
     double total = sqrt(sum);
     double coef = max_norm / (total + 1e-6);
-    if (!isfinite(total) || coef >= 1) return total; /* nothing to clip */
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; isfinite(total) && coef < 1 && i < count; i++) {
         ag_tensor *g = ag_grad(ag_params_tensor(params, i));
         if (g) scale(g, coef);
     }
+    ag__fp_leave(caller);
     return total;
 }

@@ -4,6 +4,8 @@
  * sgd.c and adam.c. */
 #include "optim.h"
 
+#include "../fpenv.h"
+
 #include <math.h>
 
 int ag__check_nonneg(const char *func, const char *name, double value)
@@ -75,6 +77,11 @@ int ag_optimizer_step(ag_optimizer *opt)
         ag__error("ag_optimizer_step", "optimizer is NULL");
         return -1;
     }
+    /* Moments and momentum of a weight whose gradient is rarely nonzero
+     * decay by beta every step, through the subnormal range, where Intel
+     * CPUs take a microcode assist per operation: flushed, they reach zero
+     * instead (the workers run in this thread's mode). */
+    ag_fp_mode caller = ag__fp_enter_flush();
     for (int i = 0; i < opt->count; i++) {
         ag_opt_slot *s = &opt->slots[i];
         if (!s->param->grad) continue; /* as PyTorch skips grad None */
@@ -82,6 +89,7 @@ int ag_optimizer_step(ag_optimizer *opt)
         update_job job = {opt, s};
         ag__parallel_for(s->param->numel, update_range, &job);
     }
+    ag__fp_leave(caller);
     opt->steps++;
     return 0;
 }

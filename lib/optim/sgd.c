@@ -17,22 +17,37 @@ AG_KERNEL static void sgd_update(const ag_optimizer *opt, const ag_opt_slot *s,
                                  const ag_tensor *grad, int64_t lo, int64_t hi)
 {
     const ag_sgd_options *o = &opt->options.sgd;
-    bool first = s->steps == 1;
+    const bool first = s->steps == 1, nesterov = o->nesterov;
     int64_t n = hi - lo;
+    /* One loop per case, each without a branch inside, so that each is
+     * vectorized (one loop with the cases inside ran element by element). */
     AG_DISPATCH_FLOAT(s->param->dtype, {
         real *restrict p = (real *)s->param->data + lo;
         real *restrict b = s->state[0] ? (real *)s->state[0] + lo : NULL;
         const real *restrict gr = (const real *)grad->data + lo;
         const real lr = (real)opt->lr, wd = (real)o->weight_decay;
         const real mu = (real)o->momentum, keep = (real)(1 - o->dampening);
-        for (int64_t i = 0; i < n; i++) {
-            real g = gr[i] + wd * p[i];
-            if (b) {
-                b[i] = first ? g : mu * b[i] + keep * g;
-                g = o->nesterov ? g + mu * b[i] : b[i];
+        if (!b)
+            for (int64_t i = 0; i < n; i++) p[i] -= lr * (gr[i] + wd * p[i]);
+        else if (first)
+            for (int64_t i = 0; i < n; i++) {
+                real g = gr[i] + wd * p[i];
+                b[i] = g;
+                p[i] -= lr * (nesterov ? g + mu * g : g);
             }
-            p[i] -= lr * g;
-        }
+        else if (nesterov)
+            for (int64_t i = 0; i < n; i++) {
+                real g = gr[i] + wd * p[i];
+                real m = mu * b[i] + keep * g;
+                b[i] = m;
+                p[i] -= lr * (g + mu * m);
+            }
+        else
+            for (int64_t i = 0; i < n; i++) {
+                real m = mu * b[i] + keep * (gr[i] + wd * p[i]);
+                b[i] = m;
+                p[i] -= lr * m;
+            }
     });
 }
 
