@@ -1,16 +1,41 @@
 /* support.c: the Check runner that every test program's main calls,
- * element access whatever the dtype, test sizes from the environment, and
- * a temporary folder per test with file helpers. */
+ * element access whatever the dtype, test sizes from the environment,
+ * probes of the floating-point environment, and a temporary folder per
+ * test with file helpers. */
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fenv.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+bool flush_takes_effect(void)
+{
+    int was = ag_set_flush_denormal(true);
+    if (was < 0) {
+        ag_clear_error();
+        return false;
+    }
+    volatile float tiny = 1e-39f, one = 1.0f;
+    volatile float product = tiny * one; /* stored before the mode changes */
+    ag_set_flush_denormal(was);
+    return product == 0;
+}
+
+bool fp_flags_tracked(void)
+{
+    int raised = fetestexcept(FE_ALL_EXCEPT);
+    feclearexcept(FE_UNDERFLOW);
+    feraiseexcept(FE_UNDERFLOW);
+    bool seen = fetestexcept(FE_UNDERFLOW) != 0;
+    if (!(raised & FE_UNDERFLOW)) feclearexcept(FE_UNDERFLOW);
+    return seen;
+}
 
 double tensor_at(const ag_tensor *t, int64_t i)
 {

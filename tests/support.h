@@ -5,6 +5,7 @@
 
 #include <autograd.h>
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Element i of t (not NULL) as a double, whatever its dtype. */
@@ -12,6 +13,17 @@ double tensor_at(const ag_tensor *t, int64_t i);
 
 /* Sets element i of the float tensor t to v (rounded for f32). */
 void tensor_set(ag_tensor *t, int64_t i, double v);
+
+/* ---- the floating-point environment ---- */
+
+/* Whether ag_set_flush_denormal(true) really flushes here: a subnormal
+ * times 1 gives 0 with it. False where the CPU has no flush mode and under
+ * Valgrind, which accepts the mode but computes as if it were off. */
+bool flush_takes_effect(void);
+
+/* Whether an exception flag raised is seen by fetestexcept (not under
+ * Valgrind, which does not keep MXCSR's flags). */
+bool fp_flags_tracked(void);
 
 /* ---- a temporary folder per test, and files in it ---- */
 

@@ -494,7 +494,7 @@ END_TEST
  * A gradient of 1e-36 (m = 1e-37, normal) does move it. */
 START_TEST(test_adam_subnormal_gradient)
 {
-    if (ag_set_flush_denormal(false) < 0) return; /* no flush mode */
+    if (!flush_takes_effect()) return; /* no flush mode, or Valgrind */
     const double v[1] = {1e-30}, tiny[1] = {1e-40}, small[1] = {1e-36};
     ck_assert(fpclassify((float)tiny[0]) == FP_SUBNORMAL);
     ag_tensor *p = param_with_grad(AG_F32, 1, v, tiny);
@@ -514,7 +514,7 @@ END_TEST
  * 1e-38 is a normal number and p moves. */
 START_TEST(test_sgd_momentum_decays_to_zero)
 {
-    if (ag_set_flush_denormal(false) < 0) return;
+    if (!flush_takes_effect()) return;
     const double v[1] = {1e-36}, g[1] = {1e-36};
     ag_tensor *t[2] = {param_with_grad(AG_F32, 1, v, g),
                        param_with_grad(AG_F64, 1, v, g)};
@@ -540,6 +540,7 @@ END_TEST
 START_TEST(test_caller_mode_restored)
 {
     const double v[2] = {0.5, -0.25}, g[2] = {2.0, 1e-3};
+    bool works = flush_takes_effect(); /* Valgrind: MXCSR reads as default */
     for (int flush = 0; flush <= 1; flush++) {
         if (ag_set_flush_denormal(flush) < 0) {
             ck_assert_str_eq(ag_last_error(),
@@ -561,8 +562,8 @@ START_TEST(test_caller_mode_restored)
         ck_assert(ag_clip_grad_norm(set, 0.1) > 1);
         ck_assert_int_eq(fegetround(), round);
         ck_assert_uint_eq(ag__fp_mode(), mode);
-        ck_assert(fetestexcept(FE_UNDERFLOW));
-        ck_assert_int_eq(ag_set_flush_denormal(false), flush);
+        ck_assert(fetestexcept(FE_UNDERFLOW) || !fp_flags_tracked());
+        ck_assert_int_eq(ag_set_flush_denormal(false), flush && works);
         ck_assert_int_eq(fesetround(FE_TONEAREST), 0);
     }
     ck_assert_int_eq(ag_set_flush_denormal(false), 0);
