@@ -33,26 +33,24 @@ static void window(const pool_params *p, int64_t o, int64_t size, int64_t *lo,
     *hi = start + p->k < size ? start + p->k : size;
 }
 
-static int pool_forward(ag_tensor *out)
+/* The forward of planes [lo, hi) (a plane is one image's channel). */
+typedef struct {
+    ag_tensor *out;
+    int64_t *arg; /* max pool's saved argmax, NULL for avg */
+} pool_job;
+
+static void pool_planes(const pool_job *job, int64_t lo, int64_t hi)
 {
+    ag_tensor *out = job->out;
     const pool_params *p = AG_PARAMS(out, pool_params);
     const ag_tensor *x = out->inputs[0];
-    int64_t planes = x->shape[0] * x->shape[1], HW = p->H * p->W;
-    int64_t L = p->OH * p->OW;
-    int64_t *arg = NULL;
-    if (out->op->kind == MAX_POOL) {
-        arg = ag__arena_alloc(out->arena, (size_t)out->numel * sizeof *arg, 16);
-        if (!arg && out->numel) {
-            ag__error("ag_max_pool2d", "out of memory");
-            return -1;
-        }
-        AG_SAVED(out, pool_saved)->argmax = arg;
-    }
+    int64_t HW = p->H * p->W, L = p->OH * p->OW;
+    int64_t *arg = job->arg;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *xv = x->data;
         real *y = out->data;
         const real inv_area = (real)1 / (real)(p->k * p->k);
-        for (int64_t pl = 0; pl < planes; pl++) {
+        for (int64_t pl = lo; pl < hi; pl++) {
             const real *xp = xv + pl * HW;
             for (int64_t oh = 0; oh < p->OH; oh++) {
                 int64_t h0, h1;
@@ -84,6 +82,36 @@ static int pool_forward(ag_tensor *out)
             }
         }
     });
+}
+
+/* One thread's share of the planes; each plane is computed alone, so the
+ * result is the same bits whatever the thread count. */
+static void pool_part(void *arg, int part, int parts)
+{
+    const pool_job *job = arg;
+    const ag_tensor *x = job->out->inputs[0];
+    int64_t lo, hi;
+    ag__part_range(x->shape[0] * x->shape[1], 1, part, parts, &lo, &hi);
+    pool_planes(job, lo, hi);
+}
+
+static int pool_forward(ag_tensor *out)
+{
+    const ag_tensor *x = out->inputs[0];
+    pool_job job = {out, NULL};
+    if (out->op->kind == MAX_POOL) {
+        job.arg = ag__arena_alloc(out->arena,
+                                  (size_t)out->numel * sizeof *job.arg, 16);
+        if (!job.arg && out->numel) {
+            ag__error("ag_max_pool2d", "out of memory");
+            return -1;
+        }
+        AG_SAVED(out, pool_saved)->argmax = job.arg;
+    }
+    if (x->numel >= AG_PARALLEL_MIN_ELEMENTS)
+        ag__parallel(AG_MAX_THREADS, pool_part, &job);
+    else
+        pool_planes(&job, 0, x->shape[0] * x->shape[1]);
     return 0;
 }
 
