@@ -278,17 +278,28 @@ static int rows_in_scratch(const char *func, ag_tensor *y, int n,
     return status;
 }
 
+/* The common start of ag_jacobian and ag_hessian: checks (results is the
+ * caller's array, named what), fresh leaves in *x, f's output. */
+static ag_tensor *start(const char *func, ag_arena *a, ag_fn f, int n,
+                        ag_tensor *const *inputs, void *user,
+                        ag_tensor **results, const char *what, ag_tensor ***x)
+{
+    if (check_call(func, a, f, n, inputs)) return NULL;
+    if (!results) {
+        ag__error(func, "the %s array is NULL", what);
+        return NULL;
+    }
+    *x = fresh_leaves(func, a, n, inputs, true);
+    return *x ? call_f(func, a, f, *x, n, user, true) : NULL;
+}
+
 int ag_jacobian(ag_arena *a, ag_fn f, int n, ag_tensor *const *inputs,
                 void *user, ag_tensor **jacobians)
 {
     const char *func = "ag_jacobian";
-    if (check_call(func, a, f, n, inputs)) return -1;
-    if (!jacobians) {
-        ag__error(func, "the jacobians array is NULL");
-        return -1;
-    }
-    ag_tensor **x = fresh_leaves(func, a, n, inputs, true);
-    ag_tensor *y = x ? call_f(func, a, f, x, n, user, true) : NULL;
+    ag_tensor **x;
+    ag_tensor *y =
+        start(func, a, f, n, inputs, user, jacobians, "jacobians", &x);
     if (!y) return -1;
     for (int i = 0; i < n; i++) {
         int ndim;
@@ -304,13 +315,8 @@ int ag_hessian(ag_arena *a, ag_fn f, int n, ag_tensor *const *inputs,
                void *user, ag_tensor **hessians)
 {
     const char *func = "ag_hessian";
-    if (check_call(func, a, f, n, inputs)) return -1;
-    if (!hessians) {
-        ag__error(func, "the hessians array is NULL");
-        return -1;
-    }
-    ag_tensor **x = fresh_leaves(func, a, n, inputs, true);
-    ag_tensor *y = x ? call_f(func, a, f, x, n, user, true) : NULL;
+    ag_tensor **x;
+    ag_tensor *y = start(func, a, f, n, inputs, user, hessians, "hessians", &x);
     if (!y || check_scalar(func, y)) return -1;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {

@@ -445,14 +445,18 @@ static void start_check(checker *ck, ag_gradcheck_report *r, const char *func,
     ck->opt = options ? *options : ag_gradcheck_defaults();
 }
 
-int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs, void *user,
-                 const ag_gradcheck_options *options,
-                 ag_gradcheck_report *report)
+/* ag_gradcheck and ag_gradgradcheck: a checker for f, the arguments
+ * checked, then body in the check's arenas. */
+static int check_function(const char *func, ag_gradcheck_fn f, int n,
+                          ag_tensor *const *inputs, void *user,
+                          const ag_gradcheck_options *options,
+                          ag_gradcheck_report *report,
+                          int (*body)(checker *, const void *), const void *arg)
 {
     ag_gradcheck_report scratch_report;
     ag_gradcheck_report *r = report ? report : &scratch_report;
     checker ck;
-    start_check(&ck, r, "ag_gradcheck", options);
+    start_check(&ck, r, func, options);
     ck.f = f;
     ck.user = user;
     ck.n = n;
@@ -460,7 +464,15 @@ int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs, void *user,
         r->passed = false;
         return -1;
     }
-    return with_arenas(&ck, gradcheck_body, inputs);
+    return with_arenas(&ck, body, arg);
+}
+
+int ag_gradcheck(ag_gradcheck_fn f, int n, ag_tensor *const *inputs, void *user,
+                 const ag_gradcheck_options *options,
+                 ag_gradcheck_report *report)
+{
+    return check_function("ag_gradcheck", f, n, inputs, user, options, report,
+                          gradcheck_body, inputs);
 }
 
 /* ---- gradgradcheck ---- */
@@ -575,19 +587,9 @@ int ag_gradgradcheck(ag_fn f, int n, ag_tensor *const *inputs, void *user,
                      const ag_gradcheck_options *options,
                      ag_gradcheck_report *report)
 {
-    ag_gradcheck_report scratch_report;
-    ag_gradcheck_report *r = report ? report : &scratch_report;
-    checker ck;
-    start_check(&ck, r, "ag_gradgradcheck", options);
-    ck.f = f;
-    ck.user = user;
-    ck.n = n;
-    if (check_args(ck.func, f, n, inputs, &ck.opt)) {
-        r->passed = false;
-        return -1;
-    }
     gradgrad_arg arg = {inputs};
-    return with_arenas(&ck, gradgrad_body, &arg);
+    return check_function("ag_gradgradcheck", f, n, inputs, user, options,
+                          report, gradgrad_body, &arg);
 }
 
 /* ---- gradcheck_params ---- */
