@@ -415,6 +415,9 @@ static Suite *higher_order_suite(void)
 {
     Suite *s = suite_create("higher_order");
     TCase *ops = tcase_create("ops");
+    /* the second order of the largest cases (attention over two key
+     * blocks, convolutions) takes seconds under the sanitizers */
+    tcase_set_timeout(ops, 300);
     tcase_add_test(ops, test_every_op_has_rules);
     tcase_add_loop_test(ops, test_case_second_order, 0, gc_case_count);
     tcase_add_loop_test(ops, test_case_forward_mode, 0, gc_case_count);
