@@ -557,6 +557,14 @@ int ag_gradients(ag_arena *a, int n_outputs, ag_tensor *const *outputs,
         if (x->mark == NEEDED && x->grad) {
             if (!create_graph) ag__grad_accumulate(x); /* unwritten: zero */
             grads[j] = x->grad;
+            /* a seed given as the gradient itself (an input that is an
+             * output) lives in the caller's arena: a differentiable copy */
+            if (grads[j]->arena != a) {
+                bool mode = ag_set_grad_enabled(create_graph);
+                grads[j] = ag_cast(a, grads[j], grads[j]->dtype);
+                ag_set_grad_enabled(mode);
+            }
+            if (!grads[j]) status = -1;
         } else {
             grads[j] = ag_zeros(a, x->dtype, x->ndim, x->shape);
             if (!grads[j]) status = -1;
