@@ -440,7 +440,8 @@ static int ce_backward(ag_tensor *out)
                     const real *restrict lr = lp + (n * C + c) * L;
                     AG_GRAD_LOOP(set, L, dx + (n * C + c) * L,
                                  AG_SELECT(tn[i] != ignore,
-                                           s * AG_EXP(lr[i]) - spread, (real)0));
+                                           s * AG_EXP(lr[i]) - spread,
+                                           (real)0));
                 }
             }
             for (int64_t l = 0; l < L; l++)
