@@ -43,7 +43,7 @@ int ag__finish(const char *func, ag_tensor *out)
 {
     if (ag_is_anomaly_detection_enabled() && ag__anomaly_forward(func, out))
         return -1;
-    if (!out->requires_grad && !out->tangent) {
+    if (!out->requires_grad) { /* its tangent, if any, is already made */
         /* a leaf: no references into inputs' arenas */
         out->op = NULL;
         out->n_inputs = 0;

@@ -207,8 +207,8 @@ int ag__record(const char *func, ag_tensor *out, const ag_op *op, int n,
 
 /* Finishes an op result after its forward: in anomaly mode checks its
  * values (ag__anomaly_forward, reported as func); unless it requires a
- * gradient or carries a tangent, forgets its op, inputs and saved state,
- * so that it is a leaf. Returns 0, or -1 with an error. */
+ * gradient, forgets its op, inputs and saved state, so that it is a leaf
+ * (its tangent, made before, stays). Returns 0, or -1 with an error. */
 int ag__finish(const char *func, ag_tensor *out);
 
 /* Forward mode: when some differentiable input of out carries a tangent
