@@ -1,7 +1,7 @@
 /* char_lstm.c: a character-level language model, Embedding -> LSTM ->
  * Linear over bytes, trained on the text of Debian's fortunes by truncated
  * backpropagation through time (Adam, gradient clipping); reports bits per
- * character on held-out text (the last 2% of the text) after each epoch,
+ * character on held-out text (the last 2% of every file) after each epoch,
  * saves the model's state as safetensors (PyTorch's names: "embed.weight",
  * "lstm.weight_ih_l0", ..., "head.weight", "head.bias"; the sizes in the
  * metadata; examples/torch_char_lstm.py loads it into PyTorch) and writes
@@ -201,26 +201,40 @@ static int is_text(const char *dir, const char *name, char *path, size_t size)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Appends the file at path to t, its last HELDOUT percent to `held`. */
+static int append_split(text *t, text *held, const char *path)
+{
+    int64_t begin = t->n;
+    if (append_file(t, path)) return -1;
+    int64_t keep = (t->n - begin) * HELDOUT / 100;
+    unsigned char *more = realloc(held->bytes, (size_t)(held->n + keep) + 1);
+    if (!more) return -1;
+    memcpy(more + held->n, t->bytes + t->n - keep, (size_t)keep);
+    held->bytes = more, held->n += keep, t->n -= keep;
+    return 0;
+}
+
 /* Reads `path`, a file or a folder of texts (read in the order of their
- * names), into t. */
+ * names), into t: every file's first 100 - HELDOUT percent for training,
+ * then every file's last HELDOUT percent, held out. */
 static int load_text(const char *path, text *t)
 {
     *t = (text){0};
+    text held = {0};
     struct stat st;
     if (stat(path, &st)) {
-        perror(path);
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) return append_file(t, path);
-    DIR *d = opendir(path);
-    if (!d) {
         perror(path);
         return -1;
     }
     char **names = NULL, file[4096];
     size_t count = 0;
     int status = 0;
-    for (struct dirent *e; (e = readdir(d));) {
+    DIR *d = S_ISDIR(st.st_mode) ? opendir(path) : NULL;
+    if (S_ISDIR(st.st_mode) && !d) {
+        perror(path);
+        return -1;
+    }
+    for (struct dirent *e; d && (e = readdir(d));) {
         if (!is_text(path, e->d_name, file, sizeof file)) continue;
         char **more = realloc(names, (count + 1) * sizeof *names);
         char *copy = strdup(e->d_name);
@@ -232,17 +246,28 @@ static int load_text(const char *path, text *t)
         }
         names[count++] = copy;
     }
-    closedir(d);
+    if (d) closedir(d);
     if (names) qsort(names, count, sizeof *names, by_name);
     for (size_t i = 0; i < count; i++) {
         snprintf(file, sizeof file, "%s/%s", path, names[i]);
-        if (!status) status = append_file(t, file);
+        if (!status) status = append_split(t, &held, file);
         free(names[i]);
     }
     free(names);
-    if (!status && count == 0)
+    if (!d) status = append_split(t, &held, path);
+    if (!status && d && count == 0)
         fprintf(stderr, "char_lstm: %s holds no text files\n", path),
             status = -1;
+    t->train = t->n;
+    unsigned char *all =
+        status ? NULL : realloc(t->bytes, (size_t)(t->n + held.n) + 1);
+    if (all) {
+        memcpy(all + t->n, held.bytes, (size_t)held.n);
+        t->bytes = all, t->n += held.n;
+    } else {
+        status = -1;
+    }
+    free(held.bytes);
     return status;
 }
 
@@ -543,7 +568,6 @@ static int run(options *o, ag_arena *data, ag_arena *step)
         free(t.bytes);
         return 1;
     }
-    t.train = t.n - t.n * HELDOUT / 100;
     int status = 0;
     if (t.n - t.train < EVAL_STREAMS + 1) {
         fprintf(stderr, "char_lstm: %lld bytes are too few\n", (long long)t.n);

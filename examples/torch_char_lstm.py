@@ -2,7 +2,7 @@
 """torch_char_lstm.py: loads a checkpoint written by examples/char_lstm into
 the same model built of torch.nn (Embedding -> LSTM -> Linear, with
 load_state_dict(strict=True)) and measures its bits per character on the
-same held-out text the same way (the last 2% of the text, 32 streams read
+same held-out text the same way (the last 2% of every file, 32 streams read
 side by side in stretches of the checkpoint's seq, the state carried over),
 printing the number as char_lstm --eval does.
 
@@ -34,19 +34,20 @@ def is_text(folder, name):
         os.path.isfile(os.path.join(folder, name))
 
 
-def load_text(path):
-    if not os.path.isdir(path):
-        with open(path, "rb") as f:
-            return f.read()
-    blob = b""
-    for name in sorted(n for n in os.listdir(path) if is_text(path, n)):
-        with open(os.path.join(path, name), "rb") as f:
-            blob += f.read()
-    return blob
+def load_heldout(path, percent):
+    """The last `percent` of every file, as char_lstm holds them out."""
+    paths = [path] if not os.path.isdir(path) else [
+        os.path.join(path, n) for n in sorted(os.listdir(path))
+        if is_text(path, n)]
+    held = b""
+    for p in paths:
+        with open(p, "rb") as f:
+            blob = f.read()
+        held += blob[len(blob) - len(blob) * percent // 100:]
+    return held
 
 
-def heldout_bits(model, text, percent, streams, seq):
-    held = text[len(text) - len(text) * percent // 100:]
+def heldout_bits(model, held, streams, seq):
     length = (len(held) - 1) // streams
     data = torch.tensor(list(held), dtype=torch.int64)
     rows = torch.stack([data[s * length:s * length + length + 1]
@@ -69,8 +70,9 @@ def main():
                      int(meta["hidden"]), int(meta["layers"]))
     model.load_state_dict(tensors, strict=True)
     data = sys.argv[2] if len(sys.argv) > 2 else meta["data"]
-    bits = heldout_bits(model, load_text(data), int(meta["heldout_percent"]),
-                        int(meta["eval_streams"]), int(meta["seq"]))
+    held = load_heldout(data, int(meta["heldout_percent"]))
+    bits = heldout_bits(model, held, int(meta["eval_streams"]),
+                        int(meta["seq"]))
     print("torch_char_lstm: %s: held-out %.4f bits/char" % (path, bits))
 
 
