@@ -18,24 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int compare(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "common.h"
 
 int main(int argc, char **argv)
 {
@@ -83,18 +66,20 @@ int main(int argc, char **argv)
     }
     double fwd[1000], bwd[1000];
     size_t peak = 0;
+    long allocs_before = 0;
     for (int r = 0; r <= reps; r++) { /* round 0 warms up */
-        double t0 = now();
+        if (r == 1) allocs_before = bench_allocations();
+        double t0 = bench_now_us();
         ag_tensor *o = ag_scaled_dot_product_attention(step, x[0], x[1], x[2],
                                                        NULL, causal);
-        double t1 = now();
+        double t1 = bench_now_us();
         ag_tensor *loss = ag_sum(step, ag_mul(step, o, w), AG_ALL, false);
-        double t2 = now();
+        double t2 = bench_now_us();
         if (!loss || ag_backward(loss)) {
             fprintf(stderr, "attention: %s\n", ag_last_error());
             return 1;
         }
-        double t3 = now();
+        double t3 = bench_now_us();
         if (r > 0) {
             fwd[r - 1] = t1 - t0;
             bwd[r - 1] = t3 - t2;
@@ -106,11 +91,12 @@ int main(int argc, char **argv)
     size_t elem = dt == AG_F32 ? 4 : 8;
     printf("ag attention T=%lld batch=%lld heads=%lld E=%lld dtype=%s "
            "causal=%d threads=%d forward_ms=%.3f backward_ms=%.3f "
-           "arena_bytes=%zu scores_bytes=%zu\n",
+           "arena_bytes=%zu scores_bytes=%zu allocs_per_step=%.2f\n",
            (long long)T, (long long)batch, (long long)heads, (long long)E,
            dt == AG_F32 ? "f32" : "f64", causal, threads,
-           1e3 * median(fwd, reps), 1e3 * median(bwd, reps), peak,
-           (size_t)(batch * heads * T * T) * elem);
+           1e-3 * bench_median(fwd, reps), 1e-3 * bench_median(bwd, reps), peak,
+           (size_t)(batch * heads * T * T) * elem,
+           (double)(bench_allocations() - allocs_before) / reps);
     ag_arena_free(step);
     ag_arena_free(params);
     return 0;

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "timing.h"
+#include "common.h"
 
 typedef struct {
     int64_t batch, channels, size, out, kernel, pad;
@@ -128,32 +128,32 @@ int main(int argc, char **argv)
     double *bwd = fwd + o.steps, *ffwd = bwd + o.steps, *fbwd = ffwd + o.steps;
     const void *wd = ag_data(w);
     for (int s = -2; s < o.steps; s++) { /* two warm-up steps */
-        double t0 = now_us();
+        double t0 = bench_now_us();
         ag_tensor *out = ag_conv2d(step, x, w, b, &co);
-        double t1 = now_us();
+        double t1 = bench_now_us();
         ag_tensor *loss = ag_sum(step, out, AG_ALL, false);
-        double t2 = now_us();
+        double t2 = bench_now_us();
         if (!loss || ag_backward(loss)) {
             fprintf(stderr, "conv: %s\n", ag_last_error());
             return 1;
         }
-        double t3 = now_us();
+        double t3 = bench_now_us();
         ag_zero_grad(x);
         ag_zero_grad(w);
         ag_zero_grad(b);
         ag_arena_reset(step);
-        double t4 = now_us();
+        double t4 = bench_now_us();
         for (int64_t n = 0; n < N; n++) /* y[n] = W @ cols[n] */
             gemm(o.dtype, false, false, (int)O, (int)L, (int)K, wd,
                  cols + n * K * L * e, 0, y + n * O * L * e);
-        double t5 = now_us();
+        double t5 = bench_now_us();
         for (int64_t n = 0; n < N; n++) { /* dW += g[n] cols[n]^T; W^T g[n] */
             gemm(o.dtype, false, true, (int)O, (int)K, (int)L,
                  g + n * O * L * e, cols + n * K * L * e, n ? 1 : 0, dw);
             gemm(o.dtype, true, false, (int)K, (int)L, (int)O, wd,
                  g + n * O * L * e, 0, dcols);
         }
-        double t6 = now_us();
+        double t6 = bench_now_us();
         if (s >= 0) {
             fwd[s] = t1 - t0, bwd[s] = t3 - t2;
             ffwd[s] = t5 - t4, fbwd[s] = t6 - t5;
@@ -164,8 +164,9 @@ int main(int argc, char **argv)
            "floor_bwd_us=%.1f\n",
            (long long)N, (long long)C, (long long)H, (long long)H, (long long)O,
            (long long)C, (long long)k, (long long)k, (long long)o.pad,
-           ag_dtype_name(o.dtype), o.threads, median(fwd, o.steps),
-           median(bwd, o.steps), median(ffwd, o.steps), median(fbwd, o.steps));
+           ag_dtype_name(o.dtype), o.threads, bench_median(fwd, o.steps),
+           bench_median(bwd, o.steps), bench_median(ffwd, o.steps),
+           bench_median(fbwd, o.steps));
     free(fwd);
     free(cols), free(g), free(y), free(dw), free(dcols);
     ag_arena_free(step);

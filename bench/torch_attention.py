@@ -5,7 +5,8 @@ diagonal)) v on q, k, v of shape (batch, heads, T, E) that require
 gradients; the forward and the backward of sum(O * W) timed apart, medians
 over the repetitions, printed in bench/attention's format. scores_bytes is
 one (T,T) score matrix of every head, which this version holds (twice:
-the scores and the probabilities, kept for the backward).
+the scores and the probabilities, kept for the backward); peak_rss_growth
+is how far the process's peak resident memory rose over the timed loop.
 
 Run with Debian's python3-torch: /usr/bin/python3 bench/torch_attention.py
     [--T 256] [--batch 1] [--heads 8] [--E 64] [--dtype f32|f64]
@@ -16,6 +17,7 @@ OMP_WAIT_POLICY to PASSIVE before torch loads, unless the caller set them.
 import argparse
 import math
 import os
+import resource
 import statistics
 import time
 
@@ -44,6 +46,7 @@ def main():
     q, k, v = (torch.randn(shape, generator=g, dtype=dt).requires_grad_(True)
                for _ in range(3))
     hide = ~torch.ones(a.T, a.T, dtype=torch.bool).tril()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fwd, bwd = [], []
     for r in range(a.reps + 1):  # round 0 warms up
         t0 = time.perf_counter()
@@ -62,12 +65,14 @@ def main():
         for t in (q, k, v):
             t.grad = None
     elem = 4 if a.dtype == "f32" else 8
+    rss_growth = 1024 * (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
+                         rss_before)
     print("torch attention T=%d batch=%d heads=%d E=%d dtype=%s causal=%d "
           "threads=%d forward_ms=%.3f backward_ms=%.3f arena_bytes=- "
-          "scores_bytes=%d" % (
+          "scores_bytes=%d peak_rss_growth=%d" % (
               a.T, a.batch, a.heads, a.E, a.dtype, a.causal, a.threads,
               1e3 * statistics.median(fwd), 1e3 * statistics.median(bwd),
-              a.batch * a.heads * a.T * a.T * elem))
+              a.batch * a.heads * a.T * a.T * elem, rss_growth))
 
 
 if __name__ == "__main__":

@@ -239,6 +239,58 @@ START_TEST(test_batch_norm_running_update)
 }
 END_TEST
 
+/* Layer norm splits its groups over the threads and sums dw and db over
+ * chunks of 32 groups, added in order: the same numbers, bit for bit, on
+ * 1, 2 and 3 threads, and dw and db equal to sums written out here. */
+START_TEST(test_layer_norm_threads_agree)
+{
+    int before = ag_get_num_threads();
+    const int64_t rows = 300, cols = 256; /* above the threading threshold */
+    ag_rng rng = ag_rng_seed(5);
+    ag_tensor *x =
+        ag_randn(arena, AG_F64, 2, (int64_t[]){rows, cols}, 0, 1, &rng);
+    ag_tensor *c =
+        ag_randn(arena, AG_F64, 2, (int64_t[]){rows, cols}, 0, 1, &rng);
+    ag_tensor *w = ag_randn(arena, AG_F64, 1, &cols, 1, 0.1, &rng);
+    ag_tensor *b = ag_randn(arena, AG_F64, 1, &cols, 0, 0.1, &rng);
+    ag_tensor *leaves[3] = {x, w, b}, *first[4] = {NULL};
+    for (int k = 0; k < 3; k++) ag_requires_grad(leaves[k], true);
+    for (int threads = 1; threads <= 3; threads++) {
+        ck_assert_int_eq(ag_set_num_threads(threads), 0);
+        for (int k = 0; k < 3; k++) ag_zero_grad(leaves[k]);
+        ag_tensor *y = ag_layer_norm(arena, x, 1, w, b, 1e-5);
+        ag_tensor *l = ag_sum(arena, ag_mul(arena, y, c), AG_ALL, false);
+        ck_assert_msg(l && ag_backward(l) == 0, "%s", ag_last_error());
+        ag_tensor *got[4] = {y, ag_detach(arena, ag_grad(x)),
+                             ag_detach(arena, ag_grad(w)),
+                             ag_detach(arena, ag_grad(b))};
+        for (int k = 0; k < 4; k++) {
+            if (threads == 1) {
+                first[k] = got[k];
+                continue;
+            }
+            ck_assert_msg(!memcmp(ag_data(got[k]), ag_data(first[k]),
+                                  (size_t)ag_numel(got[k]) * 8),
+                          "tensor %d differs on %d threads", k, threads);
+        }
+    }
+    ag_set_num_threads(before);
+    /* dw[j] = sum_i c[i,j] xhat[i,j] = sum_i c[i,j] (y[i,j] - b[j]) / w[j],
+     * db[j] = sum_i c[i,j] */
+    const double *yv = ag_data(first[0]), *cv = ag_data(c);
+    const double *wv = ag_data(w), *bv = ag_data(b);
+    for (int64_t j = 0; j < cols; j++) {
+        double dw = 0, db = 0;
+        for (int64_t i = 0; i < rows; i++) {
+            dw += cv[i * cols + j] * (yv[i * cols + j] - bv[j]) / wv[j];
+            db += cv[i * cols + j];
+        }
+        ck_assert_double_eq_tol(tensor_at(first[2], j), dw, 1e-10);
+        ck_assert_double_eq_tol(tensor_at(first[3], j), db, 1e-10);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("norm");
@@ -252,6 +304,7 @@ int main(void)
     tcase_add_test(te, test_layer_and_rms_norm_errors);
     tcase_add_test(te, test_batch_norm_errors);
     tcase_add_test(te, test_batch_norm_running_update);
+    tcase_add_test(te, test_layer_norm_threads_agree);
     suite_add_tcase(s, te);
     return run_suite(s);
 }

@@ -22,6 +22,7 @@
 #include "../internal.h"
 
 #include <math.h>
+#include <string.h>
 #include <tgmath.h>
 
 enum { LAYER_NORM, RMS_NORM, BATCH_NORM, BATCH_NORM_EVAL };
@@ -78,22 +79,58 @@ static ag_tensor *norm_bias(const ag_tensor *out)
     return p->has_bias ? out->inputs[first + p->has_weight] : NULL;
 }
 
-/* forward: mu, var per group (or the running ones), xhat = (x - mu) r,
- * y = xhat w + b */
-static int norm_forward(ag_tensor *out)
+/* total (a double) += the sum of expr over i in [0, n), in LANES partial
+ * sums of real, so that the loop vectorises (one running sum is a chain of
+ * dependent additions); the partial sums join total every BLOCK elements,
+ * so that each rounds over at most BLOCK / LANES terms. Used inside
+ * AG_DISPATCH_FLOAT (real). */
+#define LANES 16
+#define BLOCK 1024
+#define LANE_SUM(n, total, expr)                                               \
+    do {                                                                       \
+        for (int64_t b0_ = 0; b0_ < (n); b0_ += BLOCK) {                       \
+            int64_t end_ = b0_ + BLOCK < (n) ? b0_ + BLOCK : (n), i0_ = b0_;   \
+            real lane_[LANES] = {0};                                           \
+            for (; i0_ + LANES <= end_; i0_ += LANES)                          \
+                for (int64_t i = i0_; i < i0_ + LANES; i++)                    \
+                    lane_[i - i0_] += (expr);                                  \
+            for (int64_t i = i0_; i < end_; i++) lane_[0] += (expr);           \
+            for (int j_ = 0; j_ < LANES; j_++) (total) += (double)lane_[j_];   \
+        }                                                                      \
+    } while (0)
+
+/* The work of a forward or backward, split over the threads by groups (and,
+ * for a weight per normalised element, its sums by elements). */
+typedef struct {
+    ag_tensor *out;
+    int64_t A, B, K;
+    void *dx, *dw, *db; /* the backward's gradient buffers, or NULL */
+    bool set;           /* dx is written, not added to */
+    /* A weight per normalised element: the sums of g xhat and of g over
+     * each CHUNK of groups, (chunks, K) each, added to dw and db in chunk
+     * order at the end (so the same bits whatever the thread count). */
+    void *chunk_dw, *chunk_db;
+} norm_job;
+
+/* The groups of one partial sum of dw and db. */
+#define CHUNK 32
+
+/* The thread count for n elements of work: 1 below the size where waking a
+ * worker costs more than the work. */
+static int norm_parts(int64_t n)
 {
+    return n >= AG_PARALLEL_MIN_ELEMENTS ? AG_MAX_THREADS : 1;
+}
+
+/* forward of groups [lo, hi): mu, var per group (or the running ones),
+ * xhat = (x - mu) r, y = xhat w + b */
+static void forward_groups(const norm_job *job, int64_t lo, int64_t hi)
+{
+    ag_tensor *out = job->out;
     const norm_params *p = AG_PARAMS(out, norm_params);
     int kind = out->op->kind;
-    int64_t A, B, K;
-    norm_dims(out, &A, &B, &K);
+    const int64_t A = job->A, B = job->B, K = job->K;
     norm_saved *s = AG_SAVED(out, norm_saved);
-    s->mean = ag__arena_alloc(out->arena,
-                              2 * (size_t)(B ? B : 1) * sizeof(double), 64);
-    if (!s->mean) {
-        ag__error(out->op->name, "out of memory");
-        return -1;
-    }
-    s->rstd = s->mean + B;
     const ag_tensor *w = norm_weight(out), *bias = norm_bias(out);
     bool per_group = affine_per_group(out);
     double n = (double)(A * K);
@@ -101,7 +138,7 @@ static int norm_forward(ag_tensor *out)
         const real *x = out->inputs[0]->data;
         real *y = out->data;
         const real *wv = w ? w->data : NULL, *bv = bias ? bias->data : NULL;
-        for (int64_t b = 0; b < B; b++) {
+        for (int64_t b = lo; b < hi; b++) {
             double mu = 0, var = 0;
             if (kind == BATCH_NORM_EVAL) {
                 mu = (double)((const real *)out->inputs[1]->data)[b];
@@ -110,16 +147,14 @@ static int norm_forward(ag_tensor *out)
                 if (kind != RMS_NORM) {
                     for (int64_t a = 0; a < A; a++) {
                         const real *row = x + (a * B + b) * K;
-                        for (int64_t k = 0; k < K; k++) mu += row[k];
+                        LANE_SUM(K, mu, row[i]);
                     }
                     mu /= n;
                 }
+                const real m = (real)mu;
                 for (int64_t a = 0; a < A; a++) {
                     const real *row = x + (a * B + b) * K;
-                    for (int64_t k = 0; k < K; k++) {
-                        double d = (double)row[k] - mu;
-                        var += d * d;
-                    }
+                    LANE_SUM(K, var, (row[i] - m) * (row[i] - m));
                 }
                 var /= n;
             }
@@ -151,32 +186,62 @@ static int norm_forward(ag_tensor *out)
             }
         }
     });
+}
+
+/* One thread's share of the groups; each group is computed alone, so the
+ * result is the same bits whatever the thread count. */
+static void forward_part(void *arg, int part, int parts)
+{
+    const norm_job *job = arg;
+    int64_t lo, hi;
+    ag__part_range(job->B, 1, part, parts, &lo, &hi);
+    forward_groups(job, lo, hi);
+}
+
+static int norm_forward(ag_tensor *out)
+{
+    norm_job job = {.out = out};
+    norm_dims(out, &job.A, &job.B, &job.K);
+    norm_saved *s = AG_SAVED(out, norm_saved);
+    s->mean = ag__arena_alloc(
+        out->arena, 2 * (size_t)(job.B ? job.B : 1) * sizeof(double), 64);
+    if (!s->mean) {
+        ag__error(out->op->name, "out of memory");
+        return -1;
+    }
+    s->rstd = s->mean + job.B;
+    ag__parallel(norm_parts(out->numel), forward_part, &job);
     return 0;
 }
 
-/* backward: gw = g w; dx = r (gw - [centred] mean(gw) - xhat mean(gw xhat))
- * (eval: dx = gw r); dw += sum g xhat, db += sum g, over the elements each
- * weight met */
-static int norm_backward(ag_tensor *out)
+/* backward of groups [lo, hi): gw = g w;
+ * dx = r (gw - [centred] mean(gw) - xhat mean(gw xhat)) (eval: dx = gw r),
+ * and for a weight per group dw += sum g xhat, db += sum g over the group */
+static void backward_groups(const norm_job *job, int64_t lo, int64_t hi)
 {
+    ag_tensor *out = job->out;
     int kind = out->op->kind;
-    int64_t A, B, K;
-    norm_dims(out, &A, &B, &K);
+    const int64_t A = job->A, B = job->B, K = job->K;
     const norm_saved *s = AG_SAVED(out, norm_saved);
-    ag_tensor *x = out->inputs[0], *w = norm_weight(out),
-              *bias = norm_bias(out);
-    bool per_group = affine_per_group(out), set = false;
+    ag_tensor *x = out->inputs[0], *w = norm_weight(out);
+    bool per_group = affine_per_group(out), set = job->set;
     bool centred = kind != RMS_NORM, eval = kind == BATCH_NORM_EVAL;
-    void *dx_data = x->requires_grad ? ag__grad_begin(x, &set) : NULL;
-    void *dw_data = w && w->requires_grad ? ag__grad_accumulate(w) : NULL;
-    void *db_data =
-        bias && bias->requires_grad ? ag__grad_accumulate(bias) : NULL;
     double n = (double)(A * K);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *xv = x->data, *g = out->grad->data;
         const real *wv = w ? w->data : NULL;
-        real *dx = dx_data, *dw = dw_data, *db = db_data;
-        for (int64_t b = 0; b < B; b++) {
+        real *dx = job->dx;
+        real *dw = per_group ? job->dw : NULL, *db = per_group ? job->db : NULL;
+        real *chunk_dw = job->chunk_dw, *chunk_db = job->chunk_db;
+        for (int64_t b = lo; b < hi; b++) {
+            /* a weight per element: this group's g xhat and g join its
+             * chunk's sums while the rows are in cache */
+            real *restrict cdw = chunk_dw ? chunk_dw + b / CHUNK * K : NULL;
+            real *restrict cdb = chunk_db ? chunk_db + b / CHUNK * K : NULL;
+            if (b % CHUNK == 0 || b == lo) {
+                if (cdw) memset(cdw, 0, (size_t)K * sizeof *cdw);
+                if (cdb) memset(cdb, 0, (size_t)K * sizeof *cdb);
+            }
             const real m = (real)s->mean[b], r = (real)s->rstd[b];
             /* the group's sums: of gw and gw xhat (for dx), of g xhat and
              * g (for a weight and bias per group) */
@@ -184,47 +249,102 @@ static int norm_backward(ag_tensor *out)
             for (int64_t a = 0; a < A; a++) {
                 const real *xr = xv + (a * B + b) * K,
                            *gr = g + (a * B + b) * K;
-                real wg = per_group && wv ? wv[b] : 1;
-                for (int64_t k = 0; k < K; k++) {
-                    real xh = (xr[k] - m) * r;
-                    real gw = gr[k] * (per_group || !wv ? wg : wv[k]);
-                    s_gw += gw;
-                    s_gwx += gw * xh;
-                    s_gx += gr[k] * xh;
-                    s_g += gr[k];
+                if (per_group || !wv) {
+                    LANE_SUM(K, s_g, gr[i]);
+                    LANE_SUM(K, s_gx, gr[i] * ((xr[i] - m) * r));
+                } else if (dx) {
+                    LANE_SUM(K, s_gw, gr[i] * wv[i]);
+                    LANE_SUM(K, s_gwx, gr[i] * wv[i] * ((xr[i] - m) * r));
                 }
             }
-            if (per_group && dw) dw[b] += (real)s_gx;
-            if (per_group && db) db[b] += (real)s_g;
+            if (per_group || !wv) { /* gw = g times one weight */
+                double wg = per_group && wv ? (double)wv[b] : 1;
+                s_gw = s_g * wg;
+                s_gwx = s_gx * wg;
+            }
+            if (dw) dw[b] += (real)s_gx;
+            if (db) db[b] += (real)s_g;
+            for (int64_t a = 0; a < A && (cdw || cdb); a++) {
+                const real *restrict xr = xv + (a * B + b) * K;
+                const real *restrict gr = g + (a * B + b) * K;
+                if (cdw)
+                    for (int64_t k = 0; k < K; k++)
+                        cdw[k] += gr[k] * ((xr[k] - m) * r);
+                if (cdb)
+                    for (int64_t k = 0; k < K; k++) cdb[k] += gr[k];
+            }
+            if (!dx) continue;
             const real c1 = centred && !eval ? (real)(s_gw / n) : 0;
             const real c2 = eval ? 0 : (real)(s_gwx / n);
             for (int64_t a = 0; a < A; a++) {
                 const real *restrict xr = xv + (a * B + b) * K;
                 const real *restrict gr = g + (a * B + b) * K;
-                if (dx) {
-                    real *restrict dxr = dx + (a * B + b) * K;
-                    if (per_group) {
-                        real wg = wv ? wv[b] : 1;
-                        AG_GRAD_LOOP(
-                            set, K, dxr,
-                            r * (gr[i] * wg - c1 - (xr[i] - m) * r * c2));
-                    } else if (wv) {
-                        AG_GRAD_LOOP(
-                            set, K, dxr,
-                            r * (gr[i] * wv[i] - c1 - (xr[i] - m) * r * c2));
-                    } else {
-                        AG_GRAD_LOOP(set, K, dxr,
-                                     r * (gr[i] - c1 - (xr[i] - m) * r * c2));
-                    }
+                real *restrict dxr = dx + (a * B + b) * K;
+                if (per_group) {
+                    real wg = wv ? wv[b] : 1;
+                    AG_GRAD_LOOP(set, K, dxr,
+                                 r * (gr[i] * wg - c1 - (xr[i] - m) * r * c2));
+                } else if (wv) {
+                    AG_GRAD_LOOP(
+                        set, K, dxr,
+                        r * (gr[i] * wv[i] - c1 - (xr[i] - m) * r * c2));
+                } else {
+                    AG_GRAD_LOOP(set, K, dxr,
+                                 r * (gr[i] - c1 - (xr[i] - m) * r * c2));
                 }
-                if (!per_group && dw)
-                    for (int64_t k = 0; k < K; k++)
-                        dw[k] += gr[k] * (xr[k] - m) * r;
-                if (!per_group && db)
-                    for (int64_t k = 0; k < K; k++) db[k] += gr[k];
             }
         }
     });
+}
+
+/* A weight and bias per normalised element: dw[k] += the chunks' sums of
+ * g xhat, db[k] += their sums of g, the chunks in order. */
+static void add_chunk_sums(const norm_job *job)
+{
+    int64_t chunks = (job->B + CHUNK - 1) / CHUNK, K = job->K;
+    AG_DISPATCH_FLOAT(job->out->dtype, {
+        real *restrict dw = job->dw, *restrict db = job->db;
+        const real *cdw = job->chunk_dw, *cdb = job->chunk_db;
+        for (int64_t c = 0; c < chunks; c++) {
+            if (dw)
+                for (int64_t k = 0; k < K; k++) dw[k] += cdw[c * K + k];
+            if (db)
+                for (int64_t k = 0; k < K; k++) db[k] += cdb[c * K + k];
+        }
+    });
+}
+
+/* One thread's share of the groups, whole chunks of them. */
+static void backward_part(void *arg, int part, int parts)
+{
+    const norm_job *job = arg;
+    int64_t lo, hi;
+    ag__part_range(job->B, CHUNK, part, parts, &lo, &hi);
+    backward_groups(job, lo, hi);
+}
+
+static int norm_backward(ag_tensor *out)
+{
+    ag_tensor *x = out->inputs[0], *w = norm_weight(out),
+              *bias = norm_bias(out);
+    norm_job job = {.out = out};
+    norm_dims(out, &job.A, &job.B, &job.K);
+    job.dx = x->requires_grad ? ag__grad_begin(x, &job.set) : NULL;
+    job.dw = w && w->requires_grad ? ag__grad_accumulate(w) : NULL;
+    job.db = bias && bias->requires_grad ? ag__grad_accumulate(bias) : NULL;
+    bool per_element = !affine_per_group(out) && (job.dw || job.db);
+    if (per_element) {
+        size_t bytes = (size_t)((job.B + CHUNK - 1) / CHUNK * job.K) *
+                       ag__dtype_size(out->dtype);
+        job.chunk_dw = job.dw ? ag__arena_alloc(out->arena, bytes, 64) : NULL;
+        job.chunk_db = job.db ? ag__arena_alloc(out->arena, bytes, 64) : NULL;
+        if ((job.dw && !job.chunk_dw) || (job.db && !job.chunk_db)) {
+            ag__error(out->op->name, "out of memory");
+            return -1;
+        }
+    }
+    ag__parallel(norm_parts(out->numel), backward_part, &job);
+    if (per_element) add_chunk_sums(&job);
     return 0;
 }
 
