@@ -173,3 +173,18 @@ int run_suite(Suite *s)
     srunner_free(sr);
     return failed != 0;
 }
+
+void expect_same_bits(ag_tensor *const *got, ag_tensor **first, int n,
+                      int threads)
+{
+    for (int k = 0; k < n; k++) {
+        if (threads == 1) {
+            first[k] = got[k];
+            continue;
+        }
+        ck_assert_int_eq(ag_numel(got[k]), ag_numel(first[k]));
+        ck_assert_msg(!memcmp(ag_data(got[k]), ag_data(first[k]),
+                              (size_t)ag_numel(got[k]) * sizeof(double)),
+                      "tensor %d differs on %d threads", k, threads);
+    }
+}

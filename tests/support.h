@@ -65,4 +65,10 @@ int64_t test_size(const char *name, int64_t fallback);
  * main: 0 when all passed, 1 otherwise. */
 int run_suite(Suite *s);
 
+/* Thread-count agreement: on the first run (threads 1) keeps got[0..n-1]
+ * in first[]; on later runs checks that each got[k] has the same bits as
+ * first[k] (f64 tensors), failing with the tensor and the thread count. */
+void expect_same_bits(ag_tensor *const *got, ag_tensor **first, int n,
+                      int threads);
+
 #endif /* TESTS_SUPPORT_H */

@@ -308,16 +308,7 @@ START_TEST(test_threads_agree)
         ag_tensor *got[4] = {y, ag_detach(arena, ag_grad(x)),
                              ag_detach(arena, ag_grad(w)),
                              ag_detach(arena, ag_grad(b))};
-        for (int k = 0; k < 4; k++) {
-            if (threads == 1) {
-                first[k] = got[k];
-                continue;
-            }
-            ck_assert_int_eq(ag_numel(got[k]), ag_numel(first[k]));
-            ck_assert_msg(!memcmp(ag_data(got[k]), ag_data(first[k]),
-                                  (size_t)ag_numel(got[k]) * 8),
-                          "tensor %d differs on %d threads", k, threads);
-        }
+        expect_same_bits(got, first, 4, threads);
     }
     ag_set_num_threads(before);
 }
