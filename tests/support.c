@@ -1,5 +1,6 @@
 /* support.c: the Check runner that every test program's main calls,
- * element access whatever the dtype, test sizes from the environment,
+ * element access whatever the dtype, PyTorch fixture values as tensors and
+ * their comparison, test sizes from the environment,
  * probes of the floating-point environment, and a temporary folder per
  * test with file helpers. */
 #define _POSIX_C_SOURCE 200809L
@@ -58,6 +59,38 @@ void tensor_set(ag_tensor *t, int64_t i, double v)
         ((float *)ag_data(t))[i] = (float)v;
     else
         ((double *)ag_data(t))[i] = v;
+}
+
+ag_tensor *fixture_tensor(ag_arena *a, ag_dtype dt, int ndim,
+                          const int64_t *shape, const double *values, bool grad)
+{
+    ag_tensor *t = ag_zeros(a, dt, ndim, shape);
+    ck_assert_msg(t != NULL, "%s", ag_last_error());
+    for (int64_t i = 0; i < ag_numel(t); i++) tensor_set(t, i, values[i]);
+    if (grad) ag_requires_grad(t, true);
+    return t;
+}
+
+void expect_fixture_close(const char *label, const char *what,
+                          const ag_tensor *t, const double *want, double tol)
+{
+    ck_assert_msg(t != NULL, "%s: no %s", label, what);
+    for (int64_t i = 0; i < ag_numel(t); i++) {
+        double got = tensor_at(t, i);
+        ck_assert_msg(fabs(got - want[i]) <= tol * fmax(1, fabs(want[i])),
+                      "%s (%s): %s element %lld is %.17g, PyTorch %.17g", label,
+                      ag_dtype_name(ag_type(t)), what, (long long)i, got,
+                      want[i]);
+    }
+}
+
+ag_tensor *cotangent_sum(ag_arena *a, ag_tensor *t, double o)
+{
+    ag_tensor *cot = ag_zeros(a, ag_type(t), ag_ndim(t), ag_shape(t));
+    ck_assert_ptr_nonnull(cot);
+    for (int64_t j = 0; j < ag_numel(cot); j++)
+        tensor_set(cot, j, cos(0.7 * (double)j + 0.2 + o));
+    return ag_sum(a, ag_mul(a, t, cot), AG_ALL, false);
 }
 
 static char dir[64];

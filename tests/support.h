@@ -1,5 +1,6 @@
 /* support.h: what every test program shares besides the gradient checker:
- * the suite runner and element access whatever the dtype. */
+ * the suite runner, element access whatever the dtype and PyTorch fixture
+ * values as tensors. */
 #ifndef TESTS_SUPPORT_H
 #define TESTS_SUPPORT_H
 
@@ -13,6 +14,25 @@ double tensor_at(const ag_tensor *t, int64_t i);
 
 /* Sets element i of the float tensor t to v (rounded for f32). */
 void tensor_set(ag_tensor *t, int64_t i, double v);
+
+/* ---- PyTorch fixtures (tests/fixtures/make_*_fixture.py) ---- */
+
+/* A new tensor in a of dtype dt and shape holding values[0..numel)
+ * (rounded for f32), requiring a gradient when grad; fails the test when
+ * it cannot be made. */
+ag_tensor *fixture_tensor(ag_arena *a, ag_dtype dt, int ndim,
+                          const int64_t *shape, const double *values,
+                          bool grad);
+
+/* Asserts that t is not NULL and its values agree with want[0..numel)
+ * within tol relative to max(1, |want|); the message names label, what,
+ * the element and both values. */
+void expect_fixture_close(const char *label, const char *what,
+                          const ag_tensor *t, const double *want, double tol);
+
+/* sum(t * cot), cot of t's shape and dtype with element j
+ * cos(0.7 j + 0.2 + o), the fixtures' cotangent; a new tensor in a. */
+ag_tensor *cotangent_sum(ag_arena *a, ag_tensor *t, double o);
 
 /* ---- the floating-point environment ---- */
 

@@ -15,41 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Asserts that the values of t agree with want[0..numel) within tol
- * relative to max(1, |want|). */
-static void expect_close(const char *label, const char *what,
-                         const ag_tensor *t, const double *want, double tol)
-{
-    ck_assert_msg(t != NULL, "%s: no %s", label, what);
-    for (int64_t i = 0; i < ag_numel(t); i++) {
-        double got = tensor_at(t, i);
-        ck_assert_msg(fabs(got - want[i]) <= tol * fmax(1, fabs(want[i])),
-                      "%s (%s): %s element %lld is %.17g, PyTorch %.17g", label,
-                      ag_dtype_name(ag_type(t)), what, (long long)i, got,
-                      want[i]);
-    }
-}
-
-/* A tensor of `shape` holding values[at..], requiring a gradient. */
+/* A tensor of `shape` holding rnn_values[at..], requiring a gradient. */
 static ag_tensor *leaf(ag_arena *a, ag_dtype dt, int ndim, const int64_t *shape,
                        int at)
 {
-    ag_tensor *t = ag_zeros(a, dt, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < ag_numel(t); i++)
-        tensor_set(t, i, rnn_values[at + i]);
-    ag_requires_grad(t, true);
-    return t;
-}
-
-/* sum(t * cot), cot element j = cos(0.7 j + 0.2 + o), as the fixture's. */
-static ag_tensor *weighted(ag_arena *a, ag_tensor *t, double o)
-{
-    ag_tensor *cot = ag_zeros(a, ag_type(t), ag_ndim(t), ag_shape(t));
-    ck_assert_ptr_nonnull(cot);
-    for (int64_t j = 0; j < ag_numel(cot); j++)
-        tensor_set(cot, j, cos(0.7 * (double)j + 0.2 + o));
-    return ag_sum(a, ag_mul(a, t, cot), AG_ALL, false);
+    return fixture_tensor(a, dt, ndim, shape, rnn_values + at, true);
 }
 
 static void check_case(const rnn_case *c, ag_dtype dt, double tol)
@@ -88,28 +58,30 @@ static void check_case(const rnn_case *c, ag_dtype dt, double tol)
                   c->label);
     ck_assert_msg(!memcmp(ag_shape(hn), ss, sizeof ss), "%s: h_n shape",
                   c->label);
-    expect_close(c->label, "output", y, rnn_values + c->y_at, tol);
-    expect_close(c->label, "h_n", hn, rnn_values + c->hn_at, tol);
-    ag_tensor *loss = ag_add(a, weighted(a, y, 0), weighted(a, hn, 1));
+    expect_fixture_close(c->label, "output", y, rnn_values + c->y_at, tol);
+    expect_fixture_close(c->label, "h_n", hn, rnn_values + c->hn_at, tol);
+    ag_tensor *loss =
+        ag_add(a, cotangent_sum(a, y, 0), cotangent_sum(a, hn, 1));
     if (!c->gru) {
         ck_assert_msg(!memcmp(ag_shape(cn), ss, sizeof ss), "%s: c_n shape",
                       c->label);
-        expect_close(c->label, "c_n", cn, rnn_values + c->cn_at, tol);
-        loss = ag_add(a, loss, weighted(a, cn, 2));
+        expect_fixture_close(c->label, "c_n", cn, rnn_values + c->cn_at, tol);
+        loss = ag_add(a, loss, cotangent_sum(a, cn, 2));
     }
     ck_assert_msg(loss && ag_backward(loss) == 0, "%s: backward: %s", c->label,
                   ag_last_error());
     for (int k = 0; k < 4 * c->layers; k++)
-        expect_close(c->label, c->names[k], ag_grad(ag_params_tensor(state, k)),
-                     rnn_values + c->grad_param_at[k], tol);
-    expect_close(c->label, "input gradient", ag_grad(x),
-                 rnn_values + c->grad_x_at, tol);
+        expect_fixture_close(c->label, c->names[k],
+                             ag_grad(ag_params_tensor(state, k)),
+                             rnn_values + c->grad_param_at[k], tol);
+    expect_fixture_close(c->label, "input gradient", ag_grad(x),
+                         rnn_values + c->grad_x_at, tol);
     if (h0)
-        expect_close(c->label, "h0 gradient", ag_grad(h0),
-                     rnn_values + c->grad_h0_at, tol);
+        expect_fixture_close(c->label, "h0 gradient", ag_grad(h0),
+                             rnn_values + c->grad_h0_at, tol);
     if (c0)
-        expect_close(c->label, "c0 gradient", ag_grad(c0),
-                     rnn_values + c->grad_c0_at, tol);
+        expect_fixture_close(c->label, "c0 gradient", ag_grad(c0),
+                             rnn_values + c->grad_c0_at, tol);
     ag_arena_free(a);
 }
 
