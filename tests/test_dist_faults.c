@@ -110,43 +110,54 @@ END_TEST
 
 /* ---- failures during a step ---- */
 
+/* Each test of a step: a model of its own, under data parallel. */
+static ag_arena *arena, *step_arena;
+static ag_mlp *m;
+static ag_ddp *ddp;
+
+static void make_model(void)
+{
+    arena = ag_arena_new();
+    step_arena = ag_arena_new();
+    m = dist_mlp(arena, 4, sizes, 1);
+    ddp = ag_ddp_new(arena, dist, m->params, NULL, NULL);
+    ck_assert_msg(ddp, "%s", ag_last_error());
+}
+
+static void free_model(void)
+{
+    ag_ddp_detach(ddp);
+    ag_arena_free(step_arena);
+    ag_arena_free(arena);
+}
+
 START_TEST(test_bad_input_on_one_rank_stops_every_rank)
 {
     int rank = ag_dist_rank(dist);
-    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
-    ag_mlp *m = dist_mlp(a, 4, sizes, 1);
-    ag_ddp *ddp = ag_ddp_new(a, dist, m->params, NULL, NULL);
-    ck_assert_ptr_nonnull(ddp);
     /* what the forward says about 4 features where 5 are expected */
-    ck_assert_ptr_null(loss_of(step, m, 4));
+    ck_assert_ptr_null(loss_of(step_arena, m, 4));
     char want[600];
     snprintf(want, sizeof want, "ag_ddp_backward: rank 1: %s", ag_last_error());
     ag_clear_error();
     start_clock();
-    ag_tensor *loss = loss_of(step, m, rank == 1 ? 4 : 5);
+    ag_tensor *loss = loss_of(step_arena, m, rank == 1 ? 4 : 5);
     ck_assert_int_eq(ag_ddp_backward(ddp, loss), -1);
     report("bad input on rank 1");
     ck_assert_str_eq(ag_last_error(), want);
     ck_assert_double_lt(dist_seconds() - started, 2.0);
     /* every rank skips the step and goes on */
     ag_params_zero_grad(m->params);
-    ck_assert_int_eq(ag_ddp_backward(ddp, loss_of(step, m, 5)), 0);
-    ag_ddp_detach(ddp);
-    ag_arena_free(step);
-    ag_arena_free(a);
+    ck_assert_int_eq(ag_ddp_backward(ddp, loss_of(step_arena, m, 5)), 0);
 }
 END_TEST
 
 START_TEST(test_a_parameter_without_gradient_is_named)
 {
     int rank = ag_dist_rank(dist);
-    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
-    ag_mlp *m = dist_mlp(a, 4, sizes, 1);
-    ag_ddp *ddp = ag_ddp_new(a, dist, m->params, NULL, NULL);
-    ag_tensor *loss = loss_of(step, m, 5);
+    ag_tensor *loss = loss_of(step_arena, m, 5);
     if (rank == 1) { /* a loss of the last weight alone */
         ag_tensor *w = ag_params_find(m->params, "layers.2.weight");
-        loss = ag_sum(step, ag_mul(step, w, w), AG_ALL, false);
+        loss = ag_sum(step_arena, ag_mul(step_arena, w, w), AG_ALL, false);
     }
     start_clock();
     ck_assert_int_eq(ag_ddp_backward(ddp, loss), -1);
@@ -155,33 +166,25 @@ START_TEST(test_a_parameter_without_gradient_is_named)
                      "ag_ddp_backward: rank 1: parameter 'layers.2.bias' got "
                      "no gradient: the loss does not use it (every parameter "
                      "must get one on every rank)");
-    ag_ddp_detach(ddp);
-    ag_arena_free(step);
-    ag_arena_free(a);
 }
 END_TEST
 
 START_TEST(test_a_failure_without_sync_is_told_at_the_next_sync)
 {
     int rank = ag_dist_rank(dist);
-    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
-    ag_mlp *m = dist_mlp(a, 4, sizes, 1);
-    ag_ddp *ddp = ag_ddp_new(a, dist, m->params, NULL, NULL);
     ag_ddp_set_sync(ddp, false);
-    ck_assert_int_eq(ag_ddp_backward(ddp, loss_of(step, m, rank == 1 ? 4 : 5)),
-                     rank == 1 ? -1 : 0);
+    ck_assert_int_eq(
+        ag_ddp_backward(ddp, loss_of(step_arena, m, rank == 1 ? 4 : 5)),
+        rank == 1 ? -1 : 0);
     ag_ddp_set_sync(ddp, true);
-    ck_assert_int_eq(ag_ddp_backward(ddp, loss_of(step, m, 5)), -1);
+    ck_assert_int_eq(ag_ddp_backward(ddp, loss_of(step_arena, m, 5)), -1);
     ck_assert_msg(strstr(ag_last_error(),
                          "ag_ddp_backward: rank 1: in a step "
                          "without sync: ag_mlp_forward") == ag_last_error(),
                   "%s", ag_last_error());
     /* told once: the next sync step succeeds */
     ag_params_zero_grad(m->params);
-    ck_assert_int_eq(ag_ddp_backward(ddp, loss_of(step, m, 5)), 0);
-    ag_ddp_detach(ddp);
-    ag_arena_free(step);
-    ag_arena_free(a);
+    ck_assert_int_eq(ag_ddp_backward(ddp, loss_of(step_arena, m, 5)), 0);
 }
 END_TEST
 
@@ -224,9 +227,6 @@ END_TEST
 
 START_TEST(test_a_checkpoint_rank_0_cannot_write)
 {
-    ag_arena *a = ag_arena_new();
-    ag_mlp *m = dist_mlp(a, 4, sizes, 1);
-    ag_ddp *ddp = ag_ddp_new(a, dist, m->params, NULL, NULL);
     start_clock();
     ck_assert_int_eq(
         ag_ddp_save(ddp, "/nonexistent/model.safetensors", m->params, NULL),
@@ -236,8 +236,6 @@ START_TEST(test_a_checkpoint_rank_0_cannot_write)
                          "ag_ddp_save: rank 0: ag_save_safetensors: "
                          "/nonexistent/model.safetensors") == ag_last_error(),
                   "%s", ag_last_error());
-    ag_ddp_detach(ddp);
-    ag_arena_free(a);
 }
 END_TEST
 
@@ -257,9 +255,9 @@ static int play_fault(const char *mode)
     int rank = ag_dist_rank(dist);
     ag_arena *a = ag_arena_new(), *step = ag_arena_new();
     ag_mlp_options o = {.dtype = AG_F64, .activation = AG_ACT_TANH};
-    ag_mlp *m = ag_mlp_new(a, 4, sizes, &o); /* no ck_assert outside tests */
-    ag_ddp *ddp = m ? ag_ddp_new(a, dist, m->params, NULL, NULL) : NULL;
-    if (!ddp) return fprintf(stderr, "%s\n", ag_last_error()), 1;
+    ag_mlp *model = ag_mlp_new(a, 4, sizes, &o); /* no ck_assert here */
+    ag_ddp *job = model ? ag_ddp_new(a, dist, model->params, NULL, NULL) : NULL;
+    if (!job) return fprintf(stderr, "%s\n", ag_last_error()), 1;
     int faulty = !strcmp(mode, "hang0") ? 0 : 1;
     for (int s = 0; s < 4; s++) {
         if (s == 2 && rank == faulty) {
@@ -267,7 +265,7 @@ static int play_fault(const char *mode)
             sleep_s(30); /* hung: the job ends before this does */
         }
         double t0 = dist_seconds();
-        if (ag_ddp_backward(ddp, loss_of(step, m, 5))) {
+        if (ag_ddp_backward(job, loss_of(step, model, 5))) {
             printf("rank %d: stopped after %.2f s: %s\n", rank,
                    dist_seconds() - t0, ag_last_error());
             fflush(stdout);
@@ -287,12 +285,19 @@ static Suite *faults_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_a_differing_model_is_refused_everywhere, 0,
                         (int)(sizeof mismatch / sizeof mismatch[0]));
+    suite_add_tcase(s, tc);
+    tc = tcase_create("step");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, make_model, free_model);
     tcase_add_test(tc, test_bad_input_on_one_rank_stops_every_rank);
     tcase_add_test(tc, test_a_parameter_without_gradient_is_named);
     tcase_add_test(tc, test_a_failure_without_sync_is_told_at_the_next_sync);
+    tcase_add_test(tc, test_a_checkpoint_rank_0_cannot_write);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("collectives");
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_check_names_the_lowest_failing_rank);
     tcase_add_test(tc, test_broadcast_of_tensors_that_differ);
-    tcase_add_test(tc, test_a_checkpoint_rank_0_cannot_write);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -88,9 +88,9 @@ AG_API bool ag_dist_broken(const ag_dist *d);
  * non-zero: failed, with its error pending in ag_last_error()). Returns 0
  * on every rank when every status is 0; otherwise -1 on every rank, with
  * the error "ag_dist_check: rank R: <R's message>" of the lowest failing
- * rank R (and how many failed, when more than one). A rank that does not call it within
- * the timeout makes the others fail naming it, and breaks d. Use it at the
- * points of a training loop where one rank alone may fail (reading its
+ * rank R (and how many failed, when more than one). A rank that does not call
+ * it within the timeout makes the others fail naming it, and breaks d. Use it
+ * at the points of a training loop where one rank alone may fail (reading its
  * data, its own forward pass before a collective), so that all stop or
  * skip together. Returns -1 with an error for NULL, or at once on a broken
  * d. */
