@@ -9,6 +9,8 @@
 #          "rank 1 did not answer within 1 s";
 #   hang0: rank 0 stops answering: rank 1 stops about 2 s later with
 #          "rank 0 did not answer within 2 s";
+#   tp:    rank 1's input to a tensor parallel layer is NULL (its forward
+#          failed): the others stop at once, with rank 1's error;
 #   die:   rank 1 is killed: mpirun ends the job, naming rank 1 and
 #          signal 9 (the others may have stopped first, after the
 #          timeout, naming rank 1 too).
@@ -27,6 +29,7 @@ echo "dist_fault.sh: $mode on $np ranks: exit status $status after $elapsed s"
 case $mode in
 hang) want="rank 0: stopped after 1.[0-9]* s: ag_ddp_backward: rank 1 did not answer within 1 s" ;;
 hang0) want="rank 1: stopped after 2.[0-9]* s: ag_ddp_backward: rank 0 did not answer within 2 s" ;;
+tp) want="rank 0: stopped after 0.[0-9]* s: ag_tp_reduce: rank 1: ag_linear: x (4,4) and weight" ;;
 die) want="process rank 1 with PID [0-9]* on node .* exited on signal 9" ;;
 *) echo "dist_fault.sh: unknown mode $mode" >&2; exit 2 ;;
 esac

@@ -15,7 +15,8 @@
  * communication, for tests/dist_fault.sh, which checks the output and the
  * time: "hang" (rank 1 stops answering: the others stop after the
  * timeout, naming it), "hang0" (rank 0 does), "die" (rank 1 is killed:
- * mpirun stops the job, naming it). */
+ * mpirun stops the job, naming it), "tp" (rank 1's input to a row-parallel
+ * Linear is bad: the others stop at once with its error). */
 #define _POSIX_C_SOURCE 200809L
 #include "dist_support.h"
 #include "support.h"
@@ -259,6 +260,20 @@ static int play_fault(const char *mode)
     ag_ddp *job = model ? ag_ddp_new(a, dist, model->params, NULL, NULL) : NULL;
     if (!job) return fprintf(stderr, "%s\n", ag_last_error()), 1;
     int faulty = !strcmp(mode, "hang0") ? 0 : 1;
+    if (!strcmp(mode, "tp")) { /* the row-parallel layer of a bad input */
+        ag_tensor *w = ag_zeros(a, AG_F64, 2, (int64_t[]){3, 6});
+        ag_tp_linear *l = ag_tp_linear_new(a, dist, AG_TP_ROW, w, NULL);
+        ag_tensor *x, *y;
+        batch(step, 4, rank == 1 ? 4 : 6 / ag_dist_size(dist), &x, &y);
+        double t0 = dist_seconds();
+        if (!l || !ag_tp_linear_forward(step, l, x)) {
+            printf("rank %d: stopped after %.2f s: %s\n", rank,
+                   dist_seconds() - t0, ag_last_error());
+            fflush(stdout);
+            ag_dist_finalize(dist);
+        }
+        return 1;
+    }
     for (int s = 0; s < 4; s++) {
         if (s == 2 && rank == faulty) {
             if (!strcmp(mode, "die")) raise(SIGKILL);

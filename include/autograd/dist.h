@@ -1,6 +1,9 @@
 /* autograd/dist.h: training on many processes over MPI: the processes and
  * their faults, and data parallelism (as PyTorch's DistributedDataParallel).
  *
+ * Tensor parallelism (column- and row-parallel Linear, the MLP block,
+ * attention with its heads split) is below data parallelism.
+ *
  * This is a library of its own, libautograd-dist (pkg-config autograd-dist),
  * built when Open MPI is found; libautograd itself never links MPI. It is
  * not included by autograd.h: include <autograd/dist.h>. Programs run under
@@ -211,6 +214,109 @@ AG_API ag_ddp_stats ag_ddp_get_stats(const ag_ddp *ddp);
  * The ddp is unusable afterwards (its memory is the arena's). NULL is
  * ignored. */
 AG_API void ag_ddp_detach(ag_ddp *ddp);
+
+/* ------------------------------------------------------------------ */
+/* Tensor parallelism (Megatron-LM)                                    */
+/* ------------------------------------------------------------------ */
+
+/* A layer split over the ranks: each rank holds part of its weights and
+ * does part of its products, and two differentiable collectives join the
+ * parts, so that the output, the loss and every gradient are those of the
+ * unsplit layer (each rank's parameter gradients being its part of the
+ * unsplit ones). Every rank runs the same forward and backward on the
+ * same input. Faults: a rank whose input to a collective is NULL (an op
+ * before it failed) tells the others, which stop at once with its error
+ * ("ag_tp_reduce: rank 1: ag_linear: ..."); communication is broken then
+ * (see the top of this file). A rank whose backward pass stops before a
+ * collective makes the others time out in theirs. */
+
+/* copy (Megatron's f): y = x on every rank; in backward, dx = the sum of
+ * dy over the ranks. Put it where every rank starts its part of a
+ * computation from the same x. Collective in backward only. Returns y in
+ * arena a, or NULL with an error (x NULL: tells the other ranks). */
+AG_API ag_tensor *ag_tp_copy(ag_arena *a, ag_dist *d, ag_tensor *x);
+
+/* reduce (Megatron's g): y = the sum of x over the ranks (same dtype and
+ * shape everywhere); in backward, dx = dy. Collective in forward. Returns
+ * y in a, or NULL with an error. */
+AG_API ag_tensor *ag_tp_reduce(ag_arena *a, ag_dist *d, ag_tensor *x);
+
+typedef enum {
+    AG_TP_COLUMN, /* the output features split: y_r = x W_r^T + b_r */
+    AG_TP_ROW,    /* the input features split: y = sum_r x_r W_r^T + b */
+} ag_tp_split;
+
+/* A Linear (out, in) split over the p ranks: rank r holds, for
+ * AG_TP_COLUMN, rows [lo, hi) = [out r / p, out (r + 1) / p) of the weight
+ * and bias, and gives output features [lo, hi); for AG_TP_ROW, columns
+ * [lo, hi) = [in r / p, ...) of the weight (and the whole bias), takes
+ * input features [lo, hi) and gives the whole output. */
+typedef struct {
+    ag_dist *d;
+    ag_tp_split split;
+    int64_t in, out, lo, hi;
+    ag_tensor *weight; /* (hi - lo, in) or (out, hi - lo) */
+    ag_tensor *bias;   /* (hi - lo) or (out), or NULL */
+    ag_params *params; /* "weight", "bias": this rank's part */
+} ag_tp_linear;
+
+/* Collective: this rank's part of the Linear whose full weight (out, in)
+ * and bias (out, or NULL) are given (the same on every rank: make them
+ * from one seed), copied into arena a. Returns the layer, or NULL with an
+ * error on every rank: NULL arena or weight, a bias that does not match,
+ * a split size (out for columns, in for rows) that the number of ranks
+ * does not divide, a layer that differs between ranks, no memory. */
+AG_API ag_tp_linear *ag_tp_linear_new(ag_arena *a, ag_dist *d,
+                                      ag_tp_split split,
+                                      const ag_tensor *weight,
+                                      const ag_tensor *bias);
+
+/* The forward in arena `step`: columns take the whole x (..., in) and give
+ * (..., hi - lo); rows take x (..., hi - lo) and give (..., out). */
+AG_API ag_tensor *ag_tp_linear_forward(ag_arena *step, ag_tp_linear *l,
+                                       ag_tensor *x);
+
+/* The transformer's MLP block, y = fc2(act(fc1(x))), fc1 split by columns
+ * and fc2 by rows: one sum over the ranks forward, one backward. */
+typedef struct {
+    ag_tp_linear *fc1, *fc2;
+    ag_activation act;
+    ag_params *params; /* "fc1.weight", "fc1.bias", "fc2.weight", ... */
+} ag_tp_mlp;
+
+/* Collective: this rank's part of the block of full weights w1 (H, E), b1,
+ * w2 (E, H), b2 (biases may be NULL), H divisible by the number of ranks.
+ * Errors as ag_tp_linear_new. */
+AG_API ag_tp_mlp *ag_tp_mlp_new(ag_arena *a, ag_dist *d, const ag_tensor *w1,
+                                const ag_tensor *b1, ag_activation act,
+                                const ag_tensor *w2, const ag_tensor *b2);
+AG_API ag_tensor *ag_tp_mlp_forward(ag_arena *step, ag_tp_mlp *m, ag_tensor *x);
+
+/* Self-attention with its heads split over the ranks: equal to
+ * nn.MultiheadAttention(E, heads, batch_first=True) (ag_nn_multihead_
+ * attention) with the same weights, each rank computing heads/p heads. */
+typedef struct {
+    ag_dist *d;
+    int64_t embed, heads, local_heads;
+    bool causal;
+    ag_tensor *proj[3];      /* q, k, v: (E / p, E), this rank's heads */
+    ag_tensor *proj_bias[3]; /* (E / p) or NULL */
+    ag_tp_linear *out;       /* the output projection, split by rows */
+    ag_params *params;       /* "q_proj.weight", ..., "out_proj.weight", ... */
+} ag_tp_attention;
+
+/* Collective: this rank's part of the module whose full parameters are
+ * given, as nn.MultiheadAttention names them: in_proj_weight (3E, E),
+ * in_proj_bias (3E) or NULL, out_proj.weight (E, E), out_proj.bias (E) or
+ * NULL; `heads` divisible by the number of ranks; causal masks position
+ * s > t. Errors as ag_tp_linear_new. The forward takes x (N,T,E) in arena
+ * `step` and returns (N,T,E). */
+AG_API ag_tp_attention *
+ag_tp_attention_new(ag_arena *a, ag_dist *d, const ag_tensor *in_proj_weight,
+                    const ag_tensor *in_proj_bias, const ag_tensor *out_weight,
+                    const ag_tensor *out_bias, int64_t heads, bool causal);
+AG_API ag_tensor *ag_tp_attention_forward(ag_arena *step, ag_tp_attention *m,
+                                          ag_tensor *x);
 
 #ifdef __cplusplus
 }
