@@ -2,7 +2,8 @@
  * their faults, and data parallelism (as PyTorch's DistributedDataParallel).
  *
  * Tensor parallelism (column- and row-parallel Linear, the MLP block,
- * attention with its heads split) is below data parallelism.
+ * attention with its heads split) and pipeline parallelism (stages on
+ * ranks, micro-batches, GPipe and 1F1B) follow data parallelism.
  *
  * This is a library of its own, libautograd-dist (pkg-config autograd-dist),
  * built when Open MPI is found; libautograd itself never links MPI. It is
@@ -317,6 +318,58 @@ ag_tp_attention_new(ag_arena *a, ag_dist *d, const ag_tensor *in_proj_weight,
                     const ag_tensor *out_bias, int64_t heads, bool causal);
 AG_API ag_tensor *ag_tp_attention_forward(ag_arena *step, ag_tp_attention *m,
                                           ag_tensor *x);
+
+/* ------------------------------------------------------------------ */
+/* Pipeline parallelism (GPipe, 1F1B)                                  */
+/* ------------------------------------------------------------------ */
+
+/* A model's layers split into stages, stage r on rank r (rank 0 the
+ * first, the last rank the last), and each batch into micro-batches that
+ * flow through the stages; the gradients of each stage's parameters are
+ * those of the unsplit model on the whole batch (each micro-batch's loss
+ * is divided by their number, so that a mean loss over equal micro-batches
+ * gives the batch's mean). */
+typedef struct ag_pipeline ag_pipeline;
+
+typedef enum {
+    AG_PIPE_GPIPE, /* every micro-batch forward, then every one backward */
+    AG_PIPE_1F1B,  /* one forward, one backward in turn after a warm-up of
+                      S - r - 1 forwards: stage r keeps at most S - r
+                      micro-batches' activations, not all of them */
+} ag_pipe_schedule;
+
+/* The last stage's loss of one micro-batch: a one-element tensor made in
+ * arena a from the stage's output and the micro-batch's targets, or NULL
+ * with an error. */
+typedef ag_tensor *(*ag_pipe_loss)(ag_arena *a, ag_tensor *output,
+                                   ag_tensor *target, void *user);
+
+/* Collective: this rank's stage of a pipeline. `stage` is the module this
+ * rank runs (an ag_nn_sequential of its layers), taking what the previous
+ * stage gives (rank 0: the batch's examples) and giving what the next one
+ * takes; `loss` (called with `user`) is needed on the last rank only.
+ * Returns the pipeline (in arena a), or NULL with an error on every rank:
+ * NULL arena or stage, micro_batches outside [1, 2^30), an unknown
+ * schedule, no loss on the last rank, settings that differ between ranks,
+ * no memory. */
+AG_API ag_pipeline *ag_pipeline_new(ag_arena *a, ag_dist *d, ag_module *stage,
+                                    int micro_batches,
+                                    ag_pipe_schedule schedule,
+                                    ag_pipe_loss loss, void *user);
+
+/* Collective: one batch through the pipeline, forward and backward, its
+ * graphs in arena `step`: x (N, ...) is read on rank 0, the targets y
+ * (N, ...) on the last rank (the other ranks may pass NULL), N divisible
+ * by the number of micro-batches (x itself gets no gradient). The
+ * gradients of the stage's parameters
+ * accumulate (+=, as ag_backward; zero them between steps), and *loss
+ * (may be NULL) gets the batch's mean loss on every rank. Returns 0, or -1
+ * and an error on every rank: a batch that does not split (told before any
+ * work), a stage whose forward, loss or backward fails (it tells the
+ * others, which stop with its error: communication is broken then), a
+ * rank that does not answer in time. */
+AG_API int ag_pipeline_step(ag_pipeline *p, ag_arena *step, ag_tensor *x,
+                            ag_tensor *y, double *loss);
 
 #ifdef __cplusplus
 }
