@@ -531,6 +531,17 @@ int ag_dist_broadcast(ag_dist *d, ag_tensor *t, int root)
     return ag__dist_wait(d, func, 1, &req, "the broadcast");
 }
 
+int ag__dist_sum(ag_dist *d, const char *func, ag_tensor *t)
+{
+    MPI_Request req;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, ag_data(t), (int)ag_numel(t),
+                            ag__dist_type(ag_type(t)), MPI_SUM, d->data, &req);
+    if (rc)
+        return ag__dist_mpi_error(func, rc, "MPI_Iallreduce"),
+               ag__dist_break(d);
+    return ag__dist_wait(d, func, 1, &req, "the sum over the ranks");
+}
+
 int ag_dist_allreduce(ag_dist *d, ag_tensor *t, bool average)
 {
     const char *func = "ag_dist_allreduce";
@@ -542,13 +553,7 @@ int ag_dist_allreduce(ag_dist *d, ag_tensor *t, bool average)
     }
     if (agree_on_tensor(d, func, t, status, average ? " averaged" : ""))
         return -1;
-    MPI_Request req;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, ag_data(t), (int)ag_numel(t),
-                            ag__dist_type(ag_type(t)), MPI_SUM, d->data, &req);
-    if (rc)
-        return ag__dist_mpi_error(func, rc, "MPI_Iallreduce"),
-               ag__dist_break(d);
-    if (ag__dist_wait(d, func, 1, &req, "the sum")) return -1;
+    if (ag__dist_sum(d, func, t)) return -1;
     if (average && ag_type(t) == AG_F64) {
         double *v = ag_data(t);
         for (int64_t i = 0; i < ag_numel(t); i++) v[i] /= d->size;

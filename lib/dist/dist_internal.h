@@ -66,6 +66,12 @@ int ag__dist_notify(ag_dist *d, const char *func);
  * statuses; on the others, which wait twice that for the verdict). */
 int ag__dist_check(ag_dist *d, const char *func, int status, const char *desc);
 
+/* Replaces t with its sum over the ranks, in place (MPI_Iallreduce and
+ * ag__dist_wait; no agreement first: the caller knows that every rank
+ * passes the same dtype and shape). Returns 0, or -1 with func's error
+ * (d broken). */
+int ag__dist_sum(ag_dist *d, const char *func, ag_tensor *t);
+
 /* The MPI type of a dtype's elements. */
 MPI_Datatype ag__dist_type(ag_dtype dt);
 

@@ -22,19 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The sum of t over the ranks, in place (no agreement: the shapes were
- * agreed when the layers were made). */
-static int sum_in_place(ag_dist *d, const char *func, ag_tensor *t)
-{
-    MPI_Request req;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, ag_data(t), (int)ag_numel(t),
-                            ag__dist_type(ag_type(t)), MPI_SUM, d->data, &req);
-    if (rc)
-        return ag__dist_mpi_error(func, rc, "MPI_Iallreduce"),
-               ag__dist_break(d);
-    return ag__dist_wait(d, func, 1, &req, "the sum over the ranks");
-}
-
 /* dst += src, elementwise, same dtype and shape. */
 static void add_into(ag_tensor *dst, const ag_tensor *src)
 {
@@ -65,7 +52,7 @@ static int copy_backward(ag_function_ctx *ctx, ag_tensor *g,
 {
     ag_dist *d = ag_function_user(ctx);
     ag_tensor *sum = ag_detach(ag_function_arena(ctx), g);
-    if (!sum || sum_in_place(d, "ag_tp_copy", sum)) return -1;
+    if (!sum || ag__dist_sum(d, "ag_tp_copy", sum)) return -1;
     if (dx[0]) add_into(dx[0], sum);
     return 0;
 }
@@ -76,7 +63,7 @@ static ag_tensor *reduce_forward(ag_function_ctx *ctx, ag_arena *a,
 {
     (void)n;
     ag_tensor *y = ag_detach(a, in[0]);
-    if (!y || sum_in_place(ag_function_user(ctx), "ag_tp_reduce", y))
+    if (!y || ag__dist_sum(ag_function_user(ctx), "ag_tp_reduce", y))
         return NULL;
     return y;
 }
@@ -109,7 +96,7 @@ static ag_tensor *collective(ag_arena *a, ag_dist *d, const ag_function *fn,
         /* nothing to record: the forward alone */
         ag_tensor *y = ag_detach(a, x);
         if (!y) return ag__dist_notify(d, fn->name), NULL;
-        return fn == &copy_fn || !sum_in_place(d, fn->name, y) ? y : NULL;
+        return fn == &copy_fn || !ag__dist_sum(d, fn->name, y) ? y : NULL;
     }
     return ag_function_apply(a, fn, 1, &x, d);
 }
