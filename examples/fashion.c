@@ -32,6 +32,13 @@ typedef struct {
     fashion_model m;
 } run_state;
 
+/* Whether this process prints progress and results: the only one, or
+ * rank 0 of a data parallel job. */
+static bool speaks(const fashion_spec *spec)
+{
+    return !spec->dist || spec->dist->rank == 0;
+}
+
 static int fail(const fashion_spec *spec, const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", spec->program, what, ag_last_error());
@@ -195,8 +202,10 @@ static double train_epoch(const run_state *r, ag_optimizer *opt,
                           ag_batcher *batches, ag_arena *step, int64_t total,
                           const char *label)
 {
+    const fashion_dist *dist = r->spec->dist;
+    bool speak = speaks(r->spec);
     progress bar;
-    progress_start(&bar, label, ag_batcher_count(batches));
+    if (speak) progress_start(&bar, label, ag_batcher_count(batches));
     double loss_sum = 0, lr = r->spec->learning_rate;
     ag_tensor *bx, *by;
     int got;
@@ -208,14 +217,18 @@ static double train_epoch(const run_state *r, ag_optimizer *opt,
                      : lr);
         ag_tensor *loss = ag_softmax_cross_entropy(
             step, r->m.forward(r->m.model, step, bx), by);
-        if (!loss || ag_backward(loss) || ag_optimizer_step(opt)) return -1;
+        int failed = dist ? dist->backward(dist->self, loss)
+                          : !loss || ag_backward(loss);
+        if (failed || ag_optimizer_step(opt)) return -1;
         ag_optimizer_clear_grad(opt);
         loss_sum += ag_item(loss);
         n++;
-        progress_step(&bar, n, loss_sum / (double)n, ag_shape(bx)[0]);
+        if (speak)
+            progress_step(&bar, n, loss_sum / (double)n,
+                          ag_shape(bx)[0] * (dist ? dist->world : 1));
         ag_arena_reset(step);
     }
-    progress_finish(&bar, loss_sum / (double)n);
+    if (speak) progress_finish(&bar, loss_sum / (double)n);
     return got < 0 ? -1 : loss_sum / (double)n;
 }
 
@@ -226,7 +239,9 @@ static int save_checkpoint(const run_state *r, double accuracy)
     snprintf(epochs, sizeof epochs, "%ld", r->o.epochs);
     const char *metadata[] = {
         "model", r->spec->model, "test_accuracy", acc, "epochs", epochs, NULL};
-    return ag_save_safetensors(r->o.save, r->m.state, metadata);
+    const fashion_dist *dist = r->spec->dist;
+    return dist ? dist->save(dist->self, r->o.save, r->m.state, metadata)
+                : ag_save_safetensors(r->o.save, r->m.state, metadata);
 }
 
 /* Measures the checkpoint o.eval on the test split. */
@@ -236,8 +251,9 @@ static int evaluate(const run_state *r, const split *test, ag_arena *step)
         return fail(r->spec, "loading the checkpoint");
     double accuracy = test_accuracy(&r->m, test, step);
     if (accuracy < 0) return fail(r->spec, "evaluating");
-    printf("%s: %s: test accuracy %.2f%%\n", r->spec->program, r->o.eval,
-           accuracy);
+    if (speaks(r->spec))
+        printf("%s: %s: test accuracy %.2f%%\n", r->spec->program, r->o.eval,
+               accuracy);
     return 0;
 }
 
@@ -250,11 +266,22 @@ static int train(const run_state *r, const split *train_split,
     ag_optimizer *opt = ag_adam_new(data, r->m.parameters, NULL);
     ag_batcher *batches = ag_batcher_new(data, train_split->x, train_split->y,
                                          BATCH, true, r->o.seed, false);
-    if (!opt || !batches) return fail(r->spec, "setting up training");
-    printf("%s: %lld training and %lld test images, %lld parameters\n", program,
-           (long long)ag_shape(train_split->y)[0],
-           (long long)ag_shape(test->y)[0],
-           (long long)ag_params_numel(r->m.parameters));
+    const fashion_dist *dist = r->spec->dist;
+    bool speak = speaks(r->spec);
+    if (!opt || !batches ||
+        (dist && (dist->start(dist->self, data, r->m.parameters) ||
+                  ag_batcher_shard(batches, dist->rank, dist->world))))
+        return fail(r->spec, "setting up training");
+    if (speak)
+        printf("%s: %lld training and %lld test images, %lld parameters%s\n",
+               program, (long long)ag_shape(train_split->y)[0],
+               (long long)ag_shape(test->y)[0],
+               (long long)ag_params_numel(r->m.parameters),
+               dist ? ", data parallel" : "");
+    if (dist && speak)
+        printf("%s: %d processes, each with 1/%d of every batch of %d (the "
+               "loss shown is rank 0's part's)\n",
+               program, dist->world, dist->world, BATCH);
     double start = progress_now(), accuracy = 0;
     long epochs = r->o.epochs;
     int64_t total = epochs * ag_batcher_count(batches);
@@ -265,14 +292,16 @@ static int train(const run_state *r, const split *train_split,
         accuracy = loss < 0 ? -1 : test_accuracy(&r->m, test, step);
         ag_arena_reset(step);
         if (accuracy < 0) return fail(r->spec, "training");
-        printf("epoch %ld/%ld: loss %.4f, test accuracy %.2f%%\n", e, epochs,
-               loss, accuracy);
+        if (speak)
+            printf("epoch %ld/%ld: loss %.4f, test accuracy %.2f%%\n", e,
+                   epochs, loss, accuracy);
         fflush(stdout);
     }
     if (save_checkpoint(r, accuracy)) return fail(r->spec, "saving");
-    printf("%s: test accuracy %.2f%% after %ld epochs (%.1f s); "
-           "checkpoint saved to %s\n",
-           program, accuracy, epochs, progress_now() - start, r->o.save);
+    if (speak)
+        printf("%s: test accuracy %.2f%% after %ld epochs (%.1f s); "
+               "checkpoint saved to %s\n",
+               program, accuracy, epochs, progress_now() - start, r->o.save);
     return 0;
 }
 

@@ -20,6 +20,21 @@ typedef struct {
     ag_params *state;      /* what the checkpoint holds */
 } fashion_model;
 
+/* Data parallel training over processes (fashion_mnist under mpirun):
+ * each rank trains on its part of every batch and the gradients are
+ * averaged (libautograd-dist); the loop here stays free of MPI. */
+typedef struct {
+    int rank, world;
+    void *self;
+    /* starts it for the model's parameters, made in arena a */
+    int (*start)(void *self, ag_arena *a, ag_params *parameters);
+    /* the backward pass with the gradients averaged over the ranks */
+    int (*backward)(void *self, ag_tensor *loss);
+    /* rank 0 writes the checkpoint, the others wait */
+    int (*save)(void *self, const char *path, const ag_params *state,
+                const char *const *metadata);
+} fashion_dist;
+
 typedef struct {
     const char *program; /* for messages, the usage line and the default
                             checkpoint, <program>.safetensors */
@@ -31,6 +46,7 @@ typedef struct {
     /* Makes the model in arena `a` with its weights drawn from seed;
      * returns 0, or -1 with the library's error. */
     int (*make)(ag_arena *a, uint64_t seed, fashion_model *out);
+    const fashion_dist *dist; /* data parallel, or NULL: one process */
 } fashion_spec;
 
 /* Parses the options (--data DIR, --epochs N, --save FILE, --eval FILE,

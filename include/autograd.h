@@ -253,6 +253,30 @@ AG_API void ag_clear_grad(ag_tensor *t);
  * gets no gradient. */
 AG_API int ag_backward(ag_tensor *loss);
 
+/* A gradient hook (see ag_set_grad_hook): `t` is the tensor it was set on
+ * and `user` the pointer given with it. Returns 0, or non-zero with an
+ * error (ag_set_error) to stop the backward pass. */
+typedef int (*ag_grad_hook)(ag_tensor *t, void *user);
+
+/* Sets the hook that ag_backward calls when the gradient of `t` is final
+ * for the pass: every op of the pass that adds to it has run, so
+ * ag_grad(t) holds its whole value (for a leaf, summed with the earlier
+ * passes' until ag_zero_grad), and the pass has not reached the ops before
+ * t yet. For parameters, the hooks fire about in the reverse order of the
+ * layers, while the rest of the pass still runs: this is what lets
+ * libautograd-dist start averaging a layer's gradients across processes
+ * during the backward pass (autograd/dist.h). The hook runs on the thread
+ * of ag_backward, once per pass that reaches t (not at all for a pass that
+ * does not, nor from ag_gradients, which leaves ag_grad alone); it may read
+ * the gradient and keep a pointer to it, but must not change it or start
+ * another walk of a graph (ag_backward from a hook fails). When the hook
+ * returns non-zero, ag_backward stops and returns -1 with the hook's error
+ * (as for a user-defined function's failing backward). A tensor holds one
+ * hook: setting another replaces it, and hook NULL removes it. Costs
+ * nothing to a pass whose tensors have none. Returns 0, or -1 and an error
+ * for a NULL t or an AG_I32 t (it never has a gradient). */
+AG_API int ag_set_grad_hook(ag_tensor *t, ag_grad_hook hook, void *user);
+
 /* Turns recording on or off for this thread and returns the previous mode.
  * While it is off, ops compute values but record nothing and their results
  * do not require gradients (as torch.no_grad). On by default. */
@@ -324,6 +348,15 @@ AG_API const char *ag_last_error(void);
 
 /* Forgets the last error of this thread. */
 AG_API void ag_clear_error(void);
+
+/* Sets this thread's error message to "<func>: <formatted message>", as the
+ * library's own functions report theirs: for code built on the library
+ * (libautograd-dist, a user's modules) that reports through
+ * ag_last_error(). The arguments may include ag_last_error() itself, to
+ * wrap the pending message ("rank 1: %s"). A message longer than 511
+ * bytes is cut there. */
+AG_API void ag_set_error(const char *func, const char *fmt, ...)
+    AG_PRINTF(2, 3);
 
 /* Sets how many threads the library uses, 1 or more (capped at 64):
  * matrix products of 2^21 multiply-adds or more and elementwise kernels of

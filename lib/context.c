@@ -8,13 +8,31 @@ static _Thread_local char last_error[512];
 static _Thread_local bool grad_disabled;   /* zero-initialised: enabled */
 static _Thread_local bool anomaly_enabled; /* off by default */
 
+/* Formats "<func>: <message>" into this thread's message. The text is
+ * made in a buffer of its own first, so that the arguments may include
+ * the pending message itself (ag_last_error()). */
+static void set_message(const char *func, const char *fmt, va_list ap)
+{
+    char text[sizeof last_error];
+    int n = snprintf(text, sizeof text, "%s: ", func ? func : "");
+    if (n < 0 || (size_t)n >= sizeof text) return;
+    vsnprintf(text + n, sizeof text - (size_t)n, fmt, ap);
+    memcpy(last_error, text, sizeof text);
+}
+
 void ag__error(const char *func, const char *fmt, ...)
 {
-    int n = snprintf(last_error, sizeof last_error, "%s: ", func);
-    if (n < 0 || (size_t)n >= sizeof last_error) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
+    set_message(func, fmt, ap);
+    va_end(ap);
+}
+
+void ag_set_error(const char *func, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_message(func, fmt, ap);
     va_end(ap);
 }
 

@@ -233,15 +233,45 @@ void *ag__grad_accumulate(ag_tensor *x)
     return x->grad->data;
 }
 
+int ag_set_grad_hook(ag_tensor *t, ag_grad_hook hook, void *user)
+{
+    const char *func = "ag_set_grad_hook";
+    if (!t) return ag__null_input(func, 0);
+    if (t->dtype == AG_I32) {
+        ag__error(func, "an i32 tensor never has a gradient to hook");
+        return -1;
+    }
+    t->grad_hook = hook;
+    t->grad_hook_user = hook ? user : NULL;
+    return 0;
+}
+
+/* Calls t's gradient hook: its gradient is final, every tensor made from
+ * t being later in the order, so already run. An unwritten buffer is
+ * cleared first, so that the hook reads zeros. */
+static int call_grad_hook(ag_tensor *t)
+{
+    ag__grad_accumulate(t);
+    ag_clear_error();
+    int rc = t->grad_hook(t, t->grad_hook_user);
+    if (rc && !ag_last_error()[0])
+        ag__error("ag_backward", "a gradient hook returned %d without an error",
+                  rc);
+    return rc ? -1 : 0;
+}
+
 /* Runs the backward of every op in `order` (inputs first) from the last to
- * the first, checking gradients in anomaly mode; stops at a failure. An op
+ * the first, checking gradients in anomaly mode, and with `hooks` calling
+ * each tensor's gradient hook as its turn comes; stops at a failure. An op
  * that received no gradient contributes none. */
-static int run_backward(ag_tensor **order, int64_t count)
+static int run_backward(ag_tensor **order, int64_t count, bool hooks)
 {
     bool anomaly = ag_is_anomaly_detection_enabled();
     int status = 0;
     backward_running = true;
     for (int64_t i = count - 1; i >= 0 && !status; i--) {
+        if (hooks && order[i]->grad_hook && (status = call_grad_hook(order[i])))
+            break;
         if (!needs_backward(order[i]) || order[i]->grad_unwritten) continue;
         status = order[i]->op->backward(order[i]) ? -1 : 0;
         if (!status && anomaly) status = ag__anomaly_backward(order[i]);
@@ -300,7 +330,7 @@ int ag_backward(ag_tensor *loss)
             order[i]->grad_unwritten = order[i]->op || order[i]->mark == FRESH;
         AG_DISPATCH_FLOAT(loss->dtype,
                           { *(real *)ag__grad_accumulate(loss) += 1; });
-        status = run_backward(order, count);
+        status = run_backward(order, count, true);
         for (int64_t i = 0; i < count; i++) ag__grad_accumulate(order[i]);
     }
     for (int64_t i = 0; i < count; i++) order[i]->mark = UNSEEN;
@@ -452,7 +482,7 @@ static int gradients_by_kernels(ag_arena *a, ag_tensor **order, int64_t count,
             for (int64_t e = 0; e < y->numel; e++) g[e] += s ? s[e] : 1;
         });
     }
-    return run_backward(order, count);
+    return run_backward(order, count, false);
 }
 
 /* Every order by the ops' vjp rules, with grad mode on: grad holds each

@@ -81,6 +81,9 @@ struct ag_tensor {
     ag_tensor **inputs; /* n_inputs of them, in the result's arena */
     void *params;       /* the op family's parameters (AG_PARAMS) */
     void *saved;        /* the op family's saved state (AG_SAVED) */
+    ag_grad_hook grad_hook; /* called when its gradient is final in an
+                               ag_backward pass (ag_set_grad_hook), or NULL */
+    void *grad_hook_user;
 };
 
 /* ---- the heap (alloc.c) ---- */

@@ -11,20 +11,23 @@
 #        [MIN_ACCURACY]]]
 # AG_TEST_WRAPPER, when set, is a command (split at spaces) to run both
 # programs under, such as the Valgrind setup's valgrind; its own reports
-# must make the program exit with 99.
+# must make the program exit with 99. AG_TEST_EXAMPLE_WRAPPER, when set,
+# is one for the example alone (mpirun, for fashion_mnist's data parallel
+# run), in place of AG_TEST_WRAPPER.
 set -eu
 make_set=$1 example=$2 epochs=${3:-2} train_count=${4:-600}
 min_accuracy=${5:-}
 name=$(basename "$example")
 wrap=${AG_TEST_WRAPPER:-}
+exwrap=${AG_TEST_EXAMPLE_WRAPPER:-$wrap}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 $wrap "$make_set" "$dir" "$train_count" 100
-$wrap "$example" --data "$dir" --epochs "$epochs" \
+$exwrap "$example" --data "$dir" --epochs "$epochs" \
     --save "$dir/model.safetensors" >"$dir/train.txt"
 cat "$dir/train.txt"
 trained=$(sed -n "s/^$name: test accuracy \\([0-9.]*\\)%.*/\\1/p" "$dir/train.txt")
-$wrap "$example" --data "$dir" --eval "$dir/model.safetensors" >"$dir/eval.txt"
+$exwrap "$example" --data "$dir" --eval "$dir/model.safetensors" >"$dir/eval.txt"
 cat "$dir/eval.txt"
 evaluated=$(sed -n 's/.*: test accuracy \([0-9.]*\)%$/\1/p' "$dir/eval.txt")
 if [ -z "$trained" ] || [ "$trained" != "$evaluated" ]; then
@@ -41,14 +44,14 @@ mkdir "$dir/plain"
 for f in "$dir"/*.gz; do
     gzip -dc "$f" >"$dir/plain/$(basename "$f" .gz)"
 done
-$wrap "$example" --data "$dir/plain" --eval "$dir/model.safetensors" >"$dir/plain.txt"
+$exwrap "$example" --data "$dir/plain" --eval "$dir/model.safetensors" >"$dir/plain.txt"
 plain=$(sed -n 's/.*: test accuracy \([0-9.]*\)%$/\1/p' "$dir/plain.txt")
 if [ "$plain" != "$trained" ]; then
     echo "uncompressed files give $plain%, not $trained%" >&2
     exit 1
 fi
 status=0
-$wrap "$example" --data "$dir/missing" >"$dir/out.txt" 2>&1 || status=$?
+$exwrap "$example" --data "$dir/missing" >"$dir/out.txt" 2>&1 || status=$?
 if [ "$status" -eq 0 ] || [ "$status" -eq 99 ]; then
     cat "$dir/out.txt" >&2
     echo "a missing data folder did not fail as it should (status $status)" >&2

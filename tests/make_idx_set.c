@@ -50,10 +50,9 @@ static int write_split(const char *dir, const char *prefix, unsigned n)
     char images[64], names[64];
     snprintf(images, sizeof images, "%s-images-idx3-ubyte.gz", prefix);
     snprintf(names, sizeof names, "%s-labels-idx1-ubyte.gz", prefix);
-    int status =
-        write_idx(dir, images, 3, (unsigned[]){n, SIDE, SIDE}, pixels,
-                  (size_t)n * SIDE * SIDE) ||
-        write_idx(dir, names, 1, (unsigned[]){n}, labels, n);
+    int status = write_idx(dir, images, 3, (unsigned[]){n, SIDE, SIDE}, pixels,
+                           (size_t)n * SIDE * SIDE) ||
+                 write_idx(dir, names, 1, (unsigned[]){n}, labels, n);
     free(pixels);
     free(labels);
     return status;

@@ -169,6 +169,21 @@ AG_API ag_batcher *ag_batcher_new(ag_arena *a, ag_tensor *x, ag_tensor *y,
 AG_API int ag_batcher_next(ag_batcher *b, ag_arena *step, ag_tensor **bx,
                            ag_tensor **by);
 
+/* Makes the batcher give this process its part of every batch, for data
+ * parallel training over `world` processes (autograd/dist.h): each process
+ * makes the same batcher (same data, batch size, shuffle and seed, so the
+ * same orders) and says which one it is, 0 <= rank < world. `batch` is then
+ * the global batch, and a batch of B examples gives process `rank` its
+ * rows B * rank / world to B * (rank + 1) / world (their union over the
+ * ranks is the batch a single process gets). Set it before the first
+ * batch. A smaller last batch can leave a process fewer rows than the
+ * others, or none (an empty (0, ...) batch) when it has fewer than world
+ * examples: use drop_last, or a number of examples that the global batch
+ * divides, for parts of one size. Returns 0, or -1 and an error for a
+ * NULL batcher, a rank outside [0, world), or a batch smaller than world
+ * (some process would never get an example). */
+AG_API int ag_batcher_shard(ag_batcher *b, int rank, int world);
+
 /* Batches per epoch: N / batch rounded up, or down with drop_last; 0 for
  * NULL. */
 AG_API int64_t ag_batcher_count(const ag_batcher *b);

@@ -13,6 +13,7 @@ struct ag_batcher {
     int64_t *perm;  /* the order of this epoch */
     bool shuffle, drop_last;
     ag_rng rng;
+    int rank, world; /* this process's part of every batch (1 of 1: all) */
 };
 
 /* A uniform integer in [0, n), n > 0, without modulo bias: the lowest
@@ -106,10 +107,35 @@ ag_batcher *ag_batcher_new(ag_arena *a, ag_tensor *x, ag_tensor *y,
                       .perm = perm,
                       .shuffle = shuffle_each_epoch,
                       .drop_last = drop_last,
-                      .rng = ag_rng_seed(seed)};
+                      .rng = ag_rng_seed(seed),
+                      .world = 1};
     for (int64_t i = 0; i < n; i++) perm[i] = i;
     if (b->shuffle) shuffle(b);
     return b;
+}
+
+int ag_batcher_shard(ag_batcher *b, int rank, int world)
+{
+    const char *func = "ag_batcher_shard";
+    if (!b) {
+        ag__error(func, "batcher is NULL");
+        return -1;
+    }
+    if (world < 1 || rank < 0 || rank >= world) {
+        ag__error(func, "rank %d of a world of %d: need 0 <= rank < world",
+                  rank, world);
+        return -1;
+    }
+    if (b->batch < world) {
+        ag__error(func,
+                  "a batch of %lld examples shared by %d processes leaves "
+                  "some of them none",
+                  (long long)b->batch, world);
+        return -1;
+    }
+    b->rank = rank;
+    b->world = world;
+    return 0;
 }
 
 int64_t ag_batcher_count(const ag_batcher *b)
@@ -158,8 +184,11 @@ int ag_batcher_next(ag_batcher *b, ag_arena *step, ag_tensor **bx,
         return 0;
     }
     int64_t rows = left < b->batch ? left : b->batch;
-    ag_tensor *tx = gather(b, step, b->x, b->cursor, rows);
-    ag_tensor *ty = tx ? gather(b, step, b->y, b->cursor, rows) : NULL;
+    /* this rank's rows of the batch: [rows * rank / world, ...) */
+    int64_t lo = rows * b->rank / b->world,
+            hi = rows * (b->rank + 1) / b->world;
+    ag_tensor *tx = gather(b, step, b->x, b->cursor + lo, hi - lo);
+    ag_tensor *ty = tx ? gather(b, step, b->y, b->cursor + lo, hi - lo) : NULL;
     if (!ty) return -1;
     b->cursor += rows;
     *bx = tx;
