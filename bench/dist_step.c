@@ -13,7 +13,7 @@
  *                  [--bucket-bytes B] [--allreduce]
  *        mpirun -np 2 dist_step ... */
 #define _POSIX_C_SOURCE 200809L
-#include "timing.h"
+#include "common.h"
 
 #include <autograd.h>
 #include <autograd/dist.h>
@@ -43,7 +43,7 @@ static void time_allreduce(ag_dist *d)
         }
         if (rank == 0)
             printf("allreduce bytes=%lld us=%.2f\n", (long long)bytes,
-                   1e6 * median(t, reps));
+                   1e6 * bench_median(t, reps));
     }
     free(buf);
 }
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     }
     double t[MAX_STEPS], wait[MAX_STEPS];
     for (int s = 0; s < steps + 5; s++) { /* 5 warm-up steps */
-        double t0 = now_us();
+        double t0 = bench_now_us();
         ag_tensor *loss =
             ag_softmax_cross_entropy(step, ag_mlp_forward(step, mlp, x), y);
         int rc = ddp ? ag_ddp_backward(ddp, loss) : ag_backward(loss);
@@ -112,11 +112,11 @@ int main(int argc, char **argv)
         ag_optimizer_clear_grad(adam);
         ag_arena_reset(step);
         if (s >= 5) {
-            t[s - 5] = now_us() - t0;
+            t[s - 5] = bench_now_us() - t0;
             wait[s - 5] = ddp ? 1e6 * ag_ddp_get_stats(ddp).wait_seconds : 0;
         }
     }
-    double step_us = median(t, steps), wait_us = median(wait, steps);
+    double step_us = bench_median(t, steps), wait_us = bench_median(wait, steps);
     if (rank == 0)
         printf("ranks=%d threads=%d batch=%d overlap=%s buckets=%d "
                "step_us=%.0f wait_us=%.0f samples_per_s=%.0f\n",
