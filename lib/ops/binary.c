@@ -109,19 +109,22 @@ static void bcast_over(ag_bcast *it, const ag_tensor *out)
                    out->shape);
 }
 
-static int binary_forward(ag_tensor *out)
+/* The forward of elements [lo, hi) of every row (of the one row, when the
+ * shapes are the same, which is how it splits over the threads). */
+static void forward_span(void *arg, int64_t lo, int64_t hi)
 {
+    ag_tensor *out = arg;
     int kind = out->op->kind;
     ag_bcast it;
     bcast_over(&it, out);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data, *y = out->inputs[1]->data;
         real *z = out->data;
-        int64_t n = it.row_len, sx = it.row_stride[0], sy = it.row_stride[1];
+        int64_t n = hi - lo, sx = it.row_stride[0], sy = it.row_stride[1];
         for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
-            const real *restrict xr = x + it.offset[0];
-            const real *restrict yr = y + it.offset[1];
-            real *restrict zr = z + r * n;
+            const real *restrict xr = x + it.offset[0] + lo * sx;
+            const real *restrict yr = y + it.offset[1] + lo * sy;
+            real *restrict zr = z + r * it.row_len + lo;
             switch (kind) {
             case ADD:
                 for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] + yr[j * sy];
@@ -150,6 +153,16 @@ static int binary_forward(ag_tensor *out)
             }
         }
     });
+}
+
+static int binary_forward(ag_tensor *out)
+{
+    ag_bcast it;
+    bcast_over(&it, out);
+    if (it.rows == 1) /* one row: split it when large */
+        ag__parallel_for(it.row_len, forward_span, out);
+    else
+        forward_span(out, 0, it.row_len);
     return 0;
 }
 
@@ -169,6 +182,13 @@ static int binary_forward(ag_tensor *out)
 #define TIE_SHARE(loses, tie)                                                  \
     AG_SELECT(loses, (real)0, AG_SELECT(tie, (real)0.5, (real)1))
 
+typedef struct {
+    ag_tensor *out;
+    int which;
+    void *d;  /* the input's gradient buffer */
+    bool set; /* stored into, not added to */
+} backward_job;
+
 /* Adds out's gradient contribution to input `which` (0: x, 1: y):
  *   add: dx = g            dy = g
  *   sub: dx = g            dy = -g
@@ -177,27 +197,29 @@ static int binary_forward(ag_tensor *out)
  *   maximum: dx = g * [x > y, 1/2 if x = y]   dy likewise (minimum: <)
  * summed over the broadcast dimensions through stride-0 writes. An input
  * that was not broadcast has each gradient element written once, so an
- * unwritten buffer is stored into. */
-static void binary_backward_input(ag_tensor *out, int which)
+ * unwritten buffer is stored into. Here: the contribution of elements
+ * [lo, hi) of every row (of the one row when
+ * the shapes are the same: then each element of d is written once, so the
+ * row splits over the threads). */
+static void backward_span(void *arg, int64_t lo, int64_t hi)
 {
-    int kind = out->op->kind;
-    ag_tensor *in = out->inputs[which];
-    bool set = false;
-    void *d_data = in->numel == out->numel ? ag__grad_begin(in, &set)
-                                           : ag__grad_accumulate(in);
+    const backward_job *job = arg;
+    ag_tensor *out = job->out;
+    int kind = out->op->kind, which = job->which;
+    bool set = job->set;
     ag_bcast it;
     bcast_over(&it, out);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data, *y = out->inputs[1]->data;
         const real *g = out->grad->data;
-        real *d = d_data;
-        int64_t n = it.row_len, sx = it.row_stride[0], sy = it.row_stride[1];
+        real *d = job->d;
+        int64_t n = hi - lo, sx = it.row_stride[0], sy = it.row_stride[1];
         int64_t sd = it.row_stride[which];
         for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
-            const real *restrict xr = x + it.offset[0];
-            const real *restrict yr = y + it.offset[1];
-            const real *restrict gr = g + r * n;
-            real *restrict dr = d + it.offset[which];
+            const real *restrict xr = x + it.offset[0] + lo * sx;
+            const real *restrict yr = y + it.offset[1] + lo * sy;
+            const real *restrict gr = g + r * it.row_len + lo;
+            real *restrict dr = d + it.offset[which] + lo * sd;
             switch (kind * 2 + which) {
             case ADD * 2 + 0:
             case ADD * 2 + 1:
@@ -232,6 +254,20 @@ static void binary_backward_input(ag_tensor *out, int which)
             }
         }
     });
+}
+
+static void binary_backward_input(ag_tensor *out, int which)
+{
+    ag_tensor *in = out->inputs[which];
+    backward_job job = {out, which, NULL, false};
+    job.d = in->numel == out->numel ? ag__grad_begin(in, &job.set)
+                                    : ag__grad_accumulate(in);
+    ag_bcast it;
+    bcast_over(&it, out);
+    if (it.rows == 1 && it.row_stride[which] == 1)
+        ag__parallel_for(it.row_len, backward_span, &job);
+    else
+        backward_span(&job, 0, it.row_len);
 }
 
 static int binary_backward(ag_tensor *out)

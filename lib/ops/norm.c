@@ -267,11 +267,17 @@ static void backward_groups(const norm_job *job, int64_t lo, int64_t hi)
             for (int64_t a = 0; a < A && (cdw || cdb); a++) {
                 const real *restrict xr = xv + (a * B + b) * K;
                 const real *restrict gr = g + (a * B + b) * K;
-                if (cdw)
+                if (cdw && cdb) { /* one pass for both */
+                    for (int64_t k = 0; k < K; k++) {
+                        cdw[k] += gr[k] * ((xr[k] - m) * r);
+                        cdb[k] += gr[k];
+                    }
+                } else if (cdw) {
                     for (int64_t k = 0; k < K; k++)
                         cdw[k] += gr[k] * ((xr[k] - m) * r);
-                if (cdb)
+                } else {
                     for (int64_t k = 0; k < K; k++) cdb[k] += gr[k];
+                }
             }
             if (!dx) continue;
             const real c1 = centred && !eval ? (real)(s_gw / n) : 0;
