@@ -12,6 +12,9 @@ static _Thread_local bool anomaly_enabled; /* off by default */
  * made in a buffer of its own first, so that the arguments may include
  * the pending message itself (ag_last_error()). */
 static void set_message(const char *func, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void set_message(const char *func, const char *fmt, va_list ap)
 {
     char text[sizeof last_error];
     int n = snprintf(text, sizeof text, "%s: ", func ? func : "");

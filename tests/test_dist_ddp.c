@@ -23,6 +23,7 @@
 #include "support.h"
 #include <check.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,6 +173,103 @@ START_TEST(test_rank_0_writes_the_checkpoint)
 }
 END_TEST
 
+START_TEST(test_buffers_come_from_rank_0)
+{
+    int rank = ag_dist_rank(dist);
+    ag_arena *a = ag_arena_new();
+    ag_mlp *m = dist_mlp(a, 4, sizes, 3 + (uint64_t)rank);
+    ag_params *buffers = ag_params_new(a);
+    ag_tensor *mean = ag_full(a, AG_F64, 1, (int64_t[]){4}, rank + 0.5);
+    /* an i32 buffer too: BatchNorm's num_batches_tracked */
+    ag_module *bn = ag_nn_batch_norm1d(a, AG_F64, 4, 1e-5, 0.1, true, true);
+    ck_assert_ptr_nonnull(bn);
+    ag_params *bn_buffers = ag_module_buffers(bn);
+    ck_assert_int_eq(ag_params_add(buffers, "running_mean_copy", mean), 0);
+    ag_tensor *tracked = ag_params_find(bn_buffers, "num_batches_tracked");
+    ck_assert_ptr_nonnull(tracked);
+    ((int32_t *)ag_data(tracked))[0] = 10 + rank;
+    ag_ddp *ddp = ag_ddp_new(a, dist, m->params, buffers, NULL);
+    ck_assert_msg(ddp, "%s", ag_last_error());
+    ag_ddp *bn_ddp =
+        ag_ddp_new(a, dist, ag_module_parameters(bn), bn_buffers, NULL);
+    ck_assert_msg(bn_ddp, "%s", ag_last_error());
+    for (int i = 0; i < 4; i++) ck_assert_double_eq(tensor_at(mean, i), 0.5);
+    ck_assert_int_eq(((int32_t *)ag_data(tracked))[0], 10);
+    ag_mlp *rank0 = dist_mlp(a, 4, sizes, 3);
+    ck_assert_double_eq(dist_max_relative(m->params, rank0->params), 0);
+    ag_ddp_detach(ddp);
+    ag_ddp_detach(bn_ddp);
+    ag_arena_free(a);
+}
+END_TEST
+
+/* Sets element i of t, whatever its dtype. */
+static void tensor_set_any(ag_tensor *t, int64_t i, double v)
+{
+    if (ag_type(t) == AG_I32)
+        ((int32_t *)ag_data(t))[i] = (int32_t)v;
+    else
+        tensor_set(t, i, v);
+}
+
+START_TEST(test_allreduce_and_broadcast)
+{
+    int rank = ag_dist_rank(dist), world = ag_dist_size(dist);
+    ag_arena *a = ag_arena_new();
+    ag_dtype types[3] = {AG_F64, AG_F32, AG_I32};
+    for (int k = 0; k < 3; k++) {
+        ag_tensor *t = ag_zeros(a, types[k], 2, (int64_t[]){2, 3});
+        for (int i = 0; i < 6; i++) tensor_set_any(t, i, rank * 10 + i);
+        ck_assert_msg(ag_dist_allreduce(dist, t, false) == 0, "%s",
+                      ag_last_error());
+        /* sum over r of (10 r + i) = 10 w (w - 1) / 2 + w i */
+        for (int i = 0; i < 6; i++)
+            ck_assert_double_eq(tensor_at(t, i),
+                                10.0 * world * (world - 1) / 2 + world * i);
+        if (types[k] == AG_I32) {
+            ck_assert_int_eq(ag_dist_allreduce(dist, t, true), -1);
+            char want[128];
+            snprintf(want, sizeof want,
+                     "ag_dist_allreduce: rank 0: cannot average an i32 "
+                     "tensor%s",
+                     world == 1   ? ""
+                     : world == 2 ? " (2 ranks failed)"
+                                  : " (3 ranks failed)");
+            ck_assert_str_eq(ag_last_error(), want);
+            continue;
+        }
+        ck_assert_int_eq(ag_dist_allreduce(dist, t, true), 0);
+        for (int i = 0; i < 6; i++)
+            ck_assert_double_eq_tol(tensor_at(t, i),
+                                    10.0 * world * (world - 1) / 2 + world * i,
+                                    1e-4);
+        ag_tensor *b = ag_full(a, types[k], 1, (int64_t[]){3}, rank);
+        ck_assert_int_eq(ag_dist_broadcast(dist, b, world - 1), 0);
+        for (int i = 0; i < 3; i++)
+            ck_assert_double_eq(tensor_at(b, i), world - 1);
+    }
+    ag_arena_free(a);
+}
+END_TEST
+
+START_TEST(test_init_errors)
+{
+    ck_assert_ptr_null(ag_dist_init(NULL, NULL, &(ag_dist_options){-1}));
+    ck_assert_str_eq(ag_last_error(), "ag_dist_init: the timeout must be >= 0 "
+                                      "and finite, got -1");
+    ck_assert_int_eq(ag_dist_rank(NULL), 0);
+    ck_assert_int_eq(ag_dist_size(NULL), 1);
+    ck_assert_int_eq(ag_dist_check(NULL, 0), -1);
+    ck_assert_str_eq(ag_last_error(),
+                     "ag_dist_check: the process group is NULL");
+    ck_assert_ptr_null(ag_ddp_new(NULL, dist, NULL, NULL, NULL));
+    ck_assert_msg(strstr(ag_last_error(), "arena is NULL"), "%s",
+                  ag_last_error());
+    ck_assert_int_eq(ag_ddp_backward(NULL, NULL), -1);
+    ck_assert_str_eq(ag_last_error(), "ag_ddp_backward: ddp is NULL");
+}
+END_TEST
+
 static Suite *ddp_suite(void)
 {
     Suite *s = suite_create("dist_ddp");
@@ -180,6 +278,9 @@ static Suite *ddp_suite(void)
     tcase_add_loop_test(tc, test_data_parallel_equals_one_process, 0,
                         (int)(sizeof configs / sizeof configs[0]));
     tcase_add_test(tc, test_rank_0_writes_the_checkpoint);
+    tcase_add_test(tc, test_buffers_come_from_rank_0);
+    tcase_add_test(tc, test_allreduce_and_broadcast);
+    tcase_add_test(tc, test_init_errors);
     suite_add_tcase(s, tc);
     return s;
 }

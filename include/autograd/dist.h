@@ -117,9 +117,10 @@ AG_API int ag_dist_allreduce(ag_dist *d, ag_tensor *t, bool average);
 /* Ends this process's part of the job and frees d: when communication is
  * intact, waits for every rank (MPI_Finalize, when ag_dist_init
  * initialised MPI); when it is broken, ends the whole job with
- * MPI_Abort(code 1), since a rank that stopped answering would keep
- * MPI_Finalize waiting forever. Print errors before calling it. NULL is
- * ignored. */
+ * MPI_Abort(code 1) half a second later (so that the other ranks can
+ * print their errors first), since a rank that stopped answering would
+ * keep MPI_Finalize waiting forever. Print errors before calling it. NULL
+ * is ignored. */
 AG_API void ag_dist_finalize(ag_dist *d);
 
 /* Ends the whole job at once (MPI_Abort with `code`), from any rank. */

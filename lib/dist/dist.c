@@ -121,9 +121,13 @@ static int take_notice(ag_dist *d, const char *func)
 
 /* Polls the n requests until all completed (0) or the deadline passed (1,
  * with done[i] saying which completed when done is not NULL), watching
- * for notices; -1 with an error (a notice, or MPI failing). */
+ * for notices when `notices`; -1 with an error (a notice, or MPI
+ * failing). Waits that cannot hang on a failed rank (rank 0's verdicts,
+ * whose receives are posted before the statuses are sent) leave notices
+ * for later: one may come from a rank that already got its verdict and
+ * failed after it. */
 static int poll_until(ag_dist *d, const char *func, int n, MPI_Request *reqs,
-                      double deadline, int *done)
+                      double deadline, int *done, bool notices)
 {
     double start = ag__dist_now();
     for (;;) {
@@ -131,7 +135,7 @@ static int poll_until(ag_dist *d, const char *func, int n, MPI_Request *reqs,
         int rc = MPI_Testall(n, reqs, &all, MPI_STATUSES_IGNORE);
         if (rc) return ag__dist_mpi_error(func, rc, "MPI_Testall");
         if (all) return 0;
-        if (take_notice(d, func)) return -1;
+        if (notices && take_notice(d, func)) return -1;
         double now = ag__dist_now();
         if (now > deadline) break;
         /* spin briefly (a step's sums take microseconds to milliseconds),
@@ -149,7 +153,8 @@ int ag__dist_wait(ag_dist *d, const char *func, int n, MPI_Request *reqs,
                   const char *what)
 {
     if (ag__dist_usable(func, d)) return -1;
-    int rc = poll_until(d, func, n, reqs, ag__dist_now() + d->timeout, NULL);
+    int rc =
+        poll_until(d, func, n, reqs, ag__dist_now() + d->timeout, NULL, true);
     if (rc > 0)
         ag_set_error(func,
                      "%s did not finish within %g s: some rank did not take "
@@ -347,7 +352,20 @@ void ag_dist_abort(ag_dist *d, int code)
 void ag_dist_finalize(ag_dist *d)
 {
     if (!d) return;
-    if (d->broken) ag_dist_abort(d, 1);
+    if (d->broken) {
+        /* the others may be a moment from their own error (a notice on its
+         * way): let them report it before the job ends, moving MPI on
+         * meanwhile (a notice sent is delivered by later MPI calls) */
+        fflush(stdout);
+        fflush(stderr);
+        for (double end = ag__dist_now() + 0.5; ag__dist_now() < end;) {
+            int flag;
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, d->ctrl, &flag,
+                       MPI_STATUS_IGNORE);
+            pause_us(1000);
+        }
+        ag_dist_abort(d, 1);
+    }
     MPI_Comm_free(&d->data);
     MPI_Comm_free(&d->ctrl);
     if (d->finalize_mpi) MPI_Finalize();
@@ -429,7 +447,7 @@ static int check_root(ag_dist *d, const char *func)
             rc = ag__dist_mpi_error(func, rc, "MPI_Irecv");
     if (!rc)
         rc = poll_until(d, func, n, m->recvs, ag__dist_now() + d->timeout,
-                        m->done);
+                        m->done, true);
     if (rc < 0) return ag__dist_break(d);
     bool timed_out = rc > 0;
     for (int r = 0; r < n && !timed_out; r++) m->done[r] = 1;
@@ -443,8 +461,8 @@ static int check_root(ag_dist *d, const char *func)
             rc = ag__dist_mpi_error(func, rc, "MPI_Isend");
     }
     if (!rc) {
-        rc =
-            poll_until(d, func, n, m->sends, ag__dist_now() + d->timeout, NULL);
+        rc = poll_until(d, func, n, m->sends, ag__dist_now() + d->timeout, NULL,
+                        false);
         if (rc > 0)
             ag_set_error(func, "sending the verdict took over %g s",
                          d->timeout);
@@ -480,7 +498,8 @@ int ag__dist_check(ag_dist *d, const char *func, int status, const char *desc)
                        &reqs[1]);
     if (rc) return ag__dist_mpi_error(func, rc, "MPI_Isend"), ag__dist_break(d);
     /* rank 0 may wait a whole timeout for a silent rank before answering */
-    rc = poll_until(d, func, 2, reqs, ag__dist_now() + 2 * d->timeout, NULL);
+    rc = poll_until(d, func, 2, reqs, ag__dist_now() + 2 * d->timeout, NULL,
+                    true);
     if (rc > 0)
         ag_set_error(func, "rank 0 did not answer within %g s (hung, or gone)",
                      2 * d->timeout);
