@@ -244,8 +244,9 @@ AG_API void ag_clear_grad(ag_tensor *t);
  * Returns 0, or -1 with an error for a loss with more than one element, an
  * integer loss, a loss that does not require a gradient, or out of memory
  * (in which case no gradient has changed). It also returns -1 when the
- * backward of a user-defined function fails or anomaly detection finds a
- * NaN or infinity (see autograd/tools.h); the pass stops there, and the
+ * backward of a user-defined function or a gradient hook
+ * (ag_set_grad_hook) fails, or anomaly detection finds a NaN or infinity
+ * (see autograd/tools.h); the pass stops there, and the
  * contributions of the ops already run stay in the gradients (zero them
  * before trying again). For NULL it returns -1 and keeps
  * the earlier message, as ops do, so `ag_backward(expression)` reports the

@@ -71,7 +71,9 @@ typedef struct {
  * mpirun the program is a job of one process. Returns NULL and an error
  * when MPI fails to initialise, gives less than MPI_THREAD_SERIALIZED, a
  * timeout is negative, not finite, or AG_DIST_TIMEOUT is not a positive
- * number, or out of memory. Free it with ag_dist_finalize. */
+ * number, or out of memory. Free it with ag_dist_finalize (a program that
+ * makes several: the one that initialised MPI last, since it finalises
+ * MPI). */
 AG_API ag_dist *ag_dist_init(int *argc, char ***argv,
                              const ag_dist_options *options);
 
