@@ -1,6 +1,7 @@
 /* graph_dot.c: draws the graph of a small MLP's loss, after a backward
  * pass, as Graphviz DOT: every tensor with its op, shape, dtype, whether
- * it requires a gradient and its gradient's norm.
+ * it requires a gradient and its gradient's norm, the parameters labelled
+ * with their names ("layers.0.weight", ...), as torchviz's params= does.
  *
  *   usage: graph_dot [out.dot]        (default mlp.dot)
  *
@@ -60,7 +61,15 @@ int main(int argc, char **argv)
         perror(path);
         return 1;
     }
-    int status = ag_write_dot(loss, f);
+    /* the parameters' names on their leaves */
+    ag_tensor *params[16];
+    const char *names[16];
+    int n = ag_params_count(mlp->params);
+    for (int i = 0; i < n && i < 16; i++) {
+        params[i] = ag_params_tensor(mlp->params, i);
+        names[i] = ag_params_name(mlp->params, i);
+    }
+    int status = ag_write_dot_named(loss, n < 16 ? n : 16, params, names, f);
     if (fclose(f) != 0) status = -1;
     if (status) {
         fprintf(stderr, "writing %s: %s\n", path, ag_last_error());

@@ -1295,6 +1295,59 @@ START_TEST(test_dot_deep_chain)
 }
 END_TEST
 
+/* ag_write_dot_named: the graph of examples/fashion_mnist's model
+ * (784-512-256-10) labels each of its six parameters with its name, once,
+ * on a leaf; bad names are refused before anything is written. */
+START_TEST(test_dot_named_parameters)
+{
+    ag_arena *a = ag_arena_new(), *step = ag_arena_new();
+    ag_mlp *m = ag_mlp_new(a, 4, (int64_t[]){784, 512, 256, 10}, NULL);
+    ck_assert_msg(m != NULL, "%s", ag_last_error());
+    ag_tensor *x = ag_zeros(step, AG_F32, 2, (int64_t[]){2, 784});
+    ag_tensor *loss = ag_sum(step, ag_mlp_forward(step, m, x), AG_ALL, false);
+    ck_assert_msg(loss != NULL, "%s", ag_last_error());
+    int n = ag_params_count(m->params);
+    ck_assert_int_eq(n, 6);
+    ag_tensor *tensors[6];
+    const char *names[6];
+    for (int i = 0; i < n; i++) {
+        tensors[i] = ag_params_tensor(m->params, i);
+        names[i] = ag_params_name(m->params, i);
+    }
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ck_assert_msg(ag_write_dot_named(loss, n, tensors, names, f) == 0, "%s",
+                  ag_last_error());
+    rewind(f);
+    static char text[1 << 16];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    static const char *const want[6] = {"layers.0.weight", "layers.0.bias",
+                                        "layers.1.weight", "layers.1.bias",
+                                        "layers.2.weight", "layers.2.bias"};
+    for (int i = 0; i < 6; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "[label=\"%s\\nleaf", want[i]);
+        ck_assert_msg(lines_with(text, label) == 1, "%s in:\n%s", label, text);
+    }
+    ck_assert_int_eq(lines_with(text, "\\nleaf"), 6);
+    ck_assert_int_eq(lines_with(text, "[label=\"leaf\\n"), 1); /* x */
+    /* errors: nothing written */
+    f = tmpfile();
+    ck_assert_int_eq(ag_write_dot_named(loss, -1, tensors, names, f), -1);
+    expect_error_has("ag_write_dot_named: ", "-1");
+    names[3] = NULL;
+    ck_assert_int_eq(ag_write_dot_named(loss, n, tensors, names, f), -1);
+    expect_error_has("ag_write_dot_named: name 3 of 6: a NULL name", NULL);
+    ck_assert_int_eq(ag_write_dot_named(loss, 2, tensors, NULL, f), -1);
+    ck_assert_int_eq(ftell(f), 0);
+    fclose(f);
+    ag_arena_free(step);
+    ag_arena_free(a);
+}
+END_TEST
+
 START_TEST(test_dot_errors)
 {
     ag_arena *a = ag_arena_new();
@@ -1353,6 +1406,7 @@ static Suite *tools_suite(void)
     tcase_add_test(dot, test_dot_small_graph);
     tcase_add_test(dot, test_dot_deep_chain);
     tcase_add_test(dot, test_dot_errors);
+    tcase_add_test(dot, test_dot_named_parameters);
     suite_add_tcase(s, dot);
     return s;
 }

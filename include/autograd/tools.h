@@ -325,6 +325,20 @@ AG_API bool ag_is_anomaly_detection_enabled(void);
  * failed write (the stream is flushed to find out). */
 AG_API int ag_write_dot(const ag_tensor *t, FILE *out);
 
+/* ag_write_dot with names, as torchviz's make_dot(params=...): a node
+ * whose tensor is tensors[i] (i < n) has names[i] as its first label line,
+ * for example the parameter names of a model:
+ *   for (int i = 0; i < ag_params_count(p); i++) {
+ *       tensors[i] = ag_params_tensor(p, i);
+ *       names[i] = ag_params_name(p, i);
+ *   }
+ * The arrays are the caller's and only read. Returns 0, or -1 and an error
+ * as ag_write_dot, and for n < 0 or a NULL array, tensor or name (nothing
+ * is written then). */
+AG_API int ag_write_dot_named(const ag_tensor *t, int n,
+                              ag_tensor *const *tensors,
+                              const char *const *names, FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,6 @@
-/* dot.c: writes the graph behind a tensor as Graphviz DOT (ag_write_dot).
+/* dot.c: writes the graph behind a tensor as Graphviz DOT (ag_write_dot,
+ * and ag_write_dot_named with names for some tensors, as torchviz's
+ * params=).
  *
  * The walk is graph.c's iterative topological sort through every recorded
  * input, so any depth works and node ids (n0, n1, ... in that order, inputs
@@ -56,11 +58,32 @@ static double norm2(const ag_tensor *g)
     return sqrt(sum);
 }
 
-/* One node: op name or "leaf", shape and dtype, requires_grad, grad norm. */
-static int write_node(FILE *out, int64_t id, const ag_tensor *t)
+/* The names the caller gave tensors. */
+typedef struct {
+    int n;
+    ag_tensor *const *tensors;
+    const char *const *names;
+} dot_names;
+
+/* The name given to t, or NULL. */
+static const char *name_of(const dot_names *names, const ag_tensor *t)
+{
+    for (int i = 0; i < names->n; i++)
+        if (names->tensors[i] == t) return names->names[i];
+    return NULL;
+}
+
+/* One node: its given name, op name or "leaf", shape and dtype,
+ * requires_grad, grad norm. */
+static int write_node(FILE *out, int64_t id, const ag_tensor *t,
+                      const char *name)
 {
     char shape[AG_SHAPE_STR_MAX];
     fprintf(out, "  n%lld [label=\"", (long long)id);
+    if (name) {
+        write_escaped(out, name);
+        fputs("\\n", out);
+    }
     write_escaped(out, t->op ? t->op->name : "leaf");
     fprintf(out, "\\n%s %s", ag__shape_str(shape, t->ndim, t->shape),
             ag_dtype_name(t->dtype));
@@ -71,12 +94,12 @@ static int write_node(FILE *out, int64_t id, const ag_tensor *t)
 
 /* Writes the nodes, then one edge per recorded input. */
 static int write_graph(FILE *out, ag_tensor *const *order, int64_t count,
-                       const node_id *ids)
+                       const node_id *ids, const dot_names *names)
 {
     int status = fprintf(out, "digraph autograd {\n"
                               "  node [shape=box, fontname=\"Helvetica\"];\n");
     for (int64_t i = 0; i < count && status >= 0; i++)
-        status = write_node(out, i, order[i]);
+        status = write_node(out, i, order[i], name_of(names, order[i]));
     for (int64_t i = 0; i < count && status >= 0; i++)
         for (int k = 0; k < order[i]->n_inputs; k++)
             status = fprintf(out, "  n%lld -> n%lld;\n",
@@ -86,9 +109,9 @@ static int write_graph(FILE *out, ag_tensor *const *order, int64_t count,
     return status < 0 || fflush(out) ? -1 : 0;
 }
 
-int ag_write_dot(const ag_tensor *t, FILE *out)
+static int write_dot(const char *func, const ag_tensor *t,
+                     const dot_names *names, FILE *out)
 {
-    const char *func = "ag_write_dot";
     if (!t) return ag__null_input(func, 0);
     if (!out) {
         ag__error(func, "the FILE is NULL");
@@ -113,10 +136,34 @@ int ag_write_dot(const ag_tensor *t, FILE *out)
     }
     qsort(ids, (size_t)count, sizeof *ids, compare_key);
     errno = 0;
-    int status = write_graph(out, order, count, ids);
+    int status = write_graph(out, order, count, ids, names);
     ag__free(ids);
     if (status)
         ag__error(func, "writing failed: %s",
                   errno ? strerror(errno) : "stream error");
     return status;
+}
+
+int ag_write_dot(const ag_tensor *t, FILE *out)
+{
+    dot_names none = {0, NULL, NULL};
+    return write_dot("ag_write_dot", t, &none, out);
+}
+
+int ag_write_dot_named(const ag_tensor *t, int n, ag_tensor *const *tensors,
+                       const char *const *names, FILE *out)
+{
+    const char *func = "ag_write_dot_named";
+    if (n < 0 || (n > 0 && (!tensors || !names))) {
+        ag__error(func, "%d names need %d tensors and names, not NULL", n, n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (!tensors[i] || !names[i]) {
+            ag__error(func, "name %d of %d: a NULL %s", i, n,
+                      tensors[i] ? "name" : "tensor");
+            return -1;
+        }
+    dot_names given = {n, tensors, names};
+    return write_dot(func, t, &given, out);
 }
