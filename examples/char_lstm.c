@@ -5,8 +5,10 @@
  * saves the model's state as safetensors (PyTorch's names: "embed.weight",
  * "lstm.weight_ih_l0", ..., "head.weight", "head.bias"; the sizes in the
  * metadata; examples/torch_char_lstm.py loads it into PyTorch) and writes
- * text sampled from a prompt. --eval reloads a checkpoint, measures it and
- * samples from it.
+ * text sampled from a prompt; each step's training bits/char and each
+ * epoch's held-out ones go to a training curve (--curve FILE, default
+ * char_lstm_curve.csv, and an SVG beside it when gnuplot is on PATH).
+ * --eval reloads a checkpoint, measures it and samples from it.
  *
  * The training text is cut into --batch streams read side by side, each
  * step taking the next --seq bytes of every stream and starting from the
@@ -14,12 +16,13 @@
  *
  * Run: ./build/examples/char_lstm [--data FILE|DIR] [--epochs N]
  *          [--steps N] [--hidden N] [--layers N] [--seq N] [--batch N]
- *          [--lr X] [--save FILE] [--eval FILE] [--prompt TEXT]
+ *          [--lr X] [--save FILE] [--eval FILE] [--curve FILE] [--prompt TEXT]
  *          [--temperature X] [--length N] [--seed N] [--threads N]
  * Data: every plain-text file of /usr/share/games/fortunes (Debian's
  * fortunes package) by default, in the order of their names (with --eval,
  * the checkpoint's). */
 #define _POSIX_C_SOURCE 200809L
+#include "plot.h"
 #include "progress.h"
 #include <autograd.h>
 
@@ -38,7 +41,7 @@
 #define CLIP 1.0 /* the gradients' largest norm */
 
 typedef struct {
-    const char *data, *save, *eval, *prompt;
+    const char *data, *save, *eval, *prompt, *curve;
     long epochs, steps, hidden, layers, seq, batch, length, threads;
     double lr, temperature;
     uint64_t seed;
@@ -92,6 +95,7 @@ static double parse_positive(const char *flag, const char *s)
 static int parse_options(int argc, char **argv, options *o)
 {
     *o = (options){.save = "char_lstm.safetensors",
+                   .curve = "char_lstm_curve.csv",
                    .prompt = "The ",
                    .epochs = 1,
                    .hidden = 256,
@@ -115,6 +119,8 @@ static int parse_options(int argc, char **argv, options *o)
             o->save = v;
         else if (!strcmp(f, "--eval"))
             o->eval = v;
+        else if (!strcmp(f, "--curve"))
+            o->curve = v;
         else if (!strcmp(f, "--prompt"))
             o->prompt = v;
         else if (!strcmp(f, "--epochs"))
@@ -487,6 +493,9 @@ static int train(const options *o, char_model *cm, const text *t,
            (long long)ag_params_numel(cm->params), (long long)per_epoch);
     double begin = progress_now(), bits = 0, first = -1, last = 0;
     int64_t done = 0;
+    plot_curve curve; /* each step's bits/char; held-out after each epoch */
+    plot_curve_open(&curve, o->curve, "char_lstm", "step",
+                    "training_bits_per_char,heldout_bits_per_char");
     for (long e = 1; e <= o->epochs && (!o->steps || done < o->steps); e++) {
         char label[64];
         snprintf(label, sizeof label, "epoch %ld/%ld", e, o->epochs);
@@ -510,6 +519,9 @@ static int train(const options *o, char_model *cm, const text *t,
             last = ag_item(loss) / log(2.0);
             if (first < 0) first = last;
             sum += last;
+            if (k + 1 < steps)
+                plot_curve_add(&curve, (double)(done + k + 1),
+                               (double[]){last, NAN});
             progress_step(&bar, k + 1, sum / (double)(k + 1), streams * o->seq);
             ag_arena_reset(step);
         }
@@ -517,12 +529,14 @@ static int train(const options *o, char_model *cm, const text *t,
         progress_finish(&bar, sum / (double)steps);
         bits = heldout_bits(cm, t, o->seq, data, step);
         if (bits < 0) return fail("evaluating");
+        plot_curve_add(&curve, (double)done, (double[]){last, bits});
         printf("epoch %ld: %lld steps, training %.4f bits/char, held-out "
                "%.4f bits/char (%.1f s)\n",
                e, (long long)steps, sum / (double)steps, bits,
                progress_now() - begin);
         fflush(stdout);
     }
+    plot_curve_close(&curve);
     if (save_checkpoint(o, cm, bits)) return fail("saving");
     printf("char_lstm: training loss %.4f -> %.4f bits/char; held-out %.4f "
            "bits/char; checkpoint saved to %s\n",
@@ -596,8 +610,8 @@ int main(int argc, char **argv)
     const char *usage =
         "usage: char_lstm [--data FILE|DIR] [--epochs N] [--steps N] "
         "[--hidden N] [--layers N] [--seq N] [--batch N] [--lr X] [--save "
-        "FILE] [--eval FILE] [--prompt TEXT] [--temperature X] [--length N] "
-        "[--seed N] [--threads N]\n";
+        "FILE] [--eval FILE] [--curve FILE] [--prompt TEXT] [--temperature X] "
+        "[--length N] [--seed N] [--threads N]\n";
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
         fputs(usage, stdout);
         return 0;

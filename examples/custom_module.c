@@ -12,8 +12,11 @@
  * with Block having attributes norm, fc1 and fc2.
  *
  * Run: ./build/examples/custom_module [--steps N] [--save FILE]
- * (default 300 steps, custom_module.safetensors). Exits non-zero if the
- * accuracy on held-out points is below 95% or the reload differs. */
+ *          [--curve FILE]
+ * (default 300 steps, custom_module.safetensors, and the loss of each step
+ * in custom_module_curve.csv and .svg). Exits non-zero if the accuracy on
+ * held-out points is below 95% or the reload differs. */
+#include "plot.h"
 #include <autograd.h>
 
 #include <math.h>
@@ -100,11 +103,14 @@ int main(int argc, char **argv)
 {
     long steps = 300;
     const char *save = "custom_module.safetensors";
+    const char *curve_path = "custom_module_curve.csv";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--steps"))
             steps = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--save"))
             save = argv[i + 1];
+        else if (!strcmp(argv[i], "--curve"))
+            curve_path = argv[i + 1];
     }
     ag_arena *model_arena = ag_arena_new(), *step = ag_arena_new();
     ag_module *model = model_new(model_arena, 1);
@@ -124,6 +130,9 @@ int main(int argc, char **argv)
     ag_optimizer *opt =
         ag_adam_new(model_arena, ag_module_parameters(model), &o);
     if (!opt) return fail("making the optimizer");
+    plot_curve curve;
+    plot_curve_open(&curve, curve_path, "custom_module: two rings", "step",
+                    "loss");
     for (long s = 0; s < steps; s++) {
         ag_tensor *x =
             ag_from_data(step, AG_F32, 2, (int64_t[]){POINTS, 2}, xy);
@@ -132,13 +141,16 @@ int main(int argc, char **argv)
         ag_tensor *loss =
             ag_cross_entropy(step, ag_module_forward(model, step, x), t, NULL);
         if (!loss || ag_backward(loss)) return fail("training");
+        double value = ag_item(loss);
         if (s % 50 == 0 || s == steps - 1)
-            printf("step %4ld  loss %.5f\n", s, ag_item(loss));
+            printf("step %4ld  loss %.5f\n", s, value);
+        plot_curve_add(&curve, (double)s, &value);
         ag_optimizer_step(opt);
         ag_optimizer_clear_grad(opt);
         ag_arena_reset(step);
     }
 
+    plot_curve_close(&curve);
     ag_tensor *predicted = ag_argmax(step, logits(step, model, test_xy), 1);
     if (!predicted) return fail("evaluating");
     int correct = 0;

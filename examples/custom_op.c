@@ -2,16 +2,20 @@
  * loss, written with ag_function: its forward and backward in plain C for
  * f32 and f64, checked against finite differences with ag_gradcheck (alone
  * and inside a small graph), then used to fit a line to data with outliers
- * in f32, where it is far less pulled by them than the squared error.
+ * in f32, where it is far less pulled by them than the squared error (the
+ * two fits' losses per step go to a training curve, CSV and SVG: plot.h).
  *
  *   huber(r) = r^2 / 2               for |r| <= delta
  *            = delta (|r| - delta/2) otherwise,   r = pred - target
  *   d huber / d pred = clamp(r, -delta, delta) = -d huber / d target
  *
+ * Run: ./build/examples/custom_op [--curve FILE]  (default custom_op_curve.csv)
  * Exits non-zero when a check fails. */
+#include "plot.h"
 #include <autograd.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Element i of a float tensor as a double, and back: one code path for f32
  * and f64 (a library kernel would use a macro to get native loops). */
@@ -106,10 +110,13 @@ static int check(const char *what, ag_gradcheck_fn f, int n,
 
 #define N 40
 
+#define FIT_STEPS 3000
+
 /* Fits y = w x + b to N points of y = 2x - 1 of which every fifth is an
  * outlier (+8), in f32, with the Huber or the squared-error loss; returns
- * the slope and writes the intercept to *b_out. */
-static double fit(bool use_huber, double delta, double *b_out)
+ * the slope, writes the intercept to *b_out and the loss of each step to
+ * losses (FIT_STEPS of them, NaN after a failed step). */
+static double fit(bool use_huber, double delta, double *b_out, double *losses)
 {
     ag_arena *params = ag_arena_new(), *step = ag_arena_new();
     float xs[N], ys[N];
@@ -121,7 +128,8 @@ static double fit(bool use_huber, double delta, double *b_out)
     ag_tensor *b = ag_zeros(params, AG_F32, 1, (int64_t[]){1});
     ag_requires_grad(w, true);
     ag_requires_grad(b, true);
-    for (int it = 0; it < 3000; it++) {
+    for (int it = 0; it < FIT_STEPS; it++) losses[it] = NAN;
+    for (int it = 0; it < FIT_STEPS; it++) {
         ag_tensor *x = ag_from_data(step, AG_F32, 2, (int64_t[]){N, 1}, xs);
         ag_tensor *y = ag_from_data(step, AG_F32, 2, (int64_t[]){N, 1}, ys);
         ag_tensor *pred = ag_add(step, ag_matmul(step, x, w), b);
@@ -135,6 +143,7 @@ static double fit(bool use_huber, double delta, double *b_out)
             fprintf(stderr, "%s\n", ag_last_error());
             break;
         }
+        losses[it] = ag_item(loss);
         ag_tensor *p[2] = {w, b};
         for (int k = 0; k < 2; k++) { /* plain SGD */
             float *v = ag_data(p[k]), *g = ag_data(ag_grad(p[k]));
@@ -150,8 +159,15 @@ static double fit(bool use_huber, double delta, double *b_out)
     return slope;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const char *curve_path = "custom_op_curve.csv";
+    if (argc == 3 && strcmp(argv[1], "--curve") == 0)
+        curve_path = argv[2];
+    else if (argc != 1) {
+        fprintf(stderr, "usage: custom_op [--curve FILE]\n");
+        return 2;
+    }
     ag_arena *a = ag_arena_new();
     ag_rng rng = ag_rng_seed(42);
     double delta = 0.5;
@@ -176,8 +192,15 @@ int main(void)
                     &delta) != 0;
 
     double b_huber, b_mse;
-    double w_huber = fit(true, delta, &b_huber);
-    double w_mse = fit(false, delta, &b_mse);
+    static double losses[2][FIT_STEPS];
+    double w_huber = fit(true, delta, &b_huber, losses[0]);
+    double w_mse = fit(false, delta, &b_mse, losses[1]);
+    plot_curve curve;
+    plot_curve_open(&curve, curve_path, "custom_op: a line through outliers",
+                    "step", "huber_loss,mse_loss");
+    for (int it = 0; it < FIT_STEPS; it++)
+        plot_curve_add(&curve, it, (double[]){losses[0][it], losses[1][it]});
+    plot_curve_close(&curve);
     printf("fit of y = 2x - 1 with outliers (f32):\n"
            "  huber: w = %.3f, b = %.3f\n"
            "  mse:   w = %.3f, b = %.3f\n",

@@ -2,6 +2,7 @@
  * options, the IDX splits, the epoch loop, the test accuracy, and the
  * checkpoint's save and reload. */
 #include "fashion.h"
+#include "plot.h"
 #include "progress.h"
 
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #define DEFAULT_DATA "/usr/share/datasets/fashion-mnist"
 
 typedef struct {
-    const char *data, *save, *eval;
+    const char *data, *save, *eval, *curve;
     long epochs, threads;
     uint64_t seed;
 } options;
@@ -60,13 +61,16 @@ static long parse_count(const fashion_spec *spec, const char *flag,
     return v;
 }
 
-/* Reads the flags into o (the checkpoint's name in save, of size
- * save_size); returns -1 after a message for a bad one. */
+/* Reads the flags into o (the default names of the checkpoint and the
+ * training curve in save and curve, of `size` bytes each); returns -1
+ * after a message for a bad one. */
 static int parse_options(const fashion_spec *spec, int argc, char **argv,
-                         options *o, char *save, size_t save_size)
+                         options *o, char *save, char *curve, size_t size)
 {
-    snprintf(save, save_size, "%s.safetensors", spec->program);
-    *o = (options){.data = DEFAULT_DATA, .save = save, .epochs = 10};
+    snprintf(save, size, "%s.safetensors", spec->program);
+    snprintf(curve, size, "%s_curve.csv", spec->program);
+    *o = (options){
+        .data = DEFAULT_DATA, .save = save, .curve = curve, .epochs = 10};
     for (int i = 1; i < argc; i += 2) {
         const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (!value) {
@@ -79,6 +83,8 @@ static int parse_options(const fashion_spec *spec, int argc, char **argv,
             o->save = value;
         else if (strcmp(flag, "--eval") == 0)
             o->eval = value;
+        else if (strcmp(flag, "--curve") == 0)
+            o->curve = value;
         else if (strcmp(flag, "--epochs") == 0)
             o->epochs = parse_count(spec, flag, value, 1);
         else if (strcmp(flag, "--threads") == 0)
@@ -282,6 +288,10 @@ static int train(const run_state *r, const split *train_split,
         printf("%s: %d processes, each with 1/%d of every batch of %d (the "
                "loss shown is rank 0's part's)\n",
                program, dist->world, dist->world, BATCH);
+    plot_curve curve = {0};
+    if (speak)
+        plot_curve_open(&curve, r->o.curve, program, "epoch",
+                        "training_loss,test_accuracy_percent");
     double start = progress_now(), accuracy = 0;
     long epochs = r->o.epochs;
     int64_t total = epochs * ag_batcher_count(batches);
@@ -295,8 +305,10 @@ static int train(const run_state *r, const split *train_split,
         if (speak)
             printf("epoch %ld/%ld: loss %.4f, test accuracy %.2f%%\n", e,
                    epochs, loss, accuracy);
+        plot_curve_add(&curve, (double)e, (double[]){loss, accuracy});
         fflush(stdout);
     }
+    if (speak) plot_curve_close(&curve);
     if (save_checkpoint(r, accuracy)) return fail(r->spec, "saving");
     if (speak)
         printf("%s: test accuracy %.2f%% after %ld epochs (%.1f s); "
@@ -338,17 +350,17 @@ static int run(run_state *r, ag_arena *data, ag_arena *step)
 
 int fashion_main(int argc, char **argv, const fashion_spec *spec)
 {
-    char usage[256], save[256];
+    char usage[256], save[256], curve[256];
     snprintf(usage, sizeof usage,
              "usage: %s [--data DIR] [--epochs N] [--save FILE] [--eval FILE] "
-             "[--threads N] [--seed N]\n",
+             "[--curve FILE] [--threads N] [--seed N]\n",
              spec->program);
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
         fputs(usage, stdout);
         return 0;
     }
     run_state r = {.spec = spec};
-    if (parse_options(spec, argc, argv, &r.o, save, sizeof save)) {
+    if (parse_options(spec, argc, argv, &r.o, save, curve, sizeof save)) {
         fputs(usage, stderr);
         return 2;
     }

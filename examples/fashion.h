@@ -50,10 +50,11 @@ typedef struct {
 } fashion_spec;
 
 /* Parses the options (--data DIR, --epochs N, --save FILE, --eval FILE,
- * --threads N, --seed N, --help), loads the data, makes the model, and
- * trains it (reporting the test accuracy after each epoch, then saving the
- * checkpoint) or, with --eval, measures a checkpoint. Returns main's exit
- * status: 0, 1 on failure, 2 for bad options. */
+ * --curve FILE, --threads N, --seed N, --help), loads the data, makes the
+ * model, and trains it (reporting the test accuracy after each epoch,
+ * writing the training curve, by default <program>_curve.csv and .svg, then
+ * saving the checkpoint) or, with --eval, measures a checkpoint. Returns main's
+ * exit status: 0, 1 on failure, 2 for bad options. */
 int fashion_main(int argc, char **argv, const fashion_spec *spec);
 
 #endif /* EXAMPLES_FASHION_H */

@@ -1,11 +1,14 @@
 /* fit_sine.c: the universal approximation theorem made visible. A small
  * MLP (1-32-32-1, tanh) learns sin(x) on [-pi, pi] with Adam; the mean
  * squared error is printed as it falls, and the target and fitted curves
- * are written as CSV (x, sin x, fitted) for plotting.
+ * are written as CSV (x, sin x, fitted) and, when gnuplot is on PATH,
+ * plotted as SVG (the CSV's name with .svg); the loss of every step goes
+ * to a training curve (CSV and SVG, plot.h).
  *
- * Run: ./build/examples/fit_sine [--steps N] [--out FILE]
- *      (defaults: 3000 steps, fit_sine.csv)
+ * Run: ./build/examples/fit_sine [--steps N] [--out FILE] [--curve FILE]
+ *      (defaults: 3000 steps, fit_sine.csv, fit_sine_curve.csv)
  * Exits non-zero if the final error is above 1e-3. */
+#include "plot.h"
 #include "train.h"
 #include <autograd.h>
 
@@ -55,18 +58,34 @@ static int write_csv(const char *path, const float *x, const float *target,
     return fclose(f);
 }
 
+/* The fitted curve over the target. */
+static const char *const plot_script =
+    "set terminal svg size 800,500 dynamic\n"
+    "set datafile separator ','\n"
+    "set key top left\n"
+    "set grid\n"
+    "set title 'a 1-32-32-1 tanh MLP fitted to sin x'\n"
+    "set xlabel 'x'\n"
+    "plot CSV using 1:2 with lines lw 3 title 'sin x', "
+    "CSV using 1:3 with lines dashtype 2 lw 2 title 'fitted'\n";
+
 int main(int argc, char **argv)
 {
     long steps = 3000;
-    const char *out = "fit_sine.csv";
+    const char *out = "fit_sine.csv", *curve_path = "fit_sine_curve.csv";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--steps") == 0)
             steps = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--out") == 0)
             out = argv[i + 1];
+        else if (strcmp(argv[i], "--curve") == 0)
+            curve_path = argv[i + 1];
+        else
+            steps = 0;
     }
     if (steps < 1 || argc % 2 == 0) {
-        fprintf(stderr, "usage: fit_sine [--steps N] [--out FILE]\n");
+        fprintf(stderr,
+                "usage: fit_sine [--steps N] [--out FILE] [--curve FILE]\n");
         return 2;
     }
     float x[POINTS], target[POINTS];
@@ -85,9 +104,13 @@ int main(int argc, char **argv)
 
     /* Cosine decay from 0.01 to 1e-4 sharpens the final fit. */
     curve c = {mlp, x, target};
+    plot_curve loss_curve;
+    plot_curve_open(&loss_curve, curve_path, "fit_sine: mean squared error",
+                    "step", "mse");
     double mse = train_cosine(opt, step, curve_loss, &c, "fit_sine", steps,
-                              0.01, 1e-4, POINTS);
+                              0.01, 1e-4, POINTS, &loss_curve);
     if (isnan(mse)) return fail("training");
+    plot_curve_close(&loss_curve);
 
     ag_set_grad_enabled(false);
     ag_tensor *fitted =
@@ -96,6 +119,9 @@ int main(int argc, char **argv)
     int written = write_csv(out, x, target, ag_data(fitted));
     printf("fit_sine: mse %.6f after %ld steps; curves in %s\n", mse, steps,
            written ? "(not written)" : out);
+    char svg[PLOT_PATH_MAX];
+    if (!written && !plot_path_replace(svg, sizeof svg, out, ".csv", ".svg"))
+        plot_csv(out, svg, plot_script);
     ag_arena_free(step);
     ag_arena_free(model);
     if (mse > 1e-3)

@@ -7,6 +7,7 @@
  *
  * When Graphviz's `dot` is on PATH it also renders out.svg; otherwise it
  * says how to install it. */
+#include "plot.h"
 #include <autograd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +23,13 @@ static void render(const char *dot_path)
                dot_path);
         return;
     }
-    char svg[1024], cmd[2200];
-    size_t len = strlen(dot_path);
-    if (strchr(dot_path, '\'') || len + 5 > sizeof svg) {
+    char svg[PLOT_PATH_MAX], cmd[2 * PLOT_PATH_MAX + 32];
+    /* out.dot -> out.svg; any other name gets .svg appended */
+    if (strchr(dot_path, '\'') ||
+        plot_path_replace(svg, sizeof svg, dot_path, ".dot", ".svg")) {
         printf("not rendering: unusual path %s\n", dot_path);
         return;
     }
-    /* out.dot -> out.svg; any other name gets .svg appended */
-    if (len > 4 && strcmp(dot_path + len - 4, ".dot") == 0) len -= 4;
-    snprintf(svg, sizeof svg, "%.*s.svg", (int)len, dot_path);
     snprintf(cmd, sizeof cmd, "dot -Tsvg '%s' -o '%s'", dot_path, svg);
     if (system(cmd) == 0)
         printf("rendered %s\n", svg);

@@ -13,13 +13,17 @@
  * ag_hvp), which bounds H everywhere since s (1 - s) <= 1/4. Prints the
  * loss and gradient norm of both methods per iteration and how many
  * iterations each needs to reach |g| < 1e-8, then checks ag_hvp against
- * the closed form H v = X^T diag(s (1 - s)) X v / N + lambda v.
+ * the closed form H v = X^T diag(s (1 - s)) X v / N + lambda v. Both
+ * methods' loss and gradient norm per iteration go to a training curve
+ * (CSV, and SVG when gnuplot is on PATH).
  *
- * Run: ./build/examples/newton [--gd-iters N] [--seed N]
- *      (defaults: 5000 gradient descent iterations at most, seed 1)
+ * Run: ./build/examples/newton [--gd-iters N] [--seed N] [--curve FILE]
+ *      (defaults: 5000 gradient descent iterations at most, seed 1,
+ *      newton_curve.csv)
  * Exits non-zero if Newton does not reach |g| < 1e-8 within 50 steps,
  * if both reach it at losses more than 1e-12 apart, or if ag_hvp differs
  * from the closed form. */
+#include "plot.h"
 #include "progress.h"
 #include <autograd.h>
 
@@ -217,16 +221,20 @@ int main(int argc, char **argv)
 {
     long gd_iters = 5000;
     uint64_t seed = 1;
+    const char *curve_path = "newton_curve.csv";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--gd-iters") == 0)
             gd_iters = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--seed") == 0)
             seed = strtoull(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--curve") == 0)
+            curve_path = argv[i + 1];
         else
             gd_iters = 0;
     }
     if (gd_iters < 1 || argc % 2 == 0) {
-        fprintf(stderr, "usage: newton [--gd-iters N] [--seed N]\n");
+        fprintf(stderr,
+                "usage: newton [--gd-iters N] [--seed N] [--curve FILE]\n");
         return 2;
     }
     ag_arena *data = ag_arena_new(), *work = ag_arena_new();
@@ -269,12 +277,19 @@ int main(int argc, char **argv)
     int gd_reached = -1;
     double gd_f = 0, gd_g = 0;
     memset(w, 0, sizeof w);
+    plot_curve curve;
+    plot_curve_open(&curve, curve_path, "Newton-CG against gradient descent",
+                    "iteration",
+                    "newton_loss,newton_grad_norm,gd_loss,gd_grad_norm");
     for (long k = 0; k <= gd_iters; k++) {
         if (loss_and_gradient(work, &p, w, &gd_f, g)) return fail("descent");
         gd_g = sqrt(dot(g, g));
         bool newton_row =
             k <= NEWTON_STEPS && (nt.iterations < 0 || k <= nt.iterations);
         bool done = gd_g < TOLERANCE || k == gd_iters;
+        plot_curve_add(&curve, (double)k,
+                       (double[]){newton_row ? nt.loss[k] : NAN,
+                                  newton_row ? nt.gnorm[k] : NAN, gd_f, gd_g});
         if (newton_row || k < 10 || k % 100 == 0 || done) {
             printf("%6ld  ", k);
             if (newton_row)
@@ -290,6 +305,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < P; i++) w[i] -= g[i] / L;
     }
     double gd_seconds = progress_now() - start;
+    plot_curve_close(&curve);
 
     printf("\n");
     if (nt.iterations >= 0)

@@ -14,12 +14,15 @@
  *
  * Prints the loss as it falls and, at the end, the largest error against
  * sin(pi x) on 1001 points; writes x, u and sin(pi x) there as CSV and,
- * when gnuplot is on PATH, plots them as PNG (the CSV's name with .png).
+ * when gnuplot is on PATH, plots them as PNG (the CSV's name with .png);
+ * the loss of every step goes to a training curve (CSV and SVG, plot.h).
  * Also checks autograd's u'' on that grid against central differences
  * of u.
  *
  * Run: ./build/examples/pinn [--steps N] [--out FILE] [--tol E]
- *      (defaults: 4000 steps, pinn.csv, 1e-3; measured 3.0e-5 in about 2 s)
+ *          [--curve FILE]
+ *      (defaults: 4000 steps, pinn.csv, 1e-3, pinn_curve.csv; measured
+ *      3.0e-5 in about 2 s)
  * Exits non-zero if the max error is above E or no lower than before
  * training, or if u'' disagrees with the differences. */
 #include "plot.h"
@@ -145,7 +148,7 @@ int main(int argc, char **argv)
 {
     long steps = 4000;
     double tol = 1e-3;
-    const char *out = "pinn.csv";
+    const char *out = "pinn.csv", *curve_path = "pinn_curve.csv";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--steps") == 0)
             steps = atol(argv[i + 1]);
@@ -153,11 +156,14 @@ int main(int argc, char **argv)
             out = argv[i + 1];
         else if (strcmp(argv[i], "--tol") == 0)
             tol = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--curve") == 0)
+            curve_path = argv[i + 1];
         else
             steps = 0;
     }
     if (steps < 1 || !(tol > 0) || argc % 2 == 0) {
-        fprintf(stderr, "usage: pinn [--steps N] [--out FILE] [--tol E]\n");
+        fprintf(stderr, "usage: pinn [--steps N] [--out FILE] [--tol E] "
+                        "[--curve FILE]\n");
         return 2;
     }
     static double x[POINTS], source[POINTS], grid[GRID], u[GRID], d2u[GRID];
@@ -180,11 +186,14 @@ int main(int argc, char **argv)
     double initial = max_error(grid, u);
 
     problem pb = {mlp, x, source};
+    plot_curve curve;
+    plot_curve_open(&curve, curve_path, "pinn: physics loss", "step", "loss");
     double start = progress_now();
     double loss_value = train_cosine(opt, step, pinn_loss, &pb, "pinn", steps,
-                                     1e-2, 1e-4, POINTS);
+                                     1e-2, 1e-4, POINTS, &curve);
     if (isnan(loss_value)) return fail("training");
     double seconds = progress_now() - start;
+    plot_curve_close(&curve);
 
     if (evaluate(step, mlp, grid, u, d2u)) return fail("evaluating");
     double error = max_error(grid, u), d2_error = d2_difference(u, d2u);
@@ -196,11 +205,9 @@ int main(int argc, char **argv)
     int written = write_csv(out, grid, u);
     if (written == 0) {
         printf("wrote %s\n", out);
-        char png[1024];
-        size_t len = strlen(out);
-        if (len > 4 && strcmp(out + len - 4, ".csv") == 0) len -= 4;
-        snprintf(png, sizeof png, "%.*s.png", (int)len, out);
-        plot_csv(out, png, plot_script);
+        char png[PLOT_PATH_MAX];
+        if (!plot_path_replace(png, sizeof png, out, ".csv", ".png"))
+            plot_csv(out, png, plot_script);
     }
     ag_arena_free(step);
     ag_arena_free(model);

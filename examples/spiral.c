@@ -1,10 +1,14 @@
 /* spiral.c: three interleaved spiral arms in the plane, one class each, that
  * no straight line separates; an MLP (2-64-64-3, ReLU, Adam, mini-batches of
  * 32) learns to tell them apart. Reports the accuracy on the training points
- * and on a second spiral drawn with other noise.
+ * and on a second spiral drawn with other noise, and writes the mean loss
+ * and the training accuracy of each epoch as a training curve (CSV, and SVG
+ * when gnuplot is on PATH).
  *
- * Run: ./build/examples/spiral [--epochs N]   (default 200)
+ * Run: ./build/examples/spiral [--epochs N] [--curve FILE]
+ *      (defaults: 200, spiral_curve.csv)
  * Exits non-zero if the held-out accuracy is below 90%. */
+#include "plot.h"
 #include "progress.h"
 #include <autograd.h>
 
@@ -56,10 +60,18 @@ static double accuracy(ag_arena *a, ag_mlp *m, const float *xy,
 
 int main(int argc, char **argv)
 {
-    long epochs =
-        argc == 3 && strcmp(argv[1], "--epochs") == 0 ? atol(argv[2]) : 200;
-    if (epochs < 1 || (argc != 1 && argc != 3)) {
-        fprintf(stderr, "usage: spiral [--epochs N]\n");
+    long epochs = 200;
+    const char *curve_path = "spiral_curve.csv";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--epochs") == 0)
+            epochs = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--curve") == 0)
+            curve_path = argv[i + 1];
+        else
+            epochs = 0;
+    }
+    if (epochs < 1 || argc % 2 == 0) {
+        fprintf(stderr, "usage: spiral [--epochs N] [--curve FILE]\n");
         return 2;
     }
     static float train_xy[2 * POINTS], test_xy[2 * POINTS];
@@ -82,11 +94,15 @@ int main(int argc, char **argv)
     if (!batches || !opt) return fail("setting up");
 
     double loss_value = NAN;
+    plot_curve curve;
+    plot_curve_open(&curve, curve_path, "spiral", "epoch",
+                    "mean_loss,training_accuracy");
     progress bar;
     progress_start(&bar, "spiral", epochs);
     for (long e = 1; e <= epochs; e++) {
         ag_tensor *bx, *by;
-        int got;
+        int got, batches_seen = 0;
+        double loss_sum = 0;
         while ((got = ag_batcher_next(batches, step, &bx, &by)) == 1) {
             ag_tensor *loss = ag_softmax_cross_entropy(
                 step, ag_mlp_forward(step, mlp, bx), by);
@@ -94,12 +110,19 @@ int main(int argc, char **argv)
                 return fail("training");
             ag_optimizer_zero_grad(opt);
             loss_value = ag_item(loss);
+            loss_sum += loss_value;
+            batches_seen++;
             ag_arena_reset(step);
         }
         if (got < 0) return fail("batching");
+        double row[2] = {loss_sum / batches_seen,
+                         accuracy(step, mlp, train_xy, train_label)};
+        ag_arena_reset(step);
+        plot_curve_add(&curve, (double)e, row);
         progress_step(&bar, e, loss_value, POINTS);
     }
     progress_finish(&bar, loss_value);
+    plot_curve_close(&curve);
 
     double train = accuracy(step, mlp, train_xy, train_label);
     double test = accuracy(step, mlp, test_xy, test_label);

@@ -7,7 +7,7 @@
 
 double train_cosine(ag_optimizer *opt, ag_arena *step, ag_loss_fn loss,
                     void *user, const char *label, long steps, double lr,
-                    double min_lr, int64_t samples)
+                    double min_lr, int64_t samples, plot_curve *curve)
 {
     double value = NAN;
     progress bar;
@@ -18,6 +18,7 @@ double train_cosine(ag_optimizer *opt, ag_arena *step, ag_loss_fn loss,
         if (!l || ag_backward(l) || ag_optimizer_step(opt)) return NAN;
         ag_optimizer_zero_grad(opt);
         value = ag_item(l);
+        if (curve) plot_curve_add(curve, (double)s, &value);
         if (s % (steps / 10 > 0 ? steps / 10 : 1) == 0)
             printf("step %5ld  loss %.4e\n", s, value);
         progress_step(&bar, s, value, samples);

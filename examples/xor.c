@@ -1,8 +1,11 @@
 /* xor.c: trains a 2-8-2 multi-layer perceptron on XOR with softmax
  * cross-entropy and plain gradient descent, printing the loss as it falls
- * and the learned truth table at the end.
+ * and the learned truth table at the end; the loss of every step goes to a
+ * training curve (CSV, and SVG when gnuplot is on PATH).
  *
- * Run: ./build/examples/xor [steps]   (default 2000) */
+ * Run: ./build/examples/xor [steps [curve.csv]]
+ *      (defaults: 2000, xor_curve.csv) */
+#include "plot.h"
 #include <autograd.h>
 
 #include <stdio.h>
@@ -40,8 +43,9 @@ static int fail(const char *what)
 int main(int argc, char **argv)
 {
     int steps = argc > 1 ? atoi(argv[1]) : 2000;
-    if (steps < 1) {
-        fprintf(stderr, "usage: %s [steps >= 1]\n", argv[0]);
+    const char *curve_path = argc > 2 ? argv[2] : "xor_curve.csv";
+    if (steps < 1 || argc > 3) {
+        fprintf(stderr, "usage: %s [steps >= 1 [curve.csv]]\n", argv[0]);
         return 2;
     }
     const float inputs[4][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}};
@@ -63,6 +67,8 @@ int main(int argc, char **argv)
     }
 
     double loss_value = 0;
+    plot_curve curve;
+    plot_curve_open(&curve, curve_path, "xor", "step", "loss");
     for (int it = 1; it <= steps; it++) {
         ag_tensor *x = ag_from_data(step, AG_F32, 2, (int64_t[]){4, 2}, inputs);
         ag_tensor *y = ag_from_data(step, AG_I32, 1, (int64_t[]){4}, labels);
@@ -70,11 +76,14 @@ int main(int argc, char **argv)
             ag_softmax_cross_entropy(step, forward(step, &m, x), y);
         if (!loss || ag_backward(loss)) return fail("training step");
         loss_value = ag_item(loss);
+        plot_curve_add(&curve, it, &loss_value);
         for (int i = 0; i < 4; i++) sgd_update(all[i], 0.5);
         if (it == 1 || it % (steps / 10 > 0 ? steps / 10 : 1) == 0)
             printf("step %5d  loss %.6f\n", it, loss_value);
         ag_arena_reset(step);
     }
+
+    plot_curve_close(&curve);
 
     /* The learned truth table, without recording a graph. */
     bool was = ag_set_grad_enabled(false);

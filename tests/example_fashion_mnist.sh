@@ -2,8 +2,9 @@
 # example_fashion_mnist.sh: runs a Fashion-MNIST example (fashion_mnist or
 # fashion_mnist_cnn) end to end on a tiny generated data set: EPOCHS epochs
 # (default 2) on TRAIN_COUNT training images (default 600), a saved
-# checkpoint, then --eval of that checkpoint, which must report the accuracy
-# that training reported, also from uncompressed copies of the files; and a
+# checkpoint and training curve (one row per epoch), then --eval of that
+# checkpoint, which must report the accuracy that training reported, also
+# from uncompressed copies of the files; and a
 # missing data folder, which must fail naming the files it needs. With
 # MIN_ACCURACY, the trained accuracy must be above it (a model left at
 # chance would reload to the same accuracy whatever it loaded).
@@ -24,8 +25,15 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 $wrap "$make_set" "$dir" "$train_count" 100
 $exwrap "$example" --data "$dir" --epochs "$epochs" \
-    --save "$dir/model.safetensors" >"$dir/train.txt"
+    --save "$dir/model.safetensors" --curve "$dir/curve.csv" >"$dir/train.txt"
 cat "$dir/train.txt"
+# The training curve: its header and one row per epoch.
+if [ "$(head -n 1 "$dir/curve.csv")" != "epoch,training_loss,test_accuracy_percent" ] ||
+    [ "$(wc -l <"$dir/curve.csv")" -ne $((epochs + 1)) ]; then
+    cat "$dir/curve.csv" >&2
+    echo "the training curve is not one row per epoch" >&2
+    exit 1
+fi
 trained=$(sed -n "s/^$name: test accuracy \\([0-9.]*\\)%.*/\\1/p" "$dir/train.txt")
 $exwrap "$example" --data "$dir" --eval "$dir/model.safetensors" >"$dir/eval.txt"
 cat "$dir/eval.txt"
