@@ -42,6 +42,9 @@ extern "C" {
 #endif
 
 /* Marks the functions the shared library exports. */
+/* AG_API marks the library's public functions (exported from the shared
+ * library, which hides the rest); AG_PRINTF(fmt, args) checks a function's
+ * printf-style format. */
 #if defined(__GNUC__) || defined(__clang__)
 #define AG_API __attribute__((visibility("default")))
 #define AG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -50,6 +53,7 @@ extern "C" {
 #define AG_PRINTF(fmt, args)
 #endif
 
+/* The library's version: major, minor, patch (0.2.0). */
 #define AG_VERSION_MAJOR 0
 #define AG_VERSION_MINOR 2
 #define AG_VERSION_PATCH 0
@@ -64,7 +68,11 @@ extern "C" {
  * have gradients and float ops refuse them. */
 typedef enum { AG_F32, AG_F64, AG_I32 } ag_dtype;
 
+/* An arena: the memory that tensors and graph nodes are made in, freed all
+ * at once (ag_arena_reset, ag_arena_free). */
 typedef struct ag_arena ag_arena;
+/* A tensor: dtype, shape, contiguous row-major values, and its gradient and
+ * recorded history; it lives in the arena it was made in. */
 typedef struct ag_tensor ag_tensor;
 /* A named set of parameter tensors (see autograd/nn.h). */
 typedef struct ag_params ag_params;
@@ -129,7 +137,7 @@ AG_API ag_tensor *ag_arange(ag_arena *a, ag_dtype dt, double start, double stop,
  * seeded through splitmix64. The same seed gives the same integers on
  * every machine. Copy it freely; it has no hidden state. */
 typedef struct {
-    uint64_t s[4];
+    uint64_t s[4]; /* the state words */
 } ag_rng;
 
 /* A generator seeded from `seed`: the four state words are four successive
@@ -704,8 +712,8 @@ AG_API ag_tensor *ag_batch_norm(ag_arena *a, ag_tensor *x,
  * nothing and are not counted (PyTorch's default is -100; any value that
  * is not a class ignores nothing). label_smoothing e in [0, 1]. */
 typedef struct {
-    int32_t ignore_index;
-    double label_smoothing;
+    int32_t ignore_index;   /* the target value that counts for nothing */
+    double label_smoothing; /* e in [0, 1] */
 } ag_cross_entropy_options;
 
 /* PyTorch's F.cross_entropy (reduction 'mean', no class weights): logits
@@ -747,7 +755,10 @@ AG_API ag_tensor *ag_huber_loss(ag_arena *a, ag_tensor *pred, ag_tensor *target,
  * axis (height, width), and groups. A NULL pointer, or a field of 0, reads
  * as stride 1, padding 0, dilation 1, groups 1. Negative values are errors. */
 typedef struct {
-    int64_t stride[2], padding[2], dilation[2], groups;
+    int64_t stride[2];   /* per spatial axis (height, width); 0 reads as 1 */
+    int64_t padding[2];  /* zeros added on both sides of each axis */
+    int64_t dilation[2]; /* 0 reads as 1 */
+    int64_t groups;      /* 0 reads as 1 */
 } ag_conv_options;
 
 /* 2-D convolution (cross-correlation), as F.conv2d: x (N,C,H,W), weight

@@ -55,6 +55,7 @@ extern "C" {
  * they never mix with the program's own MPI calls). */
 typedef struct ag_dist ag_dist;
 
+/* The options of ag_dist_init; all-zero gives the defaults. */
 typedef struct {
     /* Seconds a process waits for the others at any one point (a
      * collective call, a check) before it stops with an error naming the
@@ -146,6 +147,7 @@ AG_API void ag_dist_abort(ag_dist *d, int code);
  * running. */
 typedef struct ag_ddp ag_ddp;
 
+/* The options of ag_ddp_new; all-zero gives the defaults. */
 typedef struct {
     /* Bucket size in bytes; 0 means PyTorch's default, 25 MiB. A
      * parameter larger than that has a bucket of its own. */
@@ -245,6 +247,7 @@ AG_API ag_tensor *ag_tp_copy(ag_arena *a, ag_dist *d, ag_tensor *x);
  * y in a, or NULL with an error. */
 AG_API ag_tensor *ag_tp_reduce(ag_arena *a, ag_dist *d, ag_tensor *x);
 
+/* How a tensor parallel Linear is split over the ranks. */
 typedef enum {
     AG_TP_COLUMN, /* the output features split: y_r = x W_r^T + b_r */
     AG_TP_ROW,    /* the input features split: y = sum_r x_r W_r^T + b */
@@ -256,9 +259,12 @@ typedef enum {
  * [lo, hi) = [in r / p, ...) of the weight (and the whole bias), takes
  * input features [lo, hi) and gives the whole output. */
 typedef struct {
-    ag_dist *d;
-    ag_tp_split split;
-    int64_t in, out, lo, hi;
+    ag_dist *d;        /* the ranks it is split over */
+    ag_tp_split split; /* by columns or rows */
+    int64_t in;        /* the full layer's input features */
+    int64_t out;       /* and output features */
+    int64_t lo;        /* this rank's part: from lo */
+    int64_t hi;        /* to hi (excluded) */
     ag_tensor *weight; /* (hi - lo, in) or (out, hi - lo) */
     ag_tensor *bias;   /* (hi - lo) or (out), or NULL */
     ag_params *params; /* "weight", "bias": this rank's part */
@@ -283,8 +289,9 @@ AG_API ag_tensor *ag_tp_linear_forward(ag_arena *step, ag_tp_linear *l,
 /* The transformer's MLP block, y = fc2(act(fc1(x))), fc1 split by columns
  * and fc2 by rows: one sum over the ranks forward, one backward. */
 typedef struct {
-    ag_tp_linear *fc1, *fc2;
-    ag_activation act;
+    ag_tp_linear *fc1; /* split by columns */
+    ag_tp_linear *fc2; /* split by rows */
+    ag_activation act; /* between them */
     ag_params *params; /* "fc1.weight", "fc1.bias", "fc2.weight", ... */
 } ag_tp_mlp;
 
@@ -300,9 +307,11 @@ AG_API ag_tensor *ag_tp_mlp_forward(ag_arena *step, ag_tp_mlp *m, ag_tensor *x);
  * nn.MultiheadAttention(E, heads, batch_first=True) (ag_nn_multihead_
  * attention) with the same weights, each rank computing heads/p heads. */
 typedef struct {
-    ag_dist *d;
-    int64_t embed, heads, local_heads;
-    bool causal;
+    ag_dist *d;              /* the ranks it is split over */
+    int64_t embed;           /* E */
+    int64_t heads;           /* in all */
+    int64_t local_heads;     /* on this rank, heads / p */
+    bool causal;             /* masks position s > t */
     ag_tensor *proj[3];      /* q, k, v: (E / p, E), this rank's heads */
     ag_tensor *proj_bias[3]; /* (E / p) or NULL */
     ag_tp_linear *out;       /* the output projection, split by rows */
@@ -334,6 +343,7 @@ AG_API ag_tensor *ag_tp_attention_forward(ag_arena *step, ag_tp_attention *m,
  * gives the batch's mean). */
 typedef struct ag_pipeline ag_pipeline;
 
+/* The order in which a stage runs its micro-batches. */
 typedef enum {
     AG_PIPE_GPIPE, /* every micro-batch forward, then every one backward */
     AG_PIPE_1F1B,  /* one forward, one backward in turn after a warm-up of

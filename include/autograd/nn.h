@@ -104,7 +104,8 @@ typedef enum {
 
 /* y = x W^T + b with W (out, in) and b (out), as PyTorch's nn.Linear. */
 typedef struct {
-    int64_t in, out;
+    int64_t in;        /* input features */
+    int64_t out;       /* output features */
     ag_tensor *weight; /* (out, in), requires a gradient */
     ag_tensor *bias;   /* (out), or NULL without a bias */
     ag_params *params; /* "weight" and "bias" */
@@ -139,13 +140,13 @@ AG_API ag_tensor *ag_activate(ag_arena *a, ag_tensor *x, ag_activation act);
 /* The options of an MLP; all-zero gives PyTorch's defaults: f32, ReLU
  * between layers, biases, nn.Linear's init, no dropout, seed 0. */
 typedef struct {
-    ag_dtype dtype;
+    ag_dtype dtype;           /* of the parameters (f32 or f64) */
     ag_activation activation; /* between layers, not after the last */
-    bool no_bias;
-    ag_init init;
-    double dropout; /* probability, after each hidden activation, in
-                       training mode only */
-    uint64_t seed;  /* for the weights and the dropout masks */
+    bool no_bias;             /* layers without a bias */
+    ag_init init;             /* how the weights are drawn */
+    double dropout;           /* probability, after each hidden activation, in
+                                 training mode only */
+    uint64_t seed;            /* for the weights and the dropout masks */
 } ag_mlp_options;
 
 /* Layers sizes[0] -> sizes[1] -> ... -> sizes[n-1] with an activation (and
@@ -153,12 +154,12 @@ typedef struct {
  * named like a PyTorch module holding `self.layers = nn.ModuleList(...)`:
  * "layers.0.weight", "layers.0.bias", "layers.1.weight", ... */
 typedef struct {
-    int num_layers;
-    ag_linear_layer **layers;
-    ag_mlp_options options;
-    bool training; /* dropout applies only in training mode */
-    ag_rng dropout_rng;
-    ag_params *params;
+    int num_layers;           /* n - 1 */
+    ag_linear_layer **layers; /* num_layers of them */
+    ag_mlp_options options;   /* as given, NULL read as the defaults */
+    bool training;            /* dropout applies only in training mode */
+    ag_rng dropout_rng;       /* draws the dropout masks */
+    ag_params *params;        /* every layer's, named as above */
 } ag_mlp;
 
 /* Makes an MLP in arena `a`, in training mode. `sizes` has n >= 2 entries,
@@ -198,6 +199,7 @@ AG_API void ag_mlp_set_training(ag_mlp *m, bool training);
  * examples/custom_module.c). */
 typedef struct ag_module ag_module;
 
+/* What a kind of module is: its name and its forward pass. */
 typedef struct {
     const char *name; /* the torch.nn class name: "Linear", "Sequential" */
     /* The forward pass on x in arena `step`: returns a new tensor or NULL

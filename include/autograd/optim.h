@@ -27,11 +27,11 @@ typedef struct ag_optimizer ag_optimizer;
  *   g = g + mu * b when nesterov, else g = b                 (mu != 0)
  *   p = p - lr * g */
 typedef struct {
-    double lr;
-    double momentum;
-    double dampening;
-    double weight_decay;
-    bool nesterov; /* needs momentum > 0 and dampening 0 */
+    double lr;           /* the learning rate */
+    double momentum;     /* mu */
+    double dampening;    /* d */
+    double weight_decay; /* wd */
+    bool nesterov;       /* needs momentum > 0 and dampening 0 */
 } ag_sgd_options;
 
 /* Adam and AdamW, at step t (from 1):
@@ -39,10 +39,11 @@ typedef struct {
  *   m = b1 * m + (1 - b1) * g,  v = b2 * v + (1 - b2) * g^2
  *   p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
 typedef struct {
-    double lr;
-    double beta1, beta2;
-    double eps;
-    double weight_decay;
+    double lr;           /* the learning rate */
+    double beta1;        /* b1 */
+    double beta2;        /* b2 */
+    double eps;          /* eps */
+    double weight_decay; /* wd */
 } ag_adam_options;
 
 /* PyTorch's defaults: SGD lr as given, no momentum, dampening or decay;

@@ -65,12 +65,16 @@ typedef struct ag_function_ctx ag_function_ctx;
  * examples/newton.c. */
 typedef struct {
     const char *name; /* shown in errors, anomaly reports and DOT */
+    /* computes the output from the n inputs (see above) */
     ag_tensor *(*forward)(ag_function_ctx *ctx, ag_arena *a,
                           ag_tensor *const *inputs, int n);
+    /* adds the inputs' gradients into grad_inputs (see above) */
     int (*backward)(ag_function_ctx *ctx, ag_tensor *grad_output,
                     ag_tensor *const *grad_inputs);
+    /* the same derivative in library ops (optional) */
     int (*backward_ops)(ag_function_ctx *ctx, ag_arena *a,
                         ag_tensor *grad_output, ag_tensor **grad_inputs);
+    /* the forward-mode rule (optional) */
     ag_tensor *(*jvp)(ag_function_ctx *ctx, ag_arena *a,
                       ag_tensor *const *tangents);
 } ag_function;
@@ -148,17 +152,20 @@ AG_API ag_gradcheck_options ag_gradcheck_defaults(void);
  * all pass, the one closest to failing; on a tie, the first in the order
  * inputs, elements, outputs). */
 typedef struct {
-    bool passed;
-    int64_t checked; /* entries compared */
-    int input;       /* the worst entry: its input, */
-    int ndim;        /* the element as a multi-index into input, */
-    int64_t index[AG_MAX_DIMS];
-    int64_t element;        /* the same as a flat index, */
-    int64_t output_element; /* the output element (flat; -1 in projection
-                               mode, where the entry is v . J) */
-    double analytic, numeric, abs_error, rel_error; /* rel: abs / |numeric| */
-    bool unreached;   /* the check failed because the output does not
-                         depend on `input` at all (no path in the graph) */
+    bool passed;                /* every entry within its tolerance */
+    int64_t checked;            /* entries compared */
+    int input;                  /* the worst entry: its input, */
+    int ndim;                   /* the element as a multi-index into input, */
+    int64_t index[AG_MAX_DIMS]; /* (its first ndim entries) */
+    int64_t element;            /* the same as a flat index, */
+    int64_t output_element;     /* the output element (flat; -1 in projection
+                                   mode, where the entry is v . J) */
+    double analytic;            /* the entry by the backward pass */
+    double numeric;             /* by central differences */
+    double abs_error;           /* |analytic - numeric| */
+    double rel_error;           /* abs_error / |numeric| */
+    bool unreached;             /* the check failed because the output does not
+                                   depend on `input` at all (no path in the graph) */
     const char *name; /* ag_gradcheck_params: the parameter's name (owned
                          by the set); NULL otherwise */
 } ag_gradcheck_report;
