@@ -57,11 +57,13 @@ static void im2col(ag_dtype dt, const conv_params *p, const void *x_data,
                     valid_range(p->OH, p->sh, ki * p->dh - p->ph, p->H, &r0,
                                 &r1);
                     if (!accumulate && p->sh == 1 && p->sw == 1 &&
-                        p->OW == p->W && r0 < r1) {
+                        p->OW == p->W && r0 < r1 && lo < hi) {
                         /* unit strides and OW = W (a "same" padding): the
                          * rows read and written are both W apart, so the
                          * valid rows are one copy, then their columns in
-                         * the padding are cleared */
+                         * the padding are cleared (a kernel column that
+                         * reads no column of x, lo = hi, takes the loop
+                         * below: the copy would start outside x) */
                         const real *restrict src =
                             x + (c * p->H + r0 - p->ph + ki * p->dh) * p->W +
                             off;
