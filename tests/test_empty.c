@@ -186,6 +186,11 @@ static ag_tensor *z_max_pool(ag_arena *a, ag_tensor **x)
     return ag_max_pool2d(a, x[0], 2, 0, 0);
 }
 
+static ag_tensor *z_max_pool_padded(ag_arena *a, ag_tensor **x)
+{
+    return ag_max_pool2d(a, x[0], 2, 0, 1);
+}
+
 static ag_tensor *z_avg_pool(ag_arena *a, ag_tensor **x)
 {
     return ag_avg_pool2d(a, x[0], 2, 0, 0);
@@ -375,7 +380,13 @@ static const zcase cases[] = {
     {"max_pool2d", "max_pool2d (0,2,4,4) k 2", z_max_pool, NULL},
     /* PyTorch too refuses pools of no channels. */
     {"avg_pool2d", "avg_pool2d (2,0,4,4) k 2", z_avg_pool,
-     "ag_avg_pool2d: x (2,0,4,4) has no channels"},
+     "ag_avg_pool2d: x (2,0,4,4) has an empty channel, height or width "
+     "dimension"},
+    /* Nor planes of no width, whose padded windows (found by fuzz_ops) hold
+     * no element of x to take the maximum of. */
+    {"max_pool2d", "max_pool2d (2,1,3,0) k 2 padding 1", z_max_pool_padded,
+     "ag_max_pool2d: x (2,1,3,0) has an empty channel, height or width "
+     "dimension"},
     {"sin", "sin (0,3)", z_sin, NULL},
     {"cos", "cos (3,0)", z_cos, NULL},
     {"silu", "silu (0,3)", z_silu, NULL},

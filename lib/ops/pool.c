@@ -236,8 +236,10 @@ static ag_tensor *pool(const char *func, const ag_op *op, ag_arena *a,
                   ag__shape_str(bx, x->ndim, x->shape));
         return NULL;
     }
-    if (x->shape[1] == 0) { /* as PyTorch: only the batch may be empty */
-        ag__error(func, "x %s has no channels",
+    if (x->shape[1] == 0 || x->shape[2] == 0 || x->shape[3] == 0) {
+        /* as PyTorch: only the batch may be empty (an empty plane would
+         * leave a window with no element to take the maximum of) */
+        ag__error(func, "x %s has an empty channel, height or width dimension",
                   ag__shape_str(bx, x->ndim, x->shape));
         return NULL;
     }
