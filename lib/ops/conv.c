@@ -125,9 +125,10 @@ static void col2im(ag_dtype dt, const conv_params *p, void *cols_data,
                     valid_range(p->OH, p->sh, ki * p->dh - p->ph, p->H, &r0,
                                 &r1);
                     if (scratch && p->sh == 1 && p->sw == 1 && p->OW == p->W &&
-                        r0 < r1) {
+                        r0 < r1 && lo < hi) {
                         /* as in im2col: the padding's entries cleared, the
-                         * valid rows are one contiguous sum */
+                         * valid rows are one contiguous sum (lo < hi, or
+                         * the sum would start outside x) */
                         for (int64_t oh = r0; oh < r1; oh++) {
                             real *restrict row = rows + oh * p->OW;
                             for (int64_t o = 0; o < lo; o++) row[o] = 0;
