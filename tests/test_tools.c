@@ -1111,6 +1111,17 @@ START_TEST(test_anomaly_in_forward)
     ck_assert_str_eq(ag_last_error(),
                      "fma3: anomaly in forward of op fma3: "
                      "element 0 is inf; inputs (2,3), (2,3), (2,3)");
+    /* in a tangent (forward mode): the mean of an empty dual tensor is NaN
+     * in the primal and in the tangent, each reported as ag_mean (found by
+     * fuzz_ops, when the tangent's error was named "mean") */
+    ag_set_anomaly_detection(false);
+    ag_tensor *empty = ag_zeros(a, AG_F64, 2, (int64_t[]){0, 3});
+    ag_tensor *dual = ag_make_dual(a, empty, empty);
+    ck_assert_ptr_nonnull(dual);
+    ag_set_anomaly_detection(true);
+    ck_assert_ptr_null(ag_mean(a, dual, AG_ALL, false));
+    ck_assert_str_eq(ag_last_error(), "ag_mean: anomaly in forward of op "
+                                      "mean: element 0 is nan; inputs (0,3)");
     ag_set_anomaly_detection(false);
     ag_arena_free(a);
 }

@@ -466,8 +466,10 @@ static int reduce_jvp(ag_arena *a, ag_tensor *out, ag_tensor *const *tx,
         op = &ag__op_mean;
     else if (out->op->kind != SUM)
         t = ag_mul(a, t, derivative(a, out));
-    AG_TRY(*ty = t ? reduce_mask(out->op->name, op, a, t, p->axes, p->keepdim,
-                                 0, false)
+    /* named as the public function, as every error is (an anomaly in the
+     * tangent of an empty mean, NaN, is reported from here) */
+    const char *func = op == &ag__op_mean ? "ag_mean" : "ag_sum";
+    AG_TRY(*ty = t ? reduce_mask(func, op, a, t, p->axes, p->keepdim, 0, false)
                    : NULL);
     return 0;
 }
