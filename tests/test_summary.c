@@ -5,7 +5,8 @@
  * examples/custom_module.c's), every row's type, output shape and
  * parameter count as printed, and the totals. Then the table's layout, the
  * model left as it was (modes, hooks, BatchNorm's statistics, no
- * gradients), the errors, and the forward hooks the summary is built on. */
+ * gradients), a child the forward did not run and a 0-d output, the
+ * errors, and the forward hooks the summary is built on. */
 #include "../examples/cnn_model.h"
 #include "fixtures/summary_torch.h"
 #include "support.h"
@@ -240,6 +241,41 @@ START_TEST(test_layout)
 }
 END_TEST
 
+/* A module that leaves its child unused and returns a scalar. */
+static ag_tensor *sum_forward(ag_module *m, ag_arena *step, ag_tensor *x)
+{
+    (void)m;
+    return ag_sum(step, x, AG_ALL, false);
+}
+
+static const ag_module_type sum_type = {"Sum", sum_forward};
+
+START_TEST(test_unused_child_and_scalar)
+{
+    ag_arena *a = ag_arena_new();
+    ag_rng rng = ag_rng_seed(4);
+    ag_module *m = ag_module_new(a, &sum_type, NULL);
+    ck_assert_int_eq(
+        ag_module_add_child(m, "unused",
+                            ag_nn_linear(a, AG_F64, 2, 3, false, &rng)),
+        0);
+    int rc;
+    char *text =
+        summary_text(m, ag_zeros(a, AG_F64, 2, (int64_t[]){4, 2}), &rc);
+    ck_assert_int_eq(rc, 0);
+    const char *lines[] = {
+        "\nSum                                     []                       "
+        "--\n",
+        "\n└─Linear: 1-1                           --                       "
+        "6\n",
+        "\nInput size (MB): 0.00\n", "\nParams size (MB): 0.00\n"};
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+        ck_assert_msg(strstr(text, lines[i]), "no '%s' in\n%s", lines[i], text);
+    free(text);
+    ag_arena_free(a);
+}
+END_TEST
+
 /* A forward hook that counts its calls in *user. */
 static void count_call(ag_module *m, ag_tensor *in, ag_tensor *out, void *user)
 {
@@ -377,6 +413,7 @@ static Suite *summary_suite(void)
     TCase *tc = tcase_create("summary");
     tcase_add_loop_test(tc, test_against_torch, 0, SUMMARY_TORCH_MODELS);
     tcase_add_test(tc, test_layout);
+    tcase_add_test(tc, test_unused_child_and_scalar);
     tcase_add_test(tc, test_model_left_as_it_was);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_forward_hook);
