@@ -8,7 +8,9 @@
  *
  * The model (cnn_model.c): conv 1->32 3x3 pad 1, ReLU, max-pool 2, conv
  * 32->64 3x3 pad 1, ReLU, max-pool 2, flatten, linear 3136->128, ReLU,
- * linear 128->10, on (N, 1, 28, 28) images in [0, 1].
+ * linear 128->10, on (N, 1, 28, 28) images in [0, 1]. It prints the
+ * model's summary (ag_nn_summary: every layer's output shape and parameter
+ * count, 421,642 in all, as torchinfo shows PyTorch's) first.
  *
  * Run: ./build/examples/fashion_mnist_cnn [--data DIR] [--epochs N]
  *          [--save FILE] [--eval FILE] [--threads N] [--seed N]
@@ -26,9 +28,21 @@ static void set_training(void *model, bool training)
     ag_module_set_training(model, training);
 }
 
+/* Prints the summary of net for one image. */
+static int print_summary(ag_module *net)
+{
+    ag_arena *scratch = ag_arena_new();
+    ag_tensor *image =
+        ag_zeros(scratch, AG_F32, 4, (const int64_t[]){1, 1, 28, 28});
+    int rc = image ? ag_nn_summary(net, image, stdout) : -1;
+    ag_arena_free(scratch);
+    return rc;
+}
+
 static int make(ag_arena *a, uint64_t seed, fashion_model *out)
 {
     ag_module *net = cnn_model_new(a, seed);
+    if (!net || print_summary(net)) return -1;
     ag_params *parameters = net ? ag_module_parameters(net) : NULL;
     ag_params *state = parameters ? ag_module_state(net) : NULL;
     if (!state) return -1;

@@ -200,11 +200,42 @@ AG_API double ag_item(const ag_tensor *t);
 /* The name of a dtype: "f32", "f64", "i32" (or "unknown"). */
 AG_API const char *ag_dtype_name(ag_dtype dt);
 
-/* Writes the shape, dtype and values of `t` (at most `max_values` of them,
- * then "..."; all of them when max_values is negative) to `f` in a readable
- * form. Returns 0, or -1: silently for a NULL tensor, as the other functions
- * of this section, and with an error for a NULL f. */
-AG_API int ag_print(const ag_tensor *t, FILE *f, int64_t max_values);
+/* PyTorch's default print threshold: a tensor of more elements than this
+ * is summarised. */
+#define AG_PRINT_THRESHOLD 1000
+
+/* Writes `t` to `f` as PyTorch prints it (print(t): its repr and a
+ * newline), with torch's default print options (precision 4, edgeitems 3,
+ * linewidth 80) and the given threshold:
+ *
+ *     tensor([[ 0.1000, -2.0000],
+ *             [ 3.0000,  4.0000]])
+ *
+ * Nested rows, aligned, wrapped at 80 columns; integer mode ("2.") when
+ * every finite nonzero value is an integer, scientific notation when the
+ * ratio of the largest to the smallest magnitude is over 1000, the largest
+ * is over 1e8 or the smallest under 1e-4 (as torch's _Formatter); when t
+ * has more than `threshold` elements (PyTorch's default is
+ * AG_PRINT_THRESHOLD; a negative threshold never summarises) only the
+ * first and last 3 entries of each axis are shown, with "..." between.
+ * Suffixes as PyTorch's: ", dtype=torch.float64" and ", dtype=torch.int32"
+ * (f32 is the default dtype and has none), ", size=(2, 0)" for an empty
+ * tensor that is not 1-d, ", requires_grad=True" for a leaf that requires
+ * a gradient, and ", grad_fn=<name>" for a result with recorded history,
+ * named by the library's op ("add", "matmul"), not PyTorch's class
+ * ("AddBackward0"). Tangents (ag_make_dual) are not shown. The text is
+ * made in memory first: on failure nothing is written. Returns 0, or -1:
+ * silently for a NULL tensor, as the other functions of this section, and
+ * with an error for a NULL f, no memory, or a failed write. */
+AG_API int ag_print(const ag_tensor *t, FILE *f, int64_t threshold);
+
+/* The same text without the newline (Python's repr(t)) into buf, as
+ * snprintf: at most size - 1 bytes and a terminating 0 (nothing when size
+ * is 0; buf may then be NULL). Returns the length of the whole text (when
+ * it is >= size, the text was cut), or -1: silently for a NULL tensor, and
+ * with an error for a NULL buf of a nonzero size or no memory. */
+AG_API int64_t ag_snprint(char *buf, size_t size, const ag_tensor *t,
+                          int64_t threshold);
 
 /* ------------------------------------------------------------------ */
 /* Autograd                                                            */

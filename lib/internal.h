@@ -134,6 +134,9 @@ void ag__error(const char *func, const char *fmt, ...)
  * `index` is NULL. Returns -1. */
 int ag__null_input(const char *func, int index);
 
+/* Element i (row-major) of t as a double (exact for every dtype). */
+double ag__element(const ag_tensor *t, int64_t i);
+
 /* Writes "(d0,d1,...)" into buf, of AG_SHAPE_STR_MAX bytes, and returns
  * buf. */
 #define AG_SHAPE_STR_MAX 192

@@ -255,8 +255,7 @@ void *ag_data(ag_tensor *t)
     return t ? t->data : NULL;
 }
 
-/* Element i of t as a double. */
-static double element(const ag_tensor *t, int64_t i)
+double ag__element(const ag_tensor *t, int64_t i)
 {
     switch (t->dtype) {
     case AG_F32:
@@ -278,29 +277,7 @@ double ag_item(const ag_tensor *t)
                   ag__shape_str(buf, t->ndim, t->shape), (long long)t->numel);
         return NAN;
     }
-    return element(t, 0);
-}
-
-int ag_print(const ag_tensor *t, FILE *f, int64_t max_values)
-{
-    if (!t) return -1;
-    if (!f) {
-        ag__error("ag_print", "the FILE is NULL");
-        return -1;
-    }
-    char buf[AG_SHAPE_STR_MAX];
-    fprintf(f, "tensor %s %s%s [", ag_dtype_name(t->dtype),
-            ag__shape_str(buf, t->ndim, t->shape),
-            t->requires_grad ? " requires_grad" : "");
-    for (int64_t i = 0; i < t->numel; i++) {
-        if (i == max_values) {
-            fprintf(f, " ...");
-            break;
-        }
-        fprintf(f, "%s%.6g", i ? ", " : "", element(t, i));
-    }
-    fprintf(f, "]\n");
-    return 0;
+    return ag__element(t, 0);
 }
 
 void ag_requires_grad(ag_tensor *t, bool on)

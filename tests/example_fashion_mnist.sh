@@ -27,6 +27,12 @@ $wrap "$make_set" "$dir" "$train_count" 100
 $exwrap "$example" --data "$dir" --epochs "$epochs" \
     --save "$dir/model.safetensors" --curve "$dir/curve.csv" >"$dir/train.txt"
 cat "$dir/train.txt"
+# The CNN prints its summary first, with PyTorch's parameter count.
+if [ "$name" = fashion_mnist_cnn ] &&
+    ! grep -q '^Total params: 421,642$' "$dir/train.txt"; then
+    echo "no summary of the CNN with 421,642 parameters" >&2
+    exit 1
+fi
 # The training curve: its header and one row per epoch.
 if [ "$(head -n 1 "$dir/curve.csv")" != "epoch,training_loss,test_accuracy_percent" ] ||
     [ "$(wc -l <"$dir/curve.csv")" -ne $((epochs + 1)) ]; then

@@ -1,8 +1,8 @@
 /* test_tensor.c: tensors without autograd. Constructors (zeros, ones, full,
  * from_data, arange, scalars, zero-size dimensions), accessors and their
- * NULL handling, ag_print, the seeded generator (xoshiro256** seeded by
- * splitmix64, checked against an independent reference) and the random
- * tensors made from it, and arenas (reuse after reset, alignment, NULL
+ * NULL handling (ag_print: test_print.c), the seeded generator (xoshiro256**
+ * seeded by splitmix64, checked against an independent reference) and the
+ * random tensors made from it, and arenas (reuse after reset, alignment, NULL
  * safety, independence of separate arenas). */
 #include <autograd.h>
 
@@ -223,65 +223,6 @@ START_TEST(test_accessors_null)
     ck_assert_int_eq(ag_print(NULL, stdout, 10), -1);
     /* "These accept NULL ... without a message." */
     ck_assert_str_eq(ag_last_error(), "");
-}
-END_TEST
-
-/* ---- printing ---- */
-
-/* Prints t with ag_print to a temporary file and returns its contents in
- * buf (NUL-terminated). */
-static void print_to_string(ag_tensor *t, int64_t max_values, char *buf,
-                            size_t size)
-{
-    FILE *f = tmpfile();
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(ag_print(t, f, max_values), 0);
-    rewind(f);
-    size_t n = fread(buf, 1, size - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    ck_assert_msg(n > 0, "ag_print wrote nothing");
-}
-
-/* Whether the printout shows the shape (2,3) in one of the usual
- * spellings. */
-static int shows_shape_2x3(const char *s)
-{
-    return strstr(s, "(2,3)") || strstr(s, "(2, 3)") || strstr(s, "[2,3]") ||
-           strstr(s, "[2, 3]") || strstr(s, "2x3");
-}
-
-START_TEST(test_print)
-{
-    ag_arena *a = ag_arena_new();
-    const double v[] = {1.5, -2.25, 1000.125, 7, 8.5, -0.0625};
-    ag_tensor *t = ag_from_data(a, AG_F64, 2, (int64_t[]){2, 3}, v);
-    char buf[1024];
-    print_to_string(t, 100, buf, sizeof buf);
-    ck_assert_msg(strstr(buf, "f64") != NULL, "no dtype in '%s'", buf);
-    ck_assert_msg(shows_shape_2x3(buf), "no shape in '%s'", buf);
-    const char *shown[] = {"1.5", "-2.25", "1000.12", "8.5", "-0.0625"};
-    for (int i = 0; i < 5; i++)
-        ck_assert_msg(strstr(buf, shown[i]) != NULL, "no %s in '%s'", shown[i],
-                      buf);
-    ck_assert_msg(strstr(buf, "...") == NULL, "'...' in '%s'", buf);
-
-    /* At most max_values values, then "...". */
-    print_to_string(t, 2, buf, sizeof buf);
-    ck_assert_msg(strstr(buf, "1.5") && strstr(buf, "-2.25"), "'%s'", buf);
-    ck_assert_msg(strstr(buf, "1000") == NULL, "third value in '%s'", buf);
-    ck_assert_msg(strstr(buf, "8.5") == NULL, "fifth value in '%s'", buf);
-    ck_assert_msg(strstr(buf, "...") != NULL, "no '...' in '%s'", buf);
-
-    ag_tensor *n =
-        ag_from_data(a, AG_I32, 1, (int64_t[]){2}, (int32_t[]){-12345, 678});
-    print_to_string(n, 10, buf, sizeof buf);
-    ck_assert_msg(strstr(buf, "i32") && strstr(buf, "-12345") &&
-                      strstr(buf, "678"),
-                  "'%s'", buf);
-
-    ck_assert_int_eq(ag_print(t, NULL, 10), -1);
-    ag_arena_free(a);
 }
 END_TEST
 
@@ -661,7 +602,6 @@ static Suite *tensor_suite(void)
     tc = tcase_create("accessors");
     tcase_add_test(tc, test_accessors);
     tcase_add_test(tc, test_accessors_null);
-    tcase_add_test(tc, test_print);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("random");

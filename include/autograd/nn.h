@@ -241,6 +241,25 @@ AG_API int ag_module_add_child(ag_module *m, const char *name,
  * the module type (and, inside a Sequential, the failing child's index). */
 AG_API ag_tensor *ag_module_forward(ag_module *m, ag_arena *step, ag_tensor *x);
 
+/* A forward hook, as nn.Module.register_forward_hook: called by
+ * ag_module_forward(m, step, x) with m, x and the output y after m's
+ * forward succeeded (not after a failure), before y is returned; it may
+ * read them, not replace y. `user` is the pointer given with the hook. */
+typedef void (*ag_module_forward_hook)(ag_module *m, ag_tensor *input,
+                                       ag_tensor *output, void *user);
+
+/* Sets m's forward hook (one per module; a new one replaces the old, NULL
+ * removes it). Only calls through ag_module_forward run it: a module's
+ * full-call functions (ag_nn_lstm_forward and the like) do not. Not while
+ * another thread runs m's forward. Nothing for a NULL module. */
+AG_API void ag_module_set_forward_hook(ag_module *m,
+                                       ag_module_forward_hook hook, void *user);
+
+/* m's forward hook (NULL when none or m is NULL); its user pointer goes to
+ * *user when user is not NULL. */
+AG_API ag_module_forward_hook ag_module_get_forward_hook(const ag_module *m,
+                                                         void **user);
+
 /* Training mode (dropout active, batch statistics) or evaluation mode, for
  * m and every sub-module, as nn.Module.train() / eval(). */
 AG_API void ag_module_set_training(ag_module *m, bool training);
@@ -396,6 +415,35 @@ AG_API ag_tensor *ag_nn_lstm_forward(ag_module *m, ag_arena *step, ag_tensor *x,
                                      ag_tensor **hn, ag_tensor **cn);
 AG_API ag_tensor *ag_nn_gru_forward(ag_module *m, ag_arena *step, ag_tensor *x,
                                     ag_tensor *h0, ag_tensor **hn);
+
+/* ------------------------------------------------------------------ */
+/* Model summary (torchinfo.summary)                                   */
+/* ------------------------------------------------------------------ */
+
+/* Prints to `out` a table of m's module tree as torchinfo.summary(m,
+ * input_data=input) does: one row per module in tree order (the module,
+ * then its children, drawn with "├─", "└─" and "│"), named "Type:
+ * depth-idx" (idx counting the modules at that depth, from 1), with the
+ * shape of its output in one forward of m on `input` ("--" for a module
+ * that forward did not run; the last call's for one run several times) and
+ * the count of its own parameters ("--" for none; a container's are its
+ * children's rows); then "Total params", "Trainable params" (those that
+ * require a gradient) and "Non-trainable params", and the sizes in MB
+ * (10^6 bytes): the input, the forward/backward pass (twice the outputs of
+ * the modules without children: the values and their gradients), the
+ * parameters, and their sum. Buffers are not counted, as torchinfo
+ * counts none; nor are multiply-adds.
+ *
+ * The forward runs in a scratch arena of its own (freed before returning),
+ * with grad mode off and every module in evaluation mode, as torchinfo's
+ * default: nothing is recorded, no gradient is kept, BatchNorm's running
+ * statistics and Dropout's generators do not change. Each module's
+ * training flag and forward hook (ag_module_set_forward_hook: the summary
+ * sets its own for the forward, which also calls the user's) are as before
+ * when it returns. Not while another thread uses m. Returns 0, or -1 with
+ * an error for a NULL argument, no memory, or a failing forward (whose
+ * error is kept, naming the module); nothing is printed then. */
+AG_API int ag_nn_summary(ag_module *m, ag_tensor *input, FILE *out);
 
 #ifdef __cplusplus
 }

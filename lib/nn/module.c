@@ -28,6 +28,8 @@ struct ag_module {
     int n_children, cap_children;
     bool training;
     bool complete; /* listed: nothing may be added any more */
+    ag_module_forward_hook forward_hook; /* or NULL */
+    void *forward_hook_user;
     ag_params *all_params, *all_buffers, *state; /* the lists, once made */
 };
 
@@ -206,7 +208,24 @@ ag_tensor *ag_module_forward(ag_module *m, ag_arena *step, ag_tensor *x)
         ag__null_input(m->type->name, 0);
         return NULL;
     }
-    return m->type->forward(m, step, x);
+    ag_tensor *y = m->type->forward(m, step, x);
+    if (y && m->forward_hook) m->forward_hook(m, x, y, m->forward_hook_user);
+    return y;
+}
+
+void ag_module_set_forward_hook(ag_module *m, ag_module_forward_hook hook,
+                                void *user)
+{
+    if (!m) return;
+    m->forward_hook = hook;
+    m->forward_hook_user = hook ? user : NULL;
+}
+
+ag_module_forward_hook ag_module_get_forward_hook(const ag_module *m,
+                                                  void **user)
+{
+    if (user) *user = m ? m->forward_hook_user : NULL;
+    return m ? m->forward_hook : NULL;
 }
 
 void ag_module_set_training(ag_module *m, bool training)

@@ -980,6 +980,11 @@ static void op_inspect(vm *m)
         int rc = ag_print(x, out, max[get(m) % 4]);
         FUZZ_CHECK(rc == 0 || rc == -1, "ag_print returned %d", rc);
         FUZZ_CHECK(rc == 0 || !x || ag_last_error()[0], "ag_print: no error");
+        char text[64];
+        int64_t n = ag_snprint(text, sizeof text, x, max[get(m) % 4]);
+        FUZZ_CHECK(n >= 0 ? strlen(text) == (size_t)(n < 63 ? n : 63)
+                          : !x || ag_last_error()[0],
+                   "ag_snprint returned %lld", (long long)n);
     } else if (what == 2) {
         int rc = ag_write_dot(x, m->sink);
         FUZZ_CHECK(rc == 0 || rc == -1, "ag_write_dot returned %d", rc);
