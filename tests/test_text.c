@@ -464,8 +464,10 @@ START_TEST(test_bad_files)
                       "line 3: the merge \"h e\" is on line 2 already");
     expect_load_error(vocab, "#version: 0.2\nh e\nq z\n",
                       "line 3: the merge's result \"qz\" is not in");
-    /* vocab.json with a merge result merges.txt does not make: loads, as
-     * a special token (HF's reading), and the rest encodes the same. */
+    /* The same token made twice (" the" from " t" "he" and " " "the"). */
+    expect_load_error(vocab, "#version: 0.2\nh e\nĠ t\nt he\nĠt he\nĠ the\n",
+                      "line 6: the merge's result \"Ġthe\" is made on line 5 "
+                      "already");
     ck_assert_ptr_null(ag_bpe_load(NULL, "x"));
     expect_error("vocab_json_path is NULL");
     free(vocab);

@@ -82,7 +82,9 @@ AG_API ag_bpe *ag_bpe_train(const char *text, size_t n, int32_t vocab_size,
  * without the "#version:" line, with a line that is not two tokens
  * separated by one space, a last line without its newline, a part that is
  * neither a byte nor the result of an earlier merge, a merge given twice,
- * or a result that vocab.json lacks; out of memory. Returns the tokenizer
+ * a result that vocab.json lacks or that an earlier merge makes already
+ * (GPT-2's encoding loop and ours agree when each token has one merge
+ * that makes it); out of memory. Returns the tokenizer
  * (free it with ag_bpe_free) or NULL. */
 AG_API ag_bpe *ag_bpe_load(const char *vocab_json_path,
                            const char *merges_txt_path);

@@ -210,12 +210,14 @@ typedef struct {
     const char *vocab_path, *merges_path;
     const unsigned char *json; /* vocab.json's text */
     size_t json_size;
-    const ag__json *root;     /* its object */
-    ag__str_map keys;         /* key i is member i */
-    int32_t *member_of_id;    /* [count] */
-    int32_t *id_of_member;    /* [count] */
-    bool *is_byte, *is_merge; /* [count], by id */
-    int32_t *merges;          /* [3 n_merges]: left, right, result */
+    const ag__json *root;  /* its object */
+    ag__str_map keys;      /* key i is member i */
+    int32_t *member_of_id; /* [count] */
+    int32_t *id_of_member; /* [count] */
+    bool *is_byte;         /* [count], by id */
+    int32_t *made_on;      /* [count], by id: the line of the merge
+                            * that makes it, 0 for none */
+    int32_t *merges;       /* [3 n_merges]: left, right, result */
     size_t n_merges, merges_cap;
     ag__pair_map ranks; /* (left, right) -> line of the merge */
 } loader;
@@ -276,8 +278,8 @@ static int read_vocab(loader *ld, ag_arena *arena)
     ld->member_of_id = ag__malloc((count + 1) * sizeof(int32_t));
     ld->id_of_member = ag__malloc((count + 1) * sizeof(int32_t));
     ld->is_byte = ag__calloc(count + 1, sizeof(bool));
-    ld->is_merge = ag__calloc(count + 1, sizeof(bool));
-    if (!ld->member_of_id || !ld->id_of_member || !ld->is_byte || !ld->is_merge)
+    ld->made_on = ag__calloc(count + 1, sizeof(int32_t));
+    if (!ld->member_of_id || !ld->id_of_member || !ld->is_byte || !ld->made_on)
         return ag__file_error(load_func, path, "out of memory");
     for (size_t i = 0; i < count; i++) ld->member_of_id[i] = -1;
     for (size_t i = 0; i < count; i++) {
@@ -376,7 +378,7 @@ static int read_merges(loader *ld, const unsigned char *text, size_t size)
                            id_of_key(ld, space + 1, right_len)};
         for (int i = 0; i < 2; i++) {
             if (part[i] < 0 ||
-                !(ld->is_byte[part[i]] || ld->is_merge[part[i]])) {
+                !(ld->is_byte[part[i]] || ld->made_on[part[i]])) {
                 char token[AG_QUOTE_SIZE];
                 if (i == 0)
                     ag__quote(token, (const char *)p, left_len);
@@ -414,7 +416,15 @@ static int read_merges(loader *ld, const unsigned char *text, size_t size)
                            line_no, quoted, ld->vocab_path);
             goto done;
         }
-        ld->is_merge[result] = true;
+        if (ld->made_on[result]) {
+            ag__quote(quoted, joined.chars, joined.len);
+            ag__file_error(load_func, path,
+                           "line %zu: the merge's result \"%s\" is made on "
+                           "line %d already",
+                           line_no, quoted, (int)ld->made_on[result]);
+            goto done;
+        }
+        ld->made_on[result] = (int32_t)line_no;
         int32_t *m = ld->merges + 3 * ld->n_merges++;
         m[0] = part[0];
         m[1] = part[1];
@@ -436,7 +446,7 @@ static ag_bpe *build(const loader *ld)
     for (size_t id = 0; id < count; id++) {
         const ag__json_member *m =
             &ld->root->object.members[ld->member_of_id[id]];
-        bool special = !ld->is_byte[id] && !ld->is_merge[id];
+        bool special = !ld->is_byte[id] && !ld->made_on[id];
         const void *s = m->key;
         size_t len = m->key_length;
         if (!special) {
@@ -490,7 +500,7 @@ ag_bpe *ag_bpe_load(const char *vocab_json_path, const char *merges_txt_path)
     ag__free(ld.member_of_id);
     ag__free(ld.id_of_member);
     ag__free(ld.is_byte);
-    ag__free(ld.is_merge);
+    ag__free(ld.made_on);
     ag__free(ld.merges);
     ag__free(json);
     ag__free(merges);
