@@ -4,7 +4,8 @@
  * same files); the merges, files and encodings of the Python reference BPE
  * (tests/fixtures/make_bpe_fixture.py -> bpe_fixture.h, bpe/vocab.json,
  * bpe/merges.txt) compared merge for merge, byte for byte and id for id;
- * the pre-tokenizer on its cases; and every bad input: files missing,
+ * the pre-tokenizer on its cases and, word for word, on random texts of
+ * tricky characters split by the reference; and every bad input: files missing,
  * truncated or corrupt, ids out of range, NULL arguments, bad training
  * arguments. */
 #define _POSIX_C_SOURCE 200809L
@@ -333,6 +334,31 @@ static void expect_words(const char *text, const char *want)
                   want);
 }
 
+START_TEST(test_pretokenize_reference)
+{
+    /* Random texts of tricky characters split as the Python reference's
+     * re pattern splits them, word for word. */
+    for (int k = 0; k < BPE_FIXTURE_N_SPLITS; k++) {
+        const unsigned char *text =
+            (const unsigned char *)bpe_fixture_split_texts[k].text;
+        size_t n = bpe_fixture_split_texts[k].len, at = 0;
+        size_t w = bpe_fixture_split_starts[k];
+        for (; at < n; w++) {
+            size_t len = ag__next_word(text + at, n - at);
+            ck_assert_msg(w < bpe_fixture_split_starts[k + 1] &&
+                              len == bpe_fixture_word_lengths[w],
+                          "text %d, word %zu at byte %zu: %zu bytes, want %d",
+                          k, w - bpe_fixture_split_starts[k], at, len,
+                          w < bpe_fixture_split_starts[k + 1]
+                              ? (int)bpe_fixture_word_lengths[w]
+                              : -1);
+            at += len;
+        }
+        ck_assert_int_eq(w, bpe_fixture_split_starts[k + 1]);
+    }
+}
+END_TEST
+
 START_TEST(test_pretokenize)
 {
     expect_words("Hello world", "Hello| world");
@@ -604,6 +630,7 @@ static Suite *text_suite(void)
     tcase_add_test(tc, test_few_pairs);
     tcase_add_test(tc, test_long_word);
     tcase_add_test(tc, test_pretokenize);
+    tcase_add_test(tc, test_pretokenize_reference);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
