@@ -3,8 +3,9 @@
  * adjacent pair of tokens that occurs most often, weighed by the words'
  * counts (ties: the smallest left id, then right id). The pair counts and
  * an index pair -> words that hold it are updated only for the words a
- * merge touches, and a lazy max-heap of (count, pair) gives the next
- * pair: an entry whose count is no longer the pair's is skipped. */
+ * merge touches (around each place it merges), and a lazy max-heap of (count,
+ * pair) gives the next pair: an entry whose count is no longer the pair's is
+ * skipped. */
 #include "text.h"
 
 #include "../io/io.h"
@@ -108,69 +109,68 @@ static int32_t pair_of(trainer *tr, int32_t l, int32_t r)
     return (int32_t)n;
 }
 
-/* Adds sign * word w's weight to the count of each of its pairs, noting
- * the pairs changed by merge `stamp` (and, when adding, listing w under
- * each). Returns 0 or -1 (out of memory). */
-static int count_pairs(trainer *tr, size_t w, int sign, int32_t stamp)
+/* Adds delta (+1 or -1) times word w's weight to the count of pair
+ * (a, b), noting it as changed by merge `stamp` and, when adding, listing
+ * w under it. Returns 0 or -1 (out of memory). */
+static int add_count(trainer *tr, size_t w, int32_t a, int32_t b, int delta,
+                     int32_t stamp)
 {
-    const int32_t *ids = tr->ids + tr->start[w];
-    for (int32_t i = 0; i + 1 < tr->len[w]; i++) {
-        int32_t p = pair_of(tr, ids[i], ids[i + 1]);
-        if (p < 0) return -1;
-        if (tr->pair_stamp[p] != stamp) {
-            if (ag__grow(&tr->changed, &tr->changed_cap, tr->n_changed + 1,
-                         sizeof *tr->changed))
-                return -1;
-            tr->pair_stamp[p] = stamp;
-            tr->old_count[p] = tr->count[p];
-            tr->changed[tr->n_changed++] = p;
-        }
-        tr->count[p] += sign * tr->weight[w];
-        if (sign > 0 &&
-            (tr->head[p] < 0 || tr->node_word[tr->head[p]] != (int32_t)w)) {
-            size_t cap = tr->nodes_cap;
-            if (tr->n_nodes >= INT32_MAX ||
-                ag__grow(&tr->node_word, &cap, tr->n_nodes + 1,
-                         sizeof *tr->node_word) ||
-                (cap = tr->nodes_cap,
-                 ag__grow(&tr->node_next, &cap, tr->n_nodes + 1,
-                          sizeof *tr->node_next)))
-                return -1;
-            tr->nodes_cap = cap;
-            tr->node_word[tr->n_nodes] = (int32_t)w;
-            tr->node_next[tr->n_nodes] = tr->head[p];
-            tr->head[p] = (int32_t)tr->n_nodes++;
-        }
+    int32_t p = pair_of(tr, a, b);
+    if (p < 0) return -1;
+    if (tr->pair_stamp[p] != stamp) {
+        if (ag__grow(&tr->changed, &tr->changed_cap, tr->n_changed + 1,
+                     sizeof *tr->changed))
+            return -1;
+        tr->pair_stamp[p] = stamp;
+        tr->old_count[p] = tr->count[p];
+        tr->changed[tr->n_changed++] = p;
+    }
+    tr->count[p] += delta * tr->weight[w];
+    if (delta > 0 &&
+        (tr->head[p] < 0 || tr->node_word[tr->head[p]] != (int32_t)w)) {
+        size_t cap = tr->nodes_cap;
+        if (tr->n_nodes >= INT32_MAX ||
+            ag__grow(&tr->node_word, &cap, tr->n_nodes + 1,
+                     sizeof *tr->node_word) ||
+            (cap = tr->nodes_cap,
+             ag__grow(&tr->node_next, &cap, tr->n_nodes + 1,
+                      sizeof *tr->node_next)))
+            return -1;
+        tr->nodes_cap = cap;
+        tr->node_word[tr->n_nodes] = (int32_t)w;
+        tr->node_next[tr->n_nodes] = tr->head[p];
+        tr->head[p] = (int32_t)tr->n_nodes++;
     }
     return 0;
 }
 
-/* Merges every occurrence of (l, r) in word w into z, from left to right.
- * Returns whether there was one. */
-static bool merge_word(trainer *tr, size_t w, int32_t l, int32_t r, int32_t z)
+/* Merges every occurrence of (l, r) in word w into z, from left to right,
+ * and updates the counts of the pairs around each: with x the token before
+ * (already merged, so z for two occurrences in a row) and y the one after,
+ *   x l r y  ->  x z y:  (l, r), (x, l), (r, y) lose w's weight, (x, z)
+ *   and (z, y) gain it.
+ * Returns 0 or -1 (out of memory). */
+static int merge_word(trainer *tr, size_t w, int32_t l, int32_t r, int32_t z,
+                      int32_t m)
 {
     int32_t *ids = tr->ids + tr->start[w], n = tr->len[w], out = 0;
-    bool found = false;
     for (int32_t i = 0; i < n; i++) {
         if (i + 1 < n && ids[i] == l && ids[i + 1] == r) {
+            if (add_count(tr, w, l, r, -1, m)) return -1;
+            if (out > 0 && (add_count(tr, w, ids[out - 1], l, -1, m) ||
+                            add_count(tr, w, ids[out - 1], z, +1, m)))
+                return -1;
+            if (i + 2 < n && (add_count(tr, w, r, ids[i + 2], -1, m) ||
+                              add_count(tr, w, z, ids[i + 2], +1, m)))
+                return -1;
             ids[out++] = z;
             i++;
-            found = true;
         } else {
             ids[out++] = ids[i];
         }
     }
     tr->len[w] = out;
-    return found;
-}
-
-/* Whether word w holds the pair (l, r). */
-static bool has_pair(const trainer *tr, size_t w, int32_t l, int32_t r)
-{
-    const int32_t *ids = tr->ids + tr->start[w];
-    for (int32_t i = 0; i + 1 < tr->len[w]; i++)
-        if (ids[i] == l && ids[i + 1] == r) return true;
-    return false;
+    return 0;
 }
 
 /* Applies merge number m of pair p, making token z, to every word that
@@ -181,11 +181,9 @@ static int apply_merge(trainer *tr, int32_t p, int32_t z, int32_t m)
     tr->n_changed = 0;
     for (int32_t node = tr->head[p]; node >= 0; node = tr->node_next[node]) {
         size_t w = (size_t)tr->node_word[node];
-        if (tr->stamp[w] == m || !has_pair(tr, w, l, r)) continue;
+        if (tr->stamp[w] == m) continue;
         tr->stamp[w] = m;
-        if (count_pairs(tr, w, -1, m)) return -1;
-        merge_word(tr, w, l, r, z);
-        if (count_pairs(tr, w, +1, m)) return -1;
+        if (merge_word(tr, w, l, r, z, m)) return -1;
     }
     for (size_t i = 0; i < tr->n_changed; i++) {
         int32_t q = tr->changed[i];
@@ -334,8 +332,11 @@ static void trainer_free(trainer *tr)
 /* Learns up to n_merges merges into t. Returns 0 or -1 (out of memory). */
 static int learn(trainer *tr, ag_bpe *t, int32_t n_merges)
 {
-    for (size_t w = 0; w < tr->n_words; w++)
-        if (count_pairs(tr, w, +1, -2)) return -1;
+    for (size_t w = 0; w < tr->n_words; w++) {
+        const int32_t *ids = tr->ids + tr->start[w];
+        for (int32_t i = 0; i + 1 < tr->len[w]; i++)
+            if (add_count(tr, w, ids[i], ids[i + 1], +1, -2)) return -1;
+    }
     for (size_t p = 0; p < tr->n_pairs; p++)
         if (tr->count[p] > 0 && push(tr, (int32_t)p)) return -1;
     unsigned char *joined = NULL;
