@@ -315,6 +315,49 @@ START_TEST(test_long_word)
 }
 END_TEST
 
+START_TEST(test_cache_full)
+{
+    /* More distinct words than the cache holds: it empties and refills,
+     * and the ids stay those of tokenizers whose caches never fill (each
+     * given a part of the text that starts at a word). */
+    size_t words = AG__BPE_CACHE_WORDS + 5000, n = 0, part = 20000;
+    char *text = malloc(words * 12);
+    size_t *at = malloc((words + 1) * sizeof *at);
+    for (size_t i = 0; i < words; i++) {
+        at[i] = n;
+        text[n++] = ' '; /* " w" and i in base 26 letters: one word */
+        text[n++] = 'w';
+        for (size_t k = i + 1; k; k /= 26) text[n++] = (char)('a' + k % 26);
+    }
+    at[words] = n;
+    ag_bpe *t = train_fixture();
+    int64_t ca, cb;
+    int32_t *a = encode(t, text, n, &ca), *b = encode(t, text, n, &cb);
+    ck_assert_int_lt(t->cache_words.count, words - part); /* it emptied */
+    ck_assert_int_eq(ca, cb);
+    ck_assert(!memcmp(a, b, (size_t)ca * sizeof *a));
+    int64_t done = 0;
+    for (size_t w = 0; w < words; w += part) {
+        size_t end = w + part < words ? w + part : words;
+        ag_bpe *fresh = train_fixture();
+        int64_t cc;
+        int32_t *c = encode(fresh, text + at[w], at[end] - at[w], &cc);
+        ck_assert_int_le(done + cc, ca);
+        ck_assert(!memcmp(c, a + done, (size_t)cc * sizeof *c));
+        done += cc;
+        free(c);
+        ag_bpe_free(fresh);
+    }
+    ck_assert_int_eq(done, ca);
+    expect_round_trip(t, text, n);
+    free(a);
+    free(b);
+    free(at);
+    free(text);
+    ag_bpe_free(t);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* The pre-tokenizer                                                   */
 /* ------------------------------------------------------------------ */
@@ -629,6 +672,7 @@ static Suite *text_suite(void)
     tcase_add_test(tc, test_special_ids);
     tcase_add_test(tc, test_few_pairs);
     tcase_add_test(tc, test_long_word);
+    tcase_add_test(tc, test_cache_full);
     tcase_add_test(tc, test_pretokenize);
     tcase_add_test(tc, test_pretokenize_reference);
     suite_add_tcase(s, tc);

@@ -215,8 +215,8 @@ static int64_t encode_word(ag_bpe *t, const unsigned char *w, size_t len)
         int32_t q = next[p];
         /* Stale: p was merged into its left neighbour (its id is then
          * -1), or the pair at p is no longer the one of this rank. */
-        if (ids[p] < 0 || q >= n ||
-            ag__pair_map_get(&t->ranks, ids[p], ids[q]) != rank)
+        if (ids[p] < 0 || q >= n || ids[p] != t->merge_left[rank] ||
+            ids[q] != t->merge_right[rank])
             continue;
         ids[p] = t->merge_result[rank];
         ids[q] = -1;
@@ -235,7 +235,9 @@ static int64_t encode_word(ag_bpe *t, const unsigned char *w, size_t len)
 static void cache_add(ag_bpe *t, const unsigned char *w, size_t len,
                       const int32_t *ids, size_t n)
 {
-    if (t->cache_words.count >= AG__BPE_CACHE_WORDS) {
+    if (t->cache_words.count >= AG__BPE_CACHE_WORDS ||
+        t->cache_words.chars_len + t->cache_ids_len * sizeof *t->cache_ids >
+            AG__BPE_CACHE_BYTES) {
         ag__str_map_clear(&t->cache_words);
         t->cache_ids_len = 0;
     }

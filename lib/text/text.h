@@ -107,10 +107,12 @@ void ag__pair_map_free(ag__pair_map *m);
 
 /* ---- the tokenizer (bpe.c) ---- */
 
-/* The most words the encoder's cache holds, and the longest word it keeps
- * (in bytes); when full it is emptied. */
-#define AG__BPE_CACHE_WORDS 65536
-#define AG__BPE_CACHE_WORD_MAX 64
+/* The encoder's cache: at most this many words, and this many bytes of
+ * words and ids, after which it is emptied; words longer than
+ * AG__BPE_CACHE_WORD_MAX bytes are not kept. */
+#define AG__BPE_CACHE_WORDS 131072
+#define AG__BPE_CACHE_BYTES (16u << 20)
+#define AG__BPE_CACHE_WORD_MAX 256
 
 struct ag_bpe {
     int32_t vocab_size;
