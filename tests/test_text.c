@@ -605,6 +605,21 @@ START_TEST(test_bad_arguments)
                      -1);
     expect_error("nodir/v.json");
     ck_assert_int_eq(folder_entries(NULL, 0), 0); /* nothing half-written */
+    /* A save that cannot write merges.txt leaves vocab.json as it was. */
+    ck_assert_int_eq(ag_bpe_save(t, path_of("v.json"), path_of("m.txt")), 0);
+    size_t before_len;
+    unsigned char *before = read_bytes(path_of("v.json"), &before_len);
+    ag_bpe *other = ag_bpe_train("xyz xyz", 7, 300, NULL, 0);
+    ck_assert_int_eq(
+        ag_bpe_save(other, path_of("v.json"), path_of("nodir/m.txt")), -1);
+    expect_error("nodir/m.txt");
+    ck_assert_int_eq(folder_entries(NULL, 0), 2);
+    size_t after_len;
+    unsigned char *after = read_bytes(path_of("v.json"), &after_len);
+    ck_assert(before_len == after_len && !memcmp(before, after, after_len));
+    free(before);
+    free(after);
+    ag_bpe_free(other);
     ag_bpe_free(t);
     ag_bpe_free(NULL);
 }

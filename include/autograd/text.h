@@ -94,8 +94,11 @@ AG_API ag_bpe *ag_bpe_load(const char *vocab_json_path,
  * id order (no newline at the end), merges.txt as "#version: 0.2\n" and
  * then "left right\n" for each merge in rank order. Each file is written
  * to a temporary file in its folder and renamed over the target, so that
- * neither is ever half-written. Returns 0, or -1 and an error naming the
- * file (NULL arguments, a folder that cannot be written). */
+ * neither is ever half-written, and both are written before either is
+ * renamed, so that a failed write changes neither (only a failed rename of
+ * merges.txt after that of vocab.json leaves a new vocab.json beside the
+ * old merges.txt). Returns 0, or -1 and an error naming the file (NULL
+ * arguments, a folder that cannot be written). */
 AG_API int ag_bpe_save(const ag_bpe *t, const char *vocab_json_path,
                        const char *merges_txt_path);
 

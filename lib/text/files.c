@@ -153,13 +153,26 @@ static void put_token(text_buf *b, const ag_bpe *t, int32_t id, bool json)
 
 /* ---- saving ---- */
 
-/* Writes b's text to path atomically. Returns 0 or -1. */
-static int write_file(const char *func, const char *path, const text_buf *b)
+/* Writes the two texts to their paths, each to a temporary file first:
+ * both are written before either is renamed into place, so that a failure
+ * to write leaves both targets as they were. Returns 0 or -1. */
+static int write_files(const char *func, const char *vocab_path,
+                       const text_buf *vocab, const char *merges_path,
+                       const text_buf *merges)
 {
-    ag__atomic_file f;
-    if (ag__atomic_begin(&f, func, path) ||
-        ag__atomic_write(&f, b->chars, b->len) || ag__atomic_commit(&f))
+    ag__atomic_file fv, fm;
+    if (ag__atomic_begin(&fv, func, vocab_path)) return -1;
+    if (ag__atomic_begin(&fm, func, merges_path)) {
+        ag__atomic_abort(&fv);
         return -1;
+    }
+    if (ag__atomic_write(&fv, vocab->chars, vocab->len) ||
+        ag__atomic_write(&fm, merges->chars, merges->len) ||
+        ag__atomic_commit(&fv) || ag__atomic_commit(&fm)) {
+        ag__atomic_abort(&fv); /* safe on a file already given up */
+        ag__atomic_abort(&fm);
+        return -1;
+    }
     return 0;
 }
 
@@ -194,9 +207,9 @@ int ag_bpe_save(const ag_bpe *t, const char *vocab_json_path,
     int rc = -1;
     if (vocab.failed || merges.failed)
         ag__error(func, "out of memory");
-    else if (!write_file(func, vocab_json_path, &vocab) &&
-             !write_file(func, merges_txt_path, &merges))
-        rc = 0;
+    else
+        rc = write_files(func, vocab_json_path, &vocab, merges_txt_path,
+                         &merges);
     ag__free(vocab.chars);
     ag__free(merges.chars);
     return rc;
