@@ -44,9 +44,9 @@ static ag_bpe *train_fixture(void)
 {
     size_t n;
     unsigned char *text = corpus(&n);
-    const char *special[] = {BPE_FIXTURE_SPECIAL};
+    const char *special[] = {BPE_FIXTURE_SPECIAL, BPE_FIXTURE_SPECIAL2};
     ag_bpe *t =
-        ag_bpe_train((const char *)text, n, BPE_FIXTURE_VOCAB_SIZE, special, 1);
+        ag_bpe_train((const char *)text, n, BPE_FIXTURE_VOCAB_SIZE, special, 2);
     free(text);
     ck_assert_msg(t, "%s", ag_last_error());
     return t;
@@ -128,6 +128,8 @@ START_TEST(test_reference_merges)
     }
     ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL),
                      256 + BPE_FIXTURE_N_MERGES);
+    ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL2),
+                     257 + BPE_FIXTURE_N_MERGES);
     ag_bpe_free(t);
 }
 END_TEST
@@ -142,7 +144,8 @@ END_TEST
 
 START_TEST(test_reference_files)
 {
-    /* The files written here are the Python script's, byte for byte. */
+    /* The files written here are the Python script's, byte for byte (the
+     * second special token holds what JSON escapes). */
     ag_bpe *t = train_fixture();
     ck_assert_int_eq(
         ag_bpe_save(t, path_of("vocab.json"), path_of("merges.txt")), 0);
@@ -154,6 +157,8 @@ START_TEST(test_reference_files)
     ck_assert_msg(t, "%s", ag_last_error());
     ck_assert_int_eq(ag_bpe_vocab_size(t), BPE_FIXTURE_VOCAB_SIZE);
     ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL),
+                     BPE_FIXTURE_VOCAB_SIZE - 2);
+    ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL2),
                      BPE_FIXTURE_VOCAB_SIZE - 1);
     expect_fixture_ids(t);
     ag_bpe_free(t);
