@@ -55,8 +55,10 @@ typedef struct ag_bpe ag_bpe;
  * weighed by its count). Ties go to the smallest pair (left id, then right
  * id). A pair whose bytes equal those of an existing token is never merged
  * (so that no two tokens have the same bytes). Training stops early, with
- * fewer merges and so a smaller vocabulary, when no pair occurs twice.
- * Pair counts are updated only for the words a merge touches.
+ * fewer merges and so a smaller vocabulary (the special tokens still
+ * follow the last merge), when no pair is left to merge (every word is one
+ * token). Pair counts are updated only around the places a merge touches,
+ * and training on a few megabytes takes about a second.
  *
  * Errors: text NULL with n > 0; vocab_size < 256 + n_special or over
  * INT32_MAX; n_special < 0; special NULL with n_special > 0; a special
