@@ -280,7 +280,9 @@ int64_t ag_bpe_encode(ag_bpe *t, const char *text, size_t n, int32_t *ids,
             word_ids = t->cache_ids + t->cache_start[hit];
             count = (int64_t)(t->cache_start[hit + 1] - t->cache_start[hit]);
         } else {
-            if (len > INT32_MAX / 4) { /* an endless word: split it */
+            /* A word over 512 MiB (as GPT-2 would merge it whole, but the
+             * positions are int32_t) is encoded in pieces of that size. */
+            if (len > INT32_MAX / 4) {
                 len = INT32_MAX / 4;
                 at = (size_t)(w - s) + len;
             }
