@@ -13,6 +13,7 @@
  * process).
  *
  * Usage: gpt_step [--config small|tiny] [--threads N] [--steps S]
+ *                 [--train-only 1]   (the training step alone, to profile)
  *   small: vocab 4096, T 256, 4 layers, 4 heads, 256 channels, batch 8
  *   tiny:  vocab 512, T 64, 2 layers, 4 heads, 128 channels, batch 8 */
 #define _POSIX_C_SOURCE 200809L
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
     const bench_case small = {{4096, 256, 4, 4, 256, 0, true}, 8},
                      tiny = {{512, 64, 2, 4, 128, 0, true}, 8};
     const bench_case *bc = &small;
-    long threads = 1, steps = 5;
+    long threads = 1, steps = 5, train_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--config") && !strcmp(argv[i + 1], "small"))
             bc = &small;
@@ -173,6 +174,8 @@ int main(int argc, char **argv)
             threads = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps") && atol(argv[i + 1]) > 0)
             steps = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--train-only"))
+            train_only = atol(argv[i + 1]);
         else {
             fprintf(stderr, "usage: gpt_step [--config small|tiny] "
                             "[--threads N] [--steps S]\n");
@@ -201,6 +204,13 @@ int main(int argc, char **argv)
     long step_allocs, cached_allocs, plain_allocs;
     double step_us =
         train_step_us(m, opt, step, ids, targets, (int)steps, &step_allocs);
+    if (train_only) {
+        printf("step_us=%.0f allocs_per_step=%ld threads=%ld\n", step_us,
+               step_allocs, threads);
+        ag_arena_free(step);
+        ag_arena_free(a);
+        return 0;
+    }
     ag_module_set_training(gpt_module(m), false);
     double cached = generate_tps(m, step, true, &cached_allocs);
     double plain = generate_tps(m, step, false, &plain_allocs);
