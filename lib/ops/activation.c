@@ -87,10 +87,9 @@ static void gelu_derivative_kernel(ag_dtype dt, const void *xv, void *yv,
 }
 
 /* The standard normal CDF and density, for GELU. */
-#define SQRT_HALF 0.70710678118654752440    /* 1 / sqrt(2) */
 #define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
-#define NORMAL_CDF(x) ((1 + erf((x) * (real)SQRT_HALF)) / 2)
-#define NORMAL_PDF(x) (exp(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
+#define NORMAL_CDF(x) AG_NORMAL_CDF(x)      /* fastmath.h: vectorised for f32 */
+#define NORMAL_PDF(x) (AG_EXP(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
 
 /* Elements [lo, hi) of the forward. */
 AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
