@@ -204,9 +204,11 @@ AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
         case RELU: /* dx = g * (x > 0), and x > 0 exactly when y > 0 */
             AG_GRAD_LOOP(set, n, dx, AG_SELECT(y[i] > 0, g[i], (real)0));
             break;
-        case GELU: /* dx = g * (Phi(x) + x * phi(x)) */
+        case GELU: /* dx = g * (Phi(x) + x * phi(x)), Phi(x) = y / x read
+                      from the forward's y (1/2 at x = 0): one exp */
             AG_GRAD_LOOP(set, n, dx,
-                         g[i] * (NORMAL_CDF(x[i]) + x[i] * NORMAL_PDF(x[i])));
+                         g[i] * (AG_SELECT(x[i] != 0, y[i] / x[i], (real)0.5) +
+                                 x[i] * NORMAL_PDF(x[i])));
             break;
         case LEAKY_RELU: /* dx = g for x > 0, g * slope otherwise */
             AG_GRAD_LOOP(set, n, dx, AG_SELECT(x[i] > 0, g[i], g[i] * slope));
