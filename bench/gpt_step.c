@@ -8,7 +8,9 @@
  * size, greedy, with the KV cache (gpt_cache_push) and without it
  * (gpt_forward over the growing context, no graph). Prints one line of
  * key=value: medians of the timed steps in microseconds, tokens per
- * second, and the heap allocations of a training step and of a cached
+ * second, the same medians of the process's CPU time for the step and
+ * the floor (steadier than the clock on a shared machine, for one
+ * thread), and the heap allocations of a training step and of a cached
  * token after the warm-up (bench/common.c counts every malloc of the
  * process).
  *
@@ -25,21 +27,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     gpt_config c;
     int64_t batch;
 } bench_case;
 
+/* Microseconds of the process's CPU time (all its threads): what another
+ * program on the same cores inflates least, for one-thread runs. */
+static double cpu_now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
 static double train_step_us(gpt *m, ag_optimizer *opt, ag_arena *step,
                             ag_tensor *ids, ag_tensor *targets, int steps,
-                            long *allocs)
+                            long *allocs, double *cpu_us)
 {
-    double *us = malloc(sizeof *us * (size_t)steps);
+    double *us = malloc(sizeof *us * (size_t)steps),
+           *cpu = malloc(sizeof *cpu * (size_t)steps);
     *allocs = 0;
     for (int s = -2; s < steps; s++) { /* two warm-up steps */
         long before = bench_allocations();
-        double t0 = bench_now_us();
+        double t0 = bench_now_us(), c0 = cpu_now_us();
         ag_tensor *loss = gpt_loss(m, step, ids, targets);
         if (!loss || ag_backward(loss) || ag_optimizer_step(opt)) {
             fprintf(stderr, "gpt_step: %s\n", ag_last_error());
@@ -49,12 +62,15 @@ static double train_step_us(gpt *m, ag_optimizer *opt, ag_arena *step,
         ag_arena_reset(step);
         if (s >= 0) {
             us[s] = bench_now_us() - t0;
+            cpu[s] = cpu_now_us() - c0;
             long n = bench_allocations() - before;
             if (n > *allocs) *allocs = n;
         }
     }
     double med = bench_median(us, steps);
+    *cpu_us = bench_median(cpu, steps);
     free(us);
+    free(cpu);
     return med;
 }
 
@@ -76,8 +92,9 @@ static void linear_products(int rows, int in, int out, float *x, float *w,
     gemm(true, false, out, in, rows, y, x, dw);
 }
 
-/* The training step's matrix products alone, median microseconds. */
-static double floor_us(const bench_case *bc, int steps)
+/* The training step's matrix products alone, median microseconds (and
+ * of CPU time in *cpu_us). */
+static double floor_us(const bench_case *bc, int steps, double *cpu_us)
 {
     const int B = (int)bc->batch, T = (int)bc->c.block_size,
               C = (int)bc->c.n_embd, H = (int)bc->c.n_head, D = C / H,
@@ -90,9 +107,10 @@ static double floor_us(const bench_case *bc, int steps)
           *att = calloc((size_t)T * T, sizeof *att),
           *q = calloc((size_t)T * D, sizeof *q),
           *k = calloc((size_t)T * D, sizeof *k);
-    double *us = malloc(sizeof *us * (size_t)steps);
+    double *us = malloc(sizeof *us * (size_t)steps),
+           *cpu = malloc(sizeof *cpu * (size_t)steps);
     for (int s = -2; s < steps; s++) {
-        double t0 = bench_now_us();
+        double t0 = bench_now_us(), c0 = cpu_now_us();
         for (int l = 0; l < L; l++) {
             linear_products(BT, C, 3 * C, x, w, y, dw); /* c_attn */
             for (int bh = 0; bh < B * H; bh++) {
@@ -108,10 +126,15 @@ static double floor_us(const bench_case *bc, int steps)
             linear_products(BT, 4 * C, C, x, w, y, dw); /* mlp.c_proj */
         }
         linear_products(BT, C, V, x, w, y, dw); /* lm_head */
-        if (s >= 0) us[s] = bench_now_us() - t0;
+        if (s >= 0) {
+            us[s] = bench_now_us() - t0;
+            cpu[s] = cpu_now_us() - c0;
+        }
     }
     double med = bench_median(us, steps);
-    free(us), free(x), free(y), free(w), free(dw), free(att), free(q), free(k);
+    *cpu_us = bench_median(cpu, steps);
+    free(us), free(cpu), free(x), free(y), free(w), free(dw), free(att),
+        free(q), free(k);
     return med;
 }
 
@@ -202,8 +225,9 @@ int main(int argc, char **argv)
             (int32_t)(ag_rng_next(&rng) % (uint64_t)bc->c.vocab_size);
     }
     long step_allocs, cached_allocs, plain_allocs;
-    double step_us =
-        train_step_us(m, opt, step, ids, targets, (int)steps, &step_allocs);
+    double step_cpu, floor_cpu;
+    double step_us = train_step_us(m, opt, step, ids, targets, (int)steps,
+                                   &step_allocs, &step_cpu);
     if (train_only) {
         printf("step_us=%.0f allocs_per_step=%ld threads=%ld\n", step_us,
                step_allocs, threads);
@@ -217,10 +241,12 @@ int main(int argc, char **argv)
     /* the floor last, on OpenBLAS's own threads (ag_set_num_threads left
      * it one) */
     openblas_set_num_threads((int)threads);
-    double floor = floor_us(bc, (int)steps);
-    printf("step_us=%.0f floor_us=%.0f allocs_per_step=%ld cached_tps=%.0f "
-           "uncached_tps=%.0f allocs_cached_tokens=%ld threads=%ld\n",
-           step_us, floor, step_allocs, cached, plain, cached_allocs, threads);
+    double floor = floor_us(bc, (int)steps, &floor_cpu);
+    printf("step_us=%.0f floor_us=%.0f step_cpu_us=%.0f floor_cpu_us=%.0f "
+           "allocs_per_step=%ld cached_tps=%.0f uncached_tps=%.0f "
+           "allocs_cached_tokens=%ld threads=%ld\n",
+           step_us, floor, step_cpu, floor_cpu, step_allocs, cached, plain,
+           cached_allocs, threads);
     ag_arena_free(step);
     ag_arena_free(a);
     return 0;

@@ -5,8 +5,9 @@ training step (forward with targets, backward, torch.optim.AdamW with its
 defaults, zero_grad(set_to_none=True)) on random tokens, and greedy
 generation from a one-token prompt to the block size through the model's
 forward over the growing context, as nanoGPT's generate() runs it (argmax
-in place of sampling, as gpt_step does). Prints step_us (the median) and
-tps (tokens per second).
+in place of sampling, as gpt_step does). Prints step_us (the median),
+step_cpu_us (the median of the process's CPU time) and tps (tokens per
+second).
 
 Run: /usr/bin/python3 bench/torch_gpt.py [--config small|tiny]
          [--threads N] [--steps S]
@@ -45,15 +46,16 @@ opt = torch.optim.AdamW(model.parameters())
 shape = (BATCH, config.block_size)
 ids = torch.randint(config.vocab_size, shape)
 targets = torch.randint(config.vocab_size, shape)
-times = []
+times, cpu = [], []
 for s in range(-2, args.steps):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     _, loss = model(ids, targets)
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
     if s >= 0:
         times.append((time.perf_counter() - t0) * 1e6)
+        cpu.append((time.process_time() - c0) * 1e6)
 
 model.eval()
 seq = torch.zeros((1, 1), dtype=torch.long)
@@ -63,5 +65,5 @@ with torch.no_grad():
         logits, _ = model(seq)
         seq = torch.cat((seq, logits[:, -1, :].argmax(-1, keepdim=True)), 1)
 tps = (config.block_size - 1) / (time.perf_counter() - t0)
-print("step_us=%.0f tps=%.0f threads=%d" % (statistics.median(times), tps,
-                                            args.threads))
+print("step_us=%.0f step_cpu_us=%.0f tps=%.0f threads=%d"
+      % (statistics.median(times), statistics.median(cpu), tps, args.threads))
