@@ -346,8 +346,9 @@ static ag_tensor *block_forward(gpt *m, ag_arena *s, const gpt_block *b,
     return ag_add(s, x, h);
 }
 
-/* The logits without the checks of gpt_forward. */
-static ag_tensor *forward_logits(gpt *m, ag_arena *s, ag_tensor *ids)
+/* ln_f of the last block's output (B,T,C), without the checks of
+ * gpt_forward. */
+static ag_tensor *forward_hidden(gpt *m, ag_arena *s, ag_tensor *ids)
 {
     const int64_t T = ag_shape(ids)[1];
     ag_tensor *x = ag_add(s, ag_embedding(s, m->wte, ids),
@@ -355,8 +356,7 @@ static ag_tensor *forward_logits(gpt *m, ag_arena *s, ag_tensor *ids)
     x = maybe_dropout(m, s, x);
     for (int64_t l = 0; l < m->config.n_layer; l++)
         x = block_forward(m, s, &m->blocks[l], x);
-    x = ag_layer_norm(s, x, 1, m->lnf_w, m->lnf_b, LN_EPS);
-    return ag_linear(s, x, m->wte, NULL); /* lm_head, tied to wte */
+    return ag_layer_norm(s, x, 1, m->lnf_w, m->lnf_b, LN_EPS);
 }
 
 ag_tensor *gpt_forward(gpt *m, ag_arena *step, ag_tensor *ids)
@@ -373,7 +373,9 @@ ag_tensor *gpt_forward(gpt *m, ag_arena *step, ag_tensor *ids)
         return NULL;
     }
     if (check_ids(func, m, ids)) return NULL;
-    ag_tensor *logits = forward_logits(m, step, ids);
+    /* lm_head, tied to wte */
+    ag_tensor *logits =
+        ag_linear(step, forward_hidden(m, step, ids), m->wte, NULL);
     if (!logits) ag_set_error(func, "%s", ag_last_error());
     return logits;
 }
@@ -402,11 +404,14 @@ ag_tensor *gpt_loss(gpt *m, ag_arena *step, ag_tensor *ids, ag_tensor *targets)
                      ag_dtype_name(ag_type(targets)), ag_ndim(targets));
         return NULL;
     }
-    const int64_t N = ag_numel(ids), V = m->config.vocab_size;
-    ag_tensor *logits = forward_logits(m, step, ids);
+    const int64_t N = ag_numel(ids), C = m->config.n_embd;
+    /* the logits made (B T, V) at once: no reshape of them, nor of their
+     * gradient */
+    ag_tensor *x =
+        ag_reshape(step, forward_hidden(m, step, ids), 2, (int64_t[]){N, C});
     const ag_cross_entropy_options o = {.ignore_index = -1};
     ag_tensor *loss =
-        ag_cross_entropy(step, ag_reshape(step, logits, 2, (int64_t[]){N, V}),
+        ag_cross_entropy(step, ag_linear(step, x, m->wte, NULL),
                          ag_reshape(step, targets, 1, (int64_t[]){N}), &o);
     if (!loss) ag_set_error(func, "%s", ag_last_error());
     return loss;
