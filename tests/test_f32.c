@@ -56,6 +56,14 @@ START_TEST(test_gelu_f32_accuracy)
         ck_assert_msg(fabs(dgot - dwant) <= 1e-6,
                       "gelu'(%.9g): f32 %.9g, f64 %.17g", x, dgot, dwant);
     }
+    /* near 0, subnormals included, the derivative is 1/2 */
+    const double tiny[4] = {1e-20, -1e-25, 4.9e-324, -2.2e-310};
+    ag_tensor *t = ag_from_data(a, AG_F64, 1, (int64_t[]){4}, tiny);
+    ag_requires_grad(t, true);
+    ck_assert_int_eq(ag_backward(ag_sum(a, ag_gelu(a, t), AG_ALL, false)), 0);
+    for (int64_t i = 0; i < 4; i++)
+        ck_assert_msg(tensor_at(ag_grad(t), i) == 0.5, "gelu'(%g) = %.17g",
+                      tiny[i], tensor_at(ag_grad(t), i));
     ag_arena_free(a);
 }
 END_TEST

@@ -205,9 +205,12 @@ AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
             AG_GRAD_LOOP(set, n, dx, AG_SELECT(y[i] > 0, g[i], (real)0));
             break;
         case GELU: /* dx = g * (Phi(x) + x * phi(x)), Phi(x) = y / x read
-                      from the forward's y (1/2 at x = 0): one exp */
+                      from the forward's y, one exp; 1/2 for |x| <= 1e-20,
+                      where Phi(x) = 1/2 + 0.4 x rounds to 1/2 in f32 and f64
+                      and y could be subnormal */
             AG_GRAD_LOOP(set, n, dx,
-                         g[i] * (AG_SELECT(x[i] != 0, y[i] / x[i], (real)0.5) +
+                         g[i] * (AG_SELECT(fabs(x[i]) > (real)1e-20,
+                                           y[i] / x[i], (real)0.5) +
                                  x[i] * NORMAL_PDF(x[i])));
             break;
         case LEAKY_RELU: /* dx = g for x > 0, g * slope otherwise */
