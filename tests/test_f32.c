@@ -24,6 +24,50 @@ static void assert_close(ag_tensor *t32, ag_tensor *t64, double tol,
     }
 }
 
+/* GELU in f32 (a vectorised normal CDF, lib/ops/fastmath.h) against f64
+ * (the C library's erf) over [-12, 12]: within 2e-6 relative where
+ * Phi(x) > 1e-3 (x > -3.09), 2e-5 in the tail (no cancellation: erff's
+ * 1 + erf(x / sqrt 2) loses 1e-2 relative at x = -5), give or take 2e-15,
+ * the resolution of f64's own 1 + erf (0 from x = -8.3 on), and its
+ * derivative Phi + x phi within 1e-6. */
+START_TEST(test_gelu_f32_accuracy)
+{
+    ag_arena *a = ag_arena_new();
+    const int64_t n = 24001;
+    ag_tensor *x32 = ag_zeros(a, AG_F32, 1, &n),
+              *x64 = ag_zeros(a, AG_F64, 1, &n);
+    for (int64_t i = 0; i < n; i++) {
+        float x = (float)(-12 + 0.001 * (double)i);
+        tensor_set(x32, i, x);
+        tensor_set(x64, i, x);
+    }
+    ag_requires_grad(x32, true);
+    ag_requires_grad(x64, true);
+    ag_tensor *y32 = ag_gelu(a, x32), *y64 = ag_gelu(a, x64);
+    ck_assert_int_eq(ag_backward(ag_sum(a, y32, AG_ALL, false)), 0);
+    ck_assert_int_eq(ag_backward(ag_sum(a, y64, AG_ALL, false)), 0);
+    for (int64_t i = 0; i < n; i++) {
+        double x = tensor_at(x64, i), want = tensor_at(y64, i),
+               got = tensor_at(y32, i), tol = x > -3.09 ? 2e-6 : 2e-5;
+        ck_assert_msg(fabs(got - want) <= tol * fabs(want) + 2e-15,
+                      "gelu(%.9g): f32 %.9g, f64 %.17g", x, got, want);
+        double dwant = tensor_at(ag_grad(x64), i),
+               dgot = tensor_at(ag_grad(x32), i);
+        ck_assert_msg(fabs(dgot - dwant) <= 1e-6,
+                      "gelu'(%.9g): f32 %.9g, f64 %.17g", x, dgot, dwant);
+    }
+    /* near 0, subnormals included, the derivative is 1/2 */
+    const double tiny[4] = {1e-20, -1e-25, 4.9e-324, -2.2e-310};
+    ag_tensor *t = ag_from_data(a, AG_F64, 1, (int64_t[]){4}, tiny);
+    ag_requires_grad(t, true);
+    ck_assert_int_eq(ag_backward(ag_sum(a, ag_gelu(a, t), AG_ALL, false)), 0);
+    for (int64_t i = 0; i < 4; i++)
+        ck_assert_msg(tensor_at(ag_grad(t), i) == 0.5, "gelu'(%g) = %.17g",
+                      tiny[i], tensor_at(ag_grad(t), i));
+    ag_arena_free(a);
+}
+END_TEST
+
 /* Runs case c in dtype dt: output y and L = sum(y * w) with backward. */
 static ag_tensor *run_case(const gc_case *c, ag_arena *a, ag_dtype dt,
                            uint64_t seed, ag_tensor **inputs)
@@ -60,6 +104,7 @@ int main(void)
     Suite *s = suite_create("f32");
     TCase *tc = tcase_create("ops");
     tcase_add_loop_test(tc, test_f32_matches_f64, 0, gc_case_count);
+    tcase_add_test(tc, test_gelu_f32_accuracy);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

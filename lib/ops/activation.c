@@ -87,10 +87,9 @@ static void gelu_derivative_kernel(ag_dtype dt, const void *xv, void *yv,
 }
 
 /* The standard normal CDF and density, for GELU. */
-#define SQRT_HALF 0.70710678118654752440    /* 1 / sqrt(2) */
 #define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
-#define NORMAL_CDF(x) ((1 + erf((x) * (real)SQRT_HALF)) / 2)
-#define NORMAL_PDF(x) (exp(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
+#define NORMAL_CDF(x) AG_NORMAL_CDF(x)      /* fastmath.h: vectorised for f32 */
+#define NORMAL_PDF(x) (AG_EXP(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
 
 /* Elements [lo, hi) of the forward. */
 AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
@@ -205,9 +204,14 @@ AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
         case RELU: /* dx = g * (x > 0), and x > 0 exactly when y > 0 */
             AG_GRAD_LOOP(set, n, dx, AG_SELECT(y[i] > 0, g[i], (real)0));
             break;
-        case GELU: /* dx = g * (Phi(x) + x * phi(x)) */
+        case GELU: /* dx = g * (Phi(x) + x * phi(x)), Phi(x) = y / x read
+                      from the forward's y, one exp; 1/2 for |x| <= 1e-20,
+                      where Phi(x) = 1/2 + 0.4 x rounds to 1/2 in f32 and f64
+                      and y could be subnormal */
             AG_GRAD_LOOP(set, n, dx,
-                         g[i] * (NORMAL_CDF(x[i]) + x[i] * NORMAL_PDF(x[i])));
+                         g[i] * (AG_SELECT(fabs(x[i]) > (real)1e-20,
+                                           y[i] / x[i], (real)0.5) +
+                                 x[i] * NORMAL_PDF(x[i])));
             break;
         case LEAKY_RELU: /* dx = g for x > 0, g * slope otherwise */
             AG_GRAD_LOOP(set, n, dx, AG_SELECT(x[i] > 0, g[i], g[i] * slope));

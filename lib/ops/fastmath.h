@@ -12,7 +12,15 @@
  *   use on some CPUs); above 88.72 it is inf, and NaN stays NaN.
  * ag__tanh_f32: Eigen's rational approximation x P(x^2) / Q(x^2) on x
  *   clamped to +-7.9053 (where tanh is 1 in f32); within 3.3e-7 relative
- *   (5 ulp), measured over [-20, 20] and down to 1e-8. */
+ *   (5 ulp), measured over [-20, 20] and down to 1e-8.
+ * ag__normal_cdf_f32: Phi(x) = erfc(-x / sqrt 2) / 2 with Numerical
+ *   Recipes' erfc (a Chebyshev fit of fractional error below 1.2e-7):
+ *   erfc(z) = t e^(-z^2 + P(t)), t = 1 / (1 + z / 2), z = |x| / sqrt 2, and
+ *   Phi = 1 - erfc(z) / 2 for x >= 0; one ag__exp_f32 and one division.
+ *   Within 1.4e-6 relative where Phi > 1e-3 and 1.9e-5 in the far tail
+ *   (the rounding of z^2), measured over [-13, 13]; (1 + erff(x / sqrt 2))
+ *   / 2, which cancels for negative x, is within 1.5e-5 where Phi > 1e-3.
+ *   NaN stays NaN, Phi(-inf) = 0 and Phi(inf) = 1. */
 #ifndef AG_FASTMATH_H
 #define AG_FASTMATH_H
 
@@ -65,9 +73,35 @@ static inline float ag__tanh_f32(float x)
     return x * p / q;
 }
 
-/* e^x and tanh x of a float or double, in kernels written once for both:
- * the f32 versions above, the C library's for f64. */
+static inline float ag__normal_cdf_f32(float x)
+{
+    float z = fabsf(x) * 0.70710678118654752440f;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t + -0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t + -1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t + -0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t + -1.26551223f;
+    float half_erfc = 0.5f * t * ag__exp_f32(-z * z + p);
+    return x >= 0 ? 1.0f - half_erfc : half_erfc;
+}
+
+/* Phi(x) = (1 + erf(x / sqrt 2)) / 2 with the C library's erf. */
+static inline double ag__normal_cdf_f64(double x)
+{
+    return (1 + erf(x * 0.70710678118654752440)) / 2;
+}
+
+/* e^x, tanh x and Phi(x) of a float or double, in kernels written once for
+ * both: the f32 versions above, the C library's for f64. */
 #define AG_EXP(x) _Generic((x), float : ag__exp_f32, default : exp)(x)
 #define AG_TANH(x) _Generic((x), float : ag__tanh_f32, default : tanh)(x)
+#define AG_NORMAL_CDF(x)                                                       \
+    _Generic((x), float : ag__normal_cdf_f32, default : ag__normal_cdf_f64)(x)
 
 #endif /* AG_FASTMATH_H */

@@ -109,20 +109,29 @@ static void permute_walk(const ag_tensor *out, const int *perm, const void *src,
         s *= x->shape[d];
     }
     for (int d = 0; d < ndim; d++) stride[d] = xstride[perm[d]];
+    /* When x's last axis stays last, out's rows are contiguous rows of x:
+     * each is copied whole (a loop the compiler vectorizes) and only the
+     * other axes are walked. */
+    int walk = ndim;
+    int64_t run = 1;
+    if (ndim > 0 && stride[ndim - 1] == 1) {
+        run = out->shape[ndim - 1];
+        walk = ndim - 1;
+    }
     /* Out element i sits at x offset sum(index[d] * stride[d]). */
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *in = src;
         real *o = dst;
         int64_t off = 0;
-        for (int64_t i = 0; i < out->numel; i++) {
+        for (int64_t i = 0; i < out->numel; i += run) {
             if (forward) {
-                o[i] = in[off];
+                for (int64_t j = 0; j < run; j++) o[i + j] = in[off + j];
             } else if (set) {
-                o[off] = in[i];
+                for (int64_t j = 0; j < run; j++) o[off + j] = in[i + j];
             } else {
-                o[off] += in[i];
+                for (int64_t j = 0; j < run; j++) o[off + j] += in[i + j];
             }
-            for (int d = ndim - 1; d >= 0; d--) {
+            for (int d = walk - 1; d >= 0; d--) {
                 off += stride[d];
                 if (++index[d] < out->shape[d]) break;
                 off -= stride[d] * out->shape[d];

@@ -21,6 +21,8 @@ Formats, as the harnesses read them:
                     vocab.json, vocab.json, then merges.txt.
   fuzz_ops          a program for the interpreter of fuzz_ops.c; the
                     assembler below follows its opcodes and operands.
+  fuzz_gpt_checkpoint  the file itself, a checkpoint of the tiny GPT of
+                    fuzz_gpt_checkpoint.c (see GPT_CONFIG).
 """
 
 import gzip
@@ -595,9 +597,61 @@ def bpe_seeds():
     write("fuzz_bpe", "fixture", bpe_input(vocab, merge_text))
 
 
+# ---------------------------------------------------------------------
+# GPT checkpoints
+# ---------------------------------------------------------------------
+
+# The tiny model of fuzz_gpt_checkpoint.c, and its state_dict in order.
+GPT_CONFIG = {"vocab_size": "5", "block_size": "4", "n_layer": "1",
+              "n_head": "2", "n_embd": "4", "dropout": "0", "bias": "true"}
+
+
+def gpt_state(block=4):
+    h = "transformer.h.0."
+    shapes = [("transformer.wte.weight", [5, 4]),
+              ("transformer.wpe.weight", [block, 4]),
+              (h + "ln_1.weight", [4]), (h + "ln_1.bias", [4]),
+              (h + "attn.bias", [1, 1, block, block]),
+              (h + "attn.c_attn.weight", [12, 4]),
+              (h + "attn.c_attn.bias", [12]),
+              (h + "attn.c_proj.weight", [4, 4]), (h + "attn.c_proj.bias", [4]),
+              (h + "ln_2.weight", [4]), (h + "ln_2.bias", [4]),
+              (h + "mlp.c_fc.weight", [16, 4]), (h + "mlp.c_fc.bias", [16]),
+              (h + "mlp.c_proj.weight", [4, 16]), (h + "mlp.c_proj.bias", [4]),
+              ("transformer.ln_f.weight", [4]), ("transformer.ln_f.bias", [4])]
+    entries = []
+    for i, (name, shape) in enumerate(shapes):
+        if name.endswith("attn.bias"):
+            raw = struct.pack("<%df" % (block * block),
+                              *[float(c <= r) for r in range(block)
+                                for c in range(block)])
+        else:
+            raw = values("F32", shape, i / 8)
+        entries.append((name, "F32", shape, raw))
+    entries.append(("lm_head.weight", "F32", [5, 4], entries[0][3]))
+    return entries
+
+
+def gpt_checkpoint_seeds():
+    good = gpt_state()
+    out = {"valid": safetensors(good, dict(GPT_CONFIG, format="pt"))}
+    out["other_layers"] = safetensors(good, dict(GPT_CONFIG, n_layer="2"))
+    out["no_config"] = safetensors(good, {"format": "pt"})
+    untied = good[:-1] + [("lm_head.weight", "F32", [5, 4],
+                           values("F32", [5, 4], 3))]
+    out["untied"] = safetensors(untied, GPT_CONFIG)
+    mask = list(good)
+    mask[4] = (mask[4][0], "F32", [1, 1, 4, 4], values("F32", [1, 1, 4, 4], 0))
+    out["bad_mask"] = safetensors(mask, GPT_CONFIG)
+    out["truncated"] = out["valid"][:len(out["valid"]) // 2]
+    for name, data in out.items():
+        write("fuzz_gpt_checkpoint", name, data)
+
+
 def main():
     bpe_seeds()
     safetensors_seeds()
+    gpt_checkpoint_seeds()
     idx_seeds()
     csv_seeds()
     programs()
