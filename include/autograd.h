@@ -862,6 +862,7 @@ AG_API const char *ag_tensor_op_name(const ag_tensor *t);
 #include "autograd/nn.h"
 #include "autograd/optim.h"
 #include "autograd/sample.h"
+#include "autograd/text.h"
 #include "autograd/tools.h"
 
 #endif /* AUTOGRAD_H */
