@@ -35,6 +35,10 @@ void fuzz_check_error(const char *func);
  * that opens it ("/proc/self/fd/N"), valid until the next call. */
 const char *fuzz_file(const void *data, size_t n);
 
+/* As fuzz_file, into file `which` (0 or 1) of two, for readers of two
+ * files; fuzz_file is file 0. */
+const char *fuzz_file_n(int which, const void *data, size_t n);
+
 /* Writes a printf message and a newline to stderr when the environment
  * variable FUZZ_TRACE is set (to follow what an input does: FUZZ_TRACE=1
  * build-fuzz/tests/fuzz/fuzz_ops crash-file). */

@@ -17,12 +17,12 @@ void fuzz_check_error(const char *func)
                "a failed call must leave an error starting with \"%s\"", func);
 }
 
-/* The file fuzz_file writes into, made once per process. */
-static int input_fd(void)
+/* The files fuzz_file_n writes into, made once per process. */
+static int input_fd(int which)
 {
-    static int fd = -1;
-    if (fd >= 0) return fd;
-    fd = memfd_create("fuzz-input", MFD_CLOEXEC);
+    static int fds[2] = {-1, -1};
+    if (fds[which] >= 0) return fds[which];
+    int fd = memfd_create("fuzz-input", MFD_CLOEXEC);
     if (fd < 0) {
         char name[] = "/tmp/ag-fuzz-input.XXXXXX";
         fd = mkstemp(name);
@@ -30,13 +30,14 @@ static int input_fd(void)
                    strerror(errno));
         unlink(name); /* still open through /proc/self/fd */
     }
-    return fd;
+    return fds[which] = fd;
 }
 
-const char *fuzz_file(const void *data, size_t n)
+const char *fuzz_file_n(int which, const void *data, size_t n)
 {
-    static char path[64];
-    int fd = input_fd();
+    static char paths[2][64];
+    FUZZ_CHECK(which == 0 || which == 1, "file %d", which);
+    int fd = input_fd(which);
     FUZZ_CHECK(ftruncate(fd, 0) == 0, "ftruncate: %s", strerror(errno));
     const char *p = data;
     for (size_t done = 0; done < n;) {
@@ -44,8 +45,13 @@ const char *fuzz_file(const void *data, size_t n)
         FUZZ_CHECK(w > 0, "pwrite: %s", strerror(errno));
         done += (size_t)w;
     }
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    return path;
+    snprintf(paths[which], sizeof paths[which], "/proc/self/fd/%d", fd);
+    return paths[which];
+}
+
+const char *fuzz_file(const void *data, size_t n)
+{
+    return fuzz_file_n(0, data, n);
 }
 
 void fuzz_trace(const char *fmt, ...)

@@ -17,6 +17,8 @@ Formats, as the harnesses read them:
                     level or cut length), then the IDX file.
   fuzz_csv          one option byte (bit 0 header, bits 1-2 dtype), then
                     the CSV text.
+  fuzz_bpe          two bytes (little-endian) giving the length of
+                    vocab.json, vocab.json, then merges.txt.
   fuzz_ops          a program for the interpreter of fuzz_ops.c; the
                     assembler below follows its opcodes and operands.
 """
@@ -553,7 +555,48 @@ def higher_order_programs(p):
                  .emit("cast", 7, 6, DT["i32"]))
 
 
+# ---------------------------------------------------------------------
+# BPE tokenizer files
+# ---------------------------------------------------------------------
+
+def bpe_input(vocab, merges):
+    return struct.pack("<H", len(vocab)) + vocab + merges
+
+
+def bpe_seeds():
+    sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+    import make_bpe_fixture as ref
+    import tempfile
+    bpe = os.path.join(HERE, "..", "fixtures", "bpe")
+    with tempfile.TemporaryDirectory() as tmp:
+        v, m = os.path.join(tmp, "v.json"), os.path.join(tmp, "m.txt")
+        tokens, merges = ref.train(b"aaab ab abc ab aa ab", 262,
+                                   ["<|endoftext|>"])
+        ref.write_files(tokens, merges, ["<|endoftext|>"], v, m)
+        with open(v, "rb") as f:
+            vocab = f.read()
+        with open(m, "rb") as f:
+            merge_text = f.read()
+    write("fuzz_bpe", "small", bpe_input(vocab, merge_text))
+    write("fuzz_bpe", "bytes_only", bpe_input(
+        json.dumps({ref.mapped(t): i for i, t in enumerate(tokens[:256])},
+                   ensure_ascii=False).encode(), b"#version: 0.2\n"))
+    write("fuzz_bpe", "no_header", bpe_input(vocab, merge_text[14:]))
+    write("fuzz_bpe", "truncated_vocab", bpe_input(vocab[:-20], merge_text))
+    write("fuzz_bpe", "truncated_merges", bpe_input(vocab, merge_text[:-1]))
+    write("fuzz_bpe", "unknown_part", bpe_input(
+        vocab, merge_text + "\u4e2d a\n".encode()))
+    write("fuzz_bpe", "escapes", bpe_input(
+        vocab.replace(b'"!"', b'"\\u0021"'), merge_text))
+    with open(os.path.join(bpe, "vocab.json"), "rb") as f:
+        vocab = f.read()
+    with open(os.path.join(bpe, "merges.txt"), "rb") as f:
+        merge_text = f.read()
+    write("fuzz_bpe", "fixture", bpe_input(vocab, merge_text))
+
+
 def main():
+    bpe_seeds()
     safetensors_seeds()
     idx_seeds()
     csv_seeds()

@@ -1,0 +1,619 @@
+/* test_text.c: the byte-level BPE tokenizer (autograd/text.h). Round trips
+ * (random bytes with NULs and invalid UTF-8, committed English and Chinese
+ * text); the special tokens' ids; save/load round trips (same encodings,
+ * same files); the merges, files and encodings of the Python reference BPE
+ * (tests/fixtures/make_bpe_fixture.py -> bpe_fixture.h, bpe/vocab.json,
+ * bpe/merges.txt) compared merge for merge, byte for byte and id for id;
+ * the pre-tokenizer on its cases; and every bad input: files missing,
+ * truncated or corrupt, ids out of range, NULL arguments, bad training
+ * arguments. */
+#define _POSIX_C_SOURCE 200809L
+#include <autograd.h>
+
+#include "support.h"
+#include "text/text.h"
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixtures/bpe_fixture.h"
+
+#define FIXTURE(name) AG_TEST_FIXTURES "/bpe/" name
+
+static void setup(void)
+{
+    test_dir_make("ag_text");
+    ag_clear_error();
+}
+
+static void teardown(void)
+{
+    test_dir_remove();
+}
+
+/* The committed corpus (malloc'd) and its length. */
+static unsigned char *corpus(size_t *n)
+{
+    return read_bytes(FIXTURE("corpus.txt"), n);
+}
+
+/* The tokenizer the fixture was made with, trained here. */
+static ag_bpe *train_fixture(void)
+{
+    size_t n;
+    unsigned char *text = corpus(&n);
+    const char *special[] = {BPE_FIXTURE_SPECIAL};
+    ag_bpe *t =
+        ag_bpe_train((const char *)text, n, BPE_FIXTURE_VOCAB_SIZE, special, 1);
+    free(text);
+    ck_assert_msg(t, "%s", ag_last_error());
+    return t;
+}
+
+/* Encodes text[0, n) with t (failing the test on error); *count ids,
+ * malloc'd. */
+static int32_t *encode(ag_bpe *t, const void *text, size_t n, int64_t *count)
+{
+    int64_t need = ag_bpe_encode(t, text, n, NULL, 0);
+    ck_assert_msg(need >= 0, "%s", ag_last_error());
+    int32_t *ids = malloc((size_t)(need + 1) * sizeof *ids);
+    ck_assert_int_eq(ag_bpe_encode(t, text, n, ids, need), need);
+    *count = need;
+    return ids;
+}
+
+/* Asserts that decode(encode(text)) is text. */
+static void expect_round_trip(ag_bpe *t, const void *text, size_t n)
+{
+    int64_t count;
+    int32_t *ids = encode(t, text, n, &count);
+    int64_t len = ag_bpe_decode(t, ids, count, NULL, 0);
+    ck_assert_int_eq(len, (int64_t)n);
+    char *back = malloc(n + 1);
+    ck_assert_int_eq(ag_bpe_decode(t, ids, count, back, n), (int64_t)n);
+    ck_assert_msg(n == 0 || !memcmp(back, text, n), "round trip differs");
+    free(back);
+    free(ids);
+}
+
+/* Asserts that t encodes every fixture text to the fixture's ids. */
+static void expect_fixture_ids(ag_bpe *t)
+{
+    for (int k = 0; k < BPE_FIXTURE_N_TEXTS; k++) {
+        int64_t count;
+        int32_t *ids = encode(t, bpe_fixture_texts[k].text,
+                              bpe_fixture_texts[k].len, &count);
+        size_t start = bpe_fixture_starts[k];
+        int64_t want = (int64_t)(bpe_fixture_starts[k + 1] - start);
+        ck_assert_msg(count == want, "text %d: %lld ids, want %lld", k,
+                      (long long)count, (long long)want);
+        for (int64_t i = 0; i < count; i++)
+            ck_assert_msg(ids[i] == bpe_fixture_ids[start + (size_t)i],
+                          "text %d, id %lld: %d, want %d", k, (long long)i,
+                          ids[i], bpe_fixture_ids[start + (size_t)i]);
+        expect_round_trip(t, bpe_fixture_texts[k].text,
+                          bpe_fixture_texts[k].len);
+        free(ids);
+    }
+}
+
+/* Asserts that the files at paths a and b hold the same bytes. */
+static void expect_same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    unsigned char *x = read_bytes(a, &na), *y = read_bytes(b, &nb);
+    ck_assert_msg(na == nb && !memcmp(x, y, na), "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+/* ------------------------------------------------------------------ */
+/* The Python reference                                                */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_reference_merges)
+{
+    ag_bpe *t = train_fixture();
+    ck_assert_int_eq(ag_bpe_vocab_size(t), BPE_FIXTURE_VOCAB_SIZE);
+    ck_assert_int_eq(t->n_merges, BPE_FIXTURE_N_MERGES);
+    for (int r = 0; r < BPE_FIXTURE_N_MERGES; r++) {
+        ck_assert_msg(t->merge_left[r] == bpe_fixture_merges[r][0] &&
+                          t->merge_right[r] == bpe_fixture_merges[r][1],
+                      "merge %d: (%d, %d), want (%d, %d)", r, t->merge_left[r],
+                      t->merge_right[r], bpe_fixture_merges[r][0],
+                      bpe_fixture_merges[r][1]);
+        ck_assert_int_eq(t->merge_result[r], 256 + r);
+    }
+    ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL),
+                     256 + BPE_FIXTURE_N_MERGES);
+    ag_bpe_free(t);
+}
+END_TEST
+
+START_TEST(test_reference_encodings)
+{
+    ag_bpe *t = train_fixture();
+    expect_fixture_ids(t);
+    ag_bpe_free(t);
+}
+END_TEST
+
+START_TEST(test_reference_files)
+{
+    /* The files written here are the Python script's, byte for byte. */
+    ag_bpe *t = train_fixture();
+    ck_assert_int_eq(
+        ag_bpe_save(t, path_of("vocab.json"), path_of("merges.txt")), 0);
+    expect_same_file(path_of("vocab.json"), FIXTURE("vocab.json"));
+    expect_same_file(path_of("merges.txt"), FIXTURE("merges.txt"));
+    ag_bpe_free(t);
+    /* And the script's files load into a tokenizer that encodes as it. */
+    t = ag_bpe_load(FIXTURE("vocab.json"), FIXTURE("merges.txt"));
+    ck_assert_msg(t, "%s", ag_last_error());
+    ck_assert_int_eq(ag_bpe_vocab_size(t), BPE_FIXTURE_VOCAB_SIZE);
+    ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL),
+                     BPE_FIXTURE_VOCAB_SIZE - 1);
+    expect_fixture_ids(t);
+    ag_bpe_free(t);
+}
+END_TEST
+
+START_TEST(test_save_load_round_trip)
+{
+    size_t n;
+    unsigned char *text = corpus(&n);
+    const char *special[] = {"<|endoftext|>", "<|pad|>", "\"quoted\"\n\x01"};
+    ag_bpe *t = ag_bpe_train((const char *)text, n, 600, special, 3);
+    ck_assert_msg(t, "%s", ag_last_error());
+    ck_assert_int_eq(ag_bpe_save(t, path_of("v.json"), path_of("m.txt")), 0);
+    ck_assert_int_eq(folder_entries(NULL, 0), 2);
+    ag_bpe *u = ag_bpe_load(path_of("v.json"), path_of("m.txt"));
+    ck_assert_msg(u, "%s", ag_last_error());
+    ck_assert_int_eq(ag_bpe_vocab_size(u), ag_bpe_vocab_size(t));
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(ag_bpe_special_id(u, special[i]),
+                         ag_bpe_special_id(t, special[i]));
+    for (int32_t id = 0; id < ag_bpe_vocab_size(t); id++) {
+        size_t la, lb;
+        const char *a = ag_bpe_token_bytes(t, id, &la);
+        const char *b = ag_bpe_token_bytes(u, id, &lb);
+        ck_assert(la == lb && !memcmp(a, b, la));
+    }
+    int64_t ca, cb;
+    int32_t *a = encode(t, text, n, &ca), *b = encode(u, text, n, &cb);
+    ck_assert_int_eq(ca, cb);
+    ck_assert(!memcmp(a, b, (size_t)ca * sizeof *a));
+    ck_assert_int_lt(ca, (int64_t)n / 2); /* the merges compress */
+    free(a);
+    free(b);
+    /* Saving the loaded one writes the same files again. */
+    ck_assert_int_eq(ag_bpe_save(u, path_of("v2.json"), path_of("m2.txt")), 0);
+    expect_same_file(path_of("v.json"), path_of("v2.json"));
+    expect_same_file(path_of("m.txt"), path_of("m2.txt"));
+    ag_bpe_free(t);
+    ag_bpe_free(u);
+    free(text);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Round trips and ids                                                 */
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_random_bytes_round_trip)
+{
+    ag_bpe *t = train_fixture();
+    unsigned state = 12345;
+    unsigned char buf[4096];
+    for (int round = 0; round < 40; round++) {
+        size_t n = (size_t)(round * 97 % 4096);
+        for (size_t i = 0; i < n; i++) {
+            state = state * 1103515245u + 12345u;
+            unsigned r = state >> 16;
+            /* Mostly random bytes; some rounds mostly ASCII, spaces, NULs
+             * and UTF-8 lead bytes, so that words get long. */
+            buf[i] = round % 3 == 0 ? (unsigned char)r
+                     : round % 3 == 1
+                         ? (unsigned char)" a\0\xe4\xb8\xad'\n"[r % 8]
+                         : (unsigned char)(r % 4 ? 'a' + r % 3 : r);
+        }
+        expect_round_trip(t, buf, n);
+    }
+    ag_bpe_free(t);
+}
+END_TEST
+
+START_TEST(test_text_round_trip)
+{
+    ag_bpe *t = train_fixture();
+    size_t n;
+    unsigned char *text = corpus(&n);
+    expect_round_trip(t, text, n);
+    /* Encoding twice (through the cache) gives the same ids. */
+    int64_t ca, cb;
+    int32_t *a = encode(t, text, n, &ca), *b = encode(t, text, n, &cb);
+    ck_assert_int_eq(ca, cb);
+    ck_assert(!memcmp(a, b, (size_t)ca * sizeof *a));
+    /* A short buffer gets the first ids, and the count of all. */
+    int32_t few[5];
+    ck_assert_int_eq(ag_bpe_encode(t, (const char *)text, n, few, 5), ca);
+    ck_assert(!memcmp(few, a, sizeof few));
+    char part[7];
+    ck_assert_int_eq(ag_bpe_decode(t, a, ca, part, sizeof part), (int64_t)n);
+    ck_assert(!memcmp(part, text, sizeof part));
+    free(a);
+    free(b);
+    free(text);
+    ag_bpe_free(t);
+}
+END_TEST
+
+START_TEST(test_special_ids)
+{
+    const char *special[] = {"<|endoftext|>", "<|im_start|>"};
+    const char text[] = "the quick brown fox jumps over the lazy dog";
+    ag_bpe *t = ag_bpe_train(text, sizeof text - 1, 270, special, 2);
+    ck_assert_msg(t, "%s", ag_last_error());
+    ck_assert_int_eq(ag_bpe_vocab_size(t), 270);
+    ck_assert_int_eq(ag_bpe_special_id(t, "<|endoftext|>"), 268);
+    ck_assert_int_eq(ag_bpe_special_id(t, "<|im_start|>"), 269);
+    ck_assert_int_eq(ag_bpe_special_id(t, "<|nope|>"), -1);
+    ck_assert_ptr_nonnull(strstr(ag_last_error(), "<|nope|>"));
+    size_t len;
+    const char *s = ag_bpe_token_bytes(t, 269, &len);
+    ck_assert(len == 12 && !memcmp(s, "<|im_start|>", 12));
+    /* The special token's text in a text is encoded as text. */
+    int64_t count;
+    int32_t *ids = encode(t, "<|endoftext|>", 13, &count);
+    for (int64_t i = 0; i < count; i++) ck_assert_int_lt(ids[i], 268);
+    free(ids);
+    /* Its id decodes to its text. */
+    int32_t one = 268;
+    char out[32];
+    ck_assert_int_eq(ag_bpe_decode(t, &one, 1, out, sizeof out), 13);
+    ck_assert(!memcmp(out, "<|endoftext|>", 13));
+    /* The byte ids follow bytes_to_unicode: 0 is '!', 188 is 0x00. */
+    ck_assert(ag_bpe_token_bytes(t, 0, &len)[0] == '!' && len == 1);
+    ck_assert(ag_bpe_token_bytes(t, 188, &len)[0] == 0 && len == 1);
+    ck_assert(ag_bpe_token_bytes(t, 255, &len)[0] == (char)0xAD);
+    ag_bpe_free(t);
+}
+END_TEST
+
+START_TEST(test_few_pairs)
+{
+    /* Training stops when no pair is left: "ab" makes one merge. */
+    ag_bpe *t = ag_bpe_train("ab", 2, 1000, NULL, 0);
+    ck_assert_msg(t, "%s", ag_last_error());
+    ck_assert_int_eq(ag_bpe_vocab_size(t), 257);
+    ag_bpe_free(t);
+    t = ag_bpe_train(NULL, 0, 300, NULL, 0);
+    ck_assert_int_eq(ag_bpe_vocab_size(t), 256);
+    ck_assert_int_eq(ag_bpe_encode(t, NULL, 0, NULL, 0), 0);
+    ck_assert_int_eq(ag_bpe_decode(t, NULL, 0, NULL, 0), 0);
+    ag_bpe_free(t);
+}
+END_TEST
+
+START_TEST(test_long_word)
+{
+    /* One word of 200,000 letters (not cached, merged by the heap). */
+    size_t n = 200000;
+    char *text = malloc(n);
+    for (size_t i = 0; i < n; i++) text[i] = "ab"[i % 7 % 2];
+    ag_bpe *t = ag_bpe_train(text, n, 300, NULL, 0);
+    ck_assert_msg(t, "%s", ag_last_error());
+    expect_round_trip(t, text, n);
+    int64_t count;
+    int32_t *ids = encode(t, text, n, &count);
+    ck_assert_int_lt(count, (int64_t)n / 8);
+    free(ids);
+    ag_bpe_free(t);
+    free(text);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The pre-tokenizer                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Asserts that text splits into the words of want ("|"-separated). */
+static void expect_words(const char *text, const char *want)
+{
+    char got[256] = "";
+    size_t n = strlen(text);
+    for (size_t at = 0; at < n;) {
+        size_t len = ag__next_word((const unsigned char *)text + at, n - at);
+        if (at) strcat(got, "|");
+        strncat(got, text + at, len);
+        at += len;
+    }
+    ck_assert_msg(!strcmp(got, want), "\"%s\": \"%s\", want \"%s\"", text, got,
+                  want);
+}
+
+START_TEST(test_pretokenize)
+{
+    expect_words("Hello world", "Hello| world");
+    expect_words("it's I'll we've 'RE", "it|'s| I|'ll| we|'ve| '|RE");
+    expect_words("a  b   c", "a| | b|  | c");
+    expect_words("x\n\ny", "x|\n|\n|y");
+    expect_words("end   ", "end|   ");
+    expect_words("12345 678", "12345| 678");
+    expect_words("a,b!! ?", "a|,|b|!!| ?");
+    expect_words("\xe4\xb8\xad\xe6\x96\x87\xef\xbc\x8c", /* 中文， */
+                 "\xe4\xb8\xad\xe6\x96\x87|\xef\xbc\x8c");
+    expect_words("a\xff\xfe b", "a|\xff\xfe| b");      /* invalid bytes */
+    expect_words("\xc2\xa0x", "\xc2\xa0|x");           /* NBSP is a space */
+    expect_words("caf\xc3\xa9 na", "caf\xc3\xa9| na"); /* é is a letter */
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Bad input                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Asserts that the last error holds `part`. */
+static void expect_error(const char *part)
+{
+    ck_assert_msg(strstr(ag_last_error(), part), "error \"%s\" lacks \"%s\"",
+                  ag_last_error(), part);
+}
+
+/* Writes vocab and merges texts to files and asserts that loading them
+ * fails with an error that holds `part`. */
+static void expect_load_error(const char *vocab, const char *merges,
+                              const char *part)
+{
+    write_bytes(path_of("bad.json"), vocab, strlen(vocab));
+    write_bytes(path_of("bad.txt"), merges, strlen(merges));
+    ag_clear_error();
+    ck_assert_ptr_null(ag_bpe_load(path_of("bad.json"), path_of("bad.txt")));
+    expect_error(part);
+}
+
+/* The fixture's vocab.json, with `from` (its first occurrence) replaced
+ * by `to` (malloc'd text). */
+static char *vocab_with(const char *from, const char *to)
+{
+    size_t n;
+    unsigned char *v = read_bytes(FIXTURE("vocab.json"), &n);
+    char *s = malloc(n + strlen(to) + 1);
+    memcpy(s, v, n);
+    s[n] = 0;
+    free(v);
+    char *at = strstr(s, from);
+    ck_assert_ptr_nonnull(at);
+    memmove(at + strlen(to), at + strlen(from), strlen(at + strlen(from)) + 1);
+    memcpy(at, to, strlen(to));
+    return s;
+}
+
+static char *fixture_text(const char *name)
+{
+    size_t n;
+    unsigned char *v = read_bytes(name, &n);
+    char *s = realloc(v, n + 1);
+    s[n] = 0;
+    return s;
+}
+
+START_TEST(test_bad_files)
+{
+    char *vocab = fixture_text(FIXTURE("vocab.json"));
+    char *merges = fixture_text(FIXTURE("merges.txt"));
+    /* Missing files. */
+    ck_assert_ptr_null(
+        ag_bpe_load(path_of("none.json"), FIXTURE("merges.txt")));
+    expect_error("none.json: cannot open");
+    ck_assert_ptr_null(ag_bpe_load(FIXTURE("vocab.json"), path_of("none.txt")));
+    expect_error("none.txt: cannot open");
+    /* vocab.json truncated, at every length up to a few entries in and
+     * at some further ones. */
+    size_t vn = strlen(vocab);
+    for (size_t cut = 0; cut < vn; cut += cut < 40 ? 1 : 997) {
+        char save = vocab[cut];
+        vocab[cut] = 0;
+        expect_load_error(vocab, merges, "bad.json");
+        vocab[cut] = save;
+    }
+    expect_load_error("{\"a\": 0", merges, "line 1, column");
+    /* Bad JSON escapes and other bad JSON. */
+    char *v = vocab_with("\"!\": 0", "\"\\x21\": 0");
+    expect_load_error(v, merges, "line 1, column");
+    free(v);
+    v = vocab_with("\"!\": 0", "\"\\ud800\": 0");
+    expect_load_error(v, merges, "bad.json: line 1");
+    free(v);
+    expect_load_error("[1, 2]", merges, "is not a JSON object");
+    /* Ids: not an integer, out of range, twice. */
+    v = vocab_with("\"!\": 0", "\"!\": \"0\"");
+    expect_load_error(v, merges, "\"!\" has an id that is not an integer");
+    free(v);
+    v = vocab_with("\"!\": 0", "\"!\": 400");
+    expect_load_error(v, merges, "not an integer in [0, 400)");
+    free(v);
+    v = vocab_with("\"!\": 0", "\"!\": 1");
+    expect_load_error(v, merges, "has id 1, which \"!\" has already");
+    free(v);
+    /* A byte missing (its key renamed: now a special token). */
+    v = vocab_with("\"!\": 0", "\"!!!\": 0");
+    expect_load_error(v, merges, "has no token for byte 0x21 (\"!\")");
+    free(v);
+    /* merges.txt: no header, a truncated last line, a bad line. */
+    expect_load_error(vocab, merges + 1, "line 1: does not start with");
+    expect_load_error(vocab, "", "line 1: does not start with");
+    size_t mn = strlen(merges);
+    merges[mn - 1] = 0;
+    expect_load_error(vocab, merges, "does not end with a newline");
+    merges[mn - 1] = '\n';
+    expect_load_error(vocab, "#version: 0.2", "line 1 does not end");
+    expect_load_error(vocab, "#version: 0.2\nh  e\n",
+                      "line 2: \"h  e\" is not two");
+    expect_load_error(vocab, "#version: 0.2\nhe\n", "is not two tokens");
+    expect_load_error(vocab, "#version: 0.2\n\n", "is not two tokens");
+    /* Unknown tokens, and a part that no earlier merge makes. */
+    expect_load_error(vocab, "#version: 0.2\n\xe4\xb8\xad e\n",
+                      "line 2: \"\xe4\xb8\xad\" is neither a byte nor");
+    expect_load_error(vocab, "#version: 0.2\nĠt he\n",
+                      "line 2: \"Ġt\" is neither a byte nor the result of an "
+                      "earlier merge");
+    /* A merge twice, and one whose result vocab.json lacks. */
+    expect_load_error(vocab, "#version: 0.2\nh e\nh e\n",
+                      "line 3: the merge \"h e\" is on line 2 already");
+    expect_load_error(vocab, "#version: 0.2\nh e\nq z\n",
+                      "line 3: the merge's result \"qz\" is not in");
+    /* vocab.json with a merge result merges.txt does not make: loads, as
+     * a special token (HF's reading), and the rest encodes the same. */
+    ck_assert_ptr_null(ag_bpe_load(NULL, "x"));
+    expect_error("vocab_json_path is NULL");
+    free(vocab);
+    free(merges);
+}
+END_TEST
+
+START_TEST(test_bad_arguments)
+{
+    const char *special[] = {"<|a|>", "<|a|>", NULL, "", "\xff"};
+    ck_assert_ptr_null(ag_bpe_train(NULL, 5, 300, NULL, 0));
+    expect_error("ag_bpe_train: text is NULL");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 255, NULL, 0));
+    expect_error("vocab_size 255 is less than the 256 byte tokens and 0");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 257, special, 2));
+    expect_error("vocab_size 257 is less than the 256 byte tokens and 2");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, special, -1));
+    expect_error("n_special -1 is negative");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, NULL, 1));
+    expect_error("special is NULL");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, special, 2));
+    expect_error("special token 1 is given twice");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, special + 1, 2));
+    expect_error("special token 1 is NULL");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, special + 3, 1));
+    expect_error("special token 0 is empty");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, special + 4, 1));
+    expect_error("special token 0 is not valid UTF-8");
+    /* A special token written as a learned token ("ab") or a byte. */
+    const char *ab[] = {"ab"}, *bang[] = {"!"};
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, ab, 1));
+    expect_error("special token \"ab\" is written as the learned token 256");
+    ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, bang, 1));
+    expect_error("special token \"!\" is written as the learned token 0");
+
+    ag_bpe *t = ag_bpe_train("ab ab", 5, 300, NULL, 0);
+    int32_t ids[4] = {0, 1, 300, -2};
+    char out[8];
+    size_t len;
+    ck_assert_int_eq(ag_bpe_decode(t, ids, 4, out, sizeof out), -1);
+    expect_error(
+        "ag_bpe_decode: id 300 at position 2 is out of range [0, 258)");
+    ck_assert_int_eq(ag_bpe_decode(t, ids + 3, 1, out, sizeof out), -1);
+    expect_error("id -2 at position 0");
+    ck_assert_int_eq(ag_bpe_decode(NULL, ids, 1, out, 1), -1);
+    expect_error("tokenizer is NULL");
+    ck_assert_int_eq(ag_bpe_decode(t, NULL, 1, out, 1), -1);
+    ck_assert_int_eq(ag_bpe_decode(t, ids, -1, out, 1), -1);
+    ck_assert_int_eq(ag_bpe_decode(t, ids, 1, NULL, 1), -1);
+    ck_assert_int_eq(ag_bpe_encode(NULL, "a", 1, ids, 4), -1);
+    ck_assert_int_eq(ag_bpe_encode(t, NULL, 1, ids, 4), -1);
+    expect_error("ag_bpe_encode: text is NULL");
+    ck_assert_int_eq(ag_bpe_encode(t, "a", 1, NULL, 4), -1);
+    ck_assert_int_eq(ag_bpe_encode(t, "a", 1, ids, -1), -1);
+    ck_assert_ptr_null(ag_bpe_token_bytes(t, 258, &len));
+    expect_error("ag_bpe_token_bytes: id 258 is out of range [0, 258)");
+    ck_assert_ptr_null(ag_bpe_token_bytes(t, 0, NULL));
+    ck_assert_ptr_null(ag_bpe_token_bytes(NULL, 0, &len));
+    ck_assert_int_eq(ag_bpe_vocab_size(NULL), -1);
+    ck_assert_int_eq(ag_bpe_special_id(NULL, "x"), -1);
+    ck_assert_int_eq(ag_bpe_special_id(t, NULL), -1);
+    ck_assert_int_eq(ag_bpe_save(NULL, "a", "b"), -1);
+    ck_assert_int_eq(ag_bpe_save(t, NULL, "b"), -1);
+    expect_error("vocab_json_path is NULL");
+    ck_assert_int_eq(ag_bpe_save(t, path_of("nodir/v.json"), path_of("m.txt")),
+                     -1);
+    expect_error("nodir/v.json");
+    ck_assert_int_eq(folder_entries(NULL, 0), 0); /* nothing half-written */
+    ag_bpe_free(t);
+    ag_bpe_free(NULL);
+}
+END_TEST
+
+START_TEST(test_out_of_memory)
+{
+    /* Each allocation of a train, a save, a load and an encode failing in
+     * turn: an error, no leak, and nothing written. */
+    const char text[] = "the cat and the hat, the bat and the mat. 中文 中文";
+    const char *special[] = {"<|endoftext|>"};
+    for (long k = 1;; k++) {
+        ag__fail_allocation(k);
+        ag_bpe *t = ag_bpe_train(text, sizeof text - 1, 300, special, 1);
+        ag__fail_allocation(0);
+        if (t) { /* the k-th allocation was not reached: all were tried */
+            ag_bpe_free(t);
+            ck_assert_int_gt(k, 20);
+            break;
+        }
+        ck_assert_msg(strstr(ag_last_error(), "out of memory"), "%ld: %s", k,
+                      ag_last_error());
+    }
+    ag_bpe *t = ag_bpe_train(text, sizeof text - 1, 300, special, 1);
+    ck_assert_int_eq(ag_bpe_save(t, path_of("v.json"), path_of("m.txt")), 0);
+    for (long k = 1; k < 400; k++) {
+        ag__fail_allocation(k);
+        ag_bpe *u = ag_bpe_load(path_of("v.json"), path_of("m.txt"));
+        ag__fail_allocation(0);
+        if (u) {
+            ag_bpe_free(u);
+        } else {
+            ck_assert_msg(strstr(ag_last_error(), "memory"), "%ld: %s", k,
+                          ag_last_error());
+        }
+    }
+    for (long k = 1; k < 40; k++) {
+        ag_bpe *u = ag_bpe_load(path_of("v.json"), path_of("m.txt"));
+        ag__fail_allocation(k);
+        int64_t got = ag_bpe_encode(u, text, sizeof text - 1, NULL, 0);
+        ag__fail_allocation(0);
+        int64_t want = ag_bpe_encode(t, text, sizeof text - 1, NULL, 0);
+        ck_assert(got == want || got == -1);
+        ag_bpe_free(u);
+    }
+    ag_bpe_free(t);
+}
+END_TEST
+
+static Suite *text_suite(void)
+{
+    Suite *s = suite_create("text");
+    TCase *tc = tcase_create("reference");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_reference_merges);
+    tcase_add_test(tc, test_reference_encodings);
+    tcase_add_test(tc, test_reference_files);
+    tcase_add_test(tc, test_save_load_round_trip);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("round trips");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_random_bytes_round_trip);
+    tcase_add_test(tc, test_text_round_trip);
+    tcase_add_test(tc, test_special_ids);
+    tcase_add_test(tc, test_few_pairs);
+    tcase_add_test(tc, test_long_word);
+    tcase_add_test(tc, test_pretokenize);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_bad_files);
+    tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_out_of_memory);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(text_suite());
+}
