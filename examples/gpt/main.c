@@ -55,7 +55,7 @@ typedef struct {
     bool resume;
     /* sampling */
     double temperature, top_p, beta;
-    int64_t top_k, tokens, max_reply, pairs, eval_samples, epochs;
+    int64_t top_k, tokens, max_reply, pairs, tries, eval_samples, epochs;
 } options;
 
 _Noreturn static void fail(const char *fmt, ...) AG_PRINTF(1, 2);
@@ -87,7 +87,9 @@ static void usage(void)
         "          --eval-every N (100) --eval-batches N (8) --ckpt-every N\n"
         "          --stop-after N (stop there, as if interrupted) --resume\n"
         "          finetune, dpo: --from MODEL\n"
-        "dpo:      --pairs N (64) --epochs N (2) --beta F (0.1)\n"
+        "dpo:      --pairs N (64) --tries N (sampled pairs at most, 5 per "
+        "pair)\n"
+        "          --epochs N (2) --beta F (0.1)\n"
         "          --eval-samples N (100) --tokens N (max new tokens, 96)\n"
         "sample:   --model FILE --prompt TEXT --tokens N (200) --temperature "
         "F\n"
@@ -237,6 +239,8 @@ static options parse(int argc, char **argv)
             o.max_reply = parse_int(k, v, 1);
         else if (!strcmp(k, "--pairs"))
             o.pairs = parse_int(k, v, 1);
+        else if (!strcmp(k, "--tries"))
+            o.tries = parse_int(k, v, 1);
         else if (!strcmp(k, "--epochs"))
             o.epochs = parse_int(k, v, 1);
         else if (!strcmp(k, "--beta"))
@@ -1126,7 +1130,8 @@ static int cmd_dpo(options *o)
     ag_rng rng = ag_rng_seed(o->seed + 11);
     const char *cursor = titles.train.data;
     double t0 = progress_now();
-    while (pairs < o->pairs && tried < 40 * o->pairs) {
+    int64_t tries = o->tries > 0 ? o->tries : 5 * o->pairs;
+    while (pairs < o->pairs && tried < tries) {
         /* the next title line, cycling through the training poems */
         if (!cursor || !*cursor) cursor = titles.train.data;
         const char *nl = strchr(cursor, '\n');
