@@ -104,7 +104,7 @@ if run dpo --dir "$dir/a" --finetune "$dir/poems" --pairs 4 --epochs 1 \
     grep -q "dpo: after .* regular poems" "$dir/dpo.txt" || fail "dpo output"
     test -s "$dir/a/dpo.safetensors" || fail "no dpo.safetensors"
 else
-    grep -q "no pair with one regular and one irregular poem" "$dir/dpo.err" ||
+    grep -q "no pair with one poem preferred" "$dir/dpo.err" ||
         fail "dpo: $(cat "$dir/dpo.err")"
 fi
 grep -q "dpo: before: validation loss" "$dir/dpo.txt" || fail "no dpo before"

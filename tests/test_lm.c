@@ -60,6 +60,26 @@ START_TEST(test_poem_forms)
 }
 END_TEST
 
+START_TEST(test_poem_score)
+{
+    const char *reg = "《题》\n作者：某\n兰叶春葳蕤，桂华秋皎洁。\n"
+                      "欣欣此生意，自尔为佳节。\n";
+    ck_assert_double_eq(poem_form_score(reg, strlen(reg)), 1.0);
+    /* halves: 5, 4, 5, "ab"+3 (not clean), 5 without a mark: 2 of 5 keep
+     * it (the last one is not closed) */
+    const char *half = "兰叶春葳蕤，桂华秋皎。\n欣欣此生意，ab自尔为。\n"
+                       "欣欣此生意\n";
+    ck_assert_double_eq_tol(poem_form_score(half, strlen(half)), 2.0 / 5,
+                            1e-15);
+    /* seven wins over five when more halves have it */
+    const char *seven = "相见时难别亦难，东风无力百花残。\n兰叶春葳蕤，x。\n";
+    ck_assert_double_eq_tol(poem_form_score(seven, strlen(seven)), 2.0 / 4,
+                            1e-15);
+    ck_assert_double_eq(poem_form_score("", 0), 0.0);
+    ck_assert_double_eq(poem_form_score("《题》\n", 10), 0.0);
+}
+END_TEST
+
 /* The share of regular poems in tang300 itself, when fortunes-zh is
  * installed: 289 of its 313 poems (the others are irregular old-style
  * poems and ones with a preface). */
@@ -268,6 +288,7 @@ static Suite *lm_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_poem_forms);
+    tcase_add_test(tc, test_poem_score);
     tcase_add_test(tc, test_poem_tang300);
     tcase_add_test(tc, test_corpus_reader);
     tcase_add_test(tc, test_logprob);

@@ -1025,7 +1025,8 @@ static int cmd_chat(const options *o)
 typedef struct {
     int32_t *ids;
     int64_t n, from;
-    int regular;
+    int regular;  /* poem_regular */
+    double score; /* poem_form_score */
 } sample_seq;
 
 /* Samples a continuation of prompt (poem title or start token) within the
@@ -1052,6 +1053,7 @@ static sample_seq sample_poem(gpt_cache *cache, ag_sampler *s, ag_rng *rng,
         fail("decode: %s", ag_last_error());
     /* a poem cut off by the length cap is not regular */
     q.regular = ended ? poem_regular(text, (size_t)need) : 0;
+    q.score = poem_form_score(text, (size_t)need);
     free(text);
     return q;
 }
@@ -1060,7 +1062,7 @@ static sample_seq sample_poem(gpt_cache *cache, ag_sampler *s, ag_rng *rng,
  * with the seeds seed*1000003 + i (the same for every model). */
 static double regular_share(gpt *m, ag_arena *a, ag_sampler *s, ag_bpe *tok,
                             int64_t n, uint64_t seed, int64_t max_new,
-                            int32_t eot, const char *label)
+                            int32_t eot, const char *label, double *score)
 {
     gpt_cache *cache = gpt_cache_new(a, m, gpt_get_config(m)->block_size);
     if (!cache) fail("%s", ag_last_error());
@@ -1069,6 +1071,7 @@ static double regular_share(gpt *m, ag_arena *a, ag_sampler *s, ag_bpe *tok,
         ag_rng rng = ag_rng_seed(seed * 1000003 + (uint64_t)i);
         sample_seq q = sample_poem(cache, s, &rng, tok, &eot, 1, max_new, eot);
         regular += q.regular != 0;
+        *score += q.score / (double)n;
         if (i < 2) {
             int64_t need = ag_bpe_decode(tok, q.ids + 1, q.n - 1, NULL, 0);
             char *text = malloc((size_t)need + 1);
@@ -1109,10 +1112,14 @@ static int cmd_dpo(options *o)
     if (!bx || !by) fail("out of memory");
     double val_before =
         evaluate(ref, val_ids, n_val, eb, o->eval_batches, bx, by);
-    double share_before = regular_share(ref, a, s, tok, o->eval_samples,
-                                        o->seed + 7, max_new, eot, "before");
-    printf("dpo: before: validation loss %.4f, regular poems %.1f%% of %lld\n",
-           val_before, 100 * share_before, (long long)o->eval_samples);
+    double score_before = 0, score_after = 0;
+    double share_before =
+        regular_share(ref, a, s, tok, o->eval_samples, o->seed + 7, max_new,
+                      eot, "before", &score_before);
+    printf("dpo: before: validation loss %.4f, regular poems %.1f%% of %lld, "
+           "mean form score %.3f\n",
+           val_before, 100 * share_before, (long long)o->eval_samples,
+           score_before);
 
     /* Pairs from the reference model, prompted with the poem titles of
      * tang300 (its first line "《...》"), or the start token for a title
@@ -1126,7 +1133,7 @@ static int cmd_dpo(options *o)
     if (!chosen || !rejected || !ref_c || !ref_r) fail("out of memory");
     gpt_cache *cache = gpt_cache_new(a, ref, c->block_size);
     if (!cache) fail("%s", ag_last_error());
-    int64_t pairs = 0, tried = 0;
+    int64_t pairs = 0, tried = 0, by_form = 0, by_score = 0;
     ag_rng rng = ag_rng_seed(o->seed + 11);
     const char *cursor = titles.train.data;
     double t0 = progress_now();
@@ -1153,18 +1160,27 @@ static int cmd_dpo(options *o)
         for (int k = 0; k < 2; k++)
             q[k] = sample_poem(cache, s, &rng, tok, prompt, np, max_new, eot);
         tried++;
-        if ((q[0].regular != 0) == (q[1].regular != 0)) {
+        /* the regular one, or else the one that keeps the form clearly
+         * better (form scores 0.2 or more apart) */
+        int good = -1;
+        if ((q[0].regular != 0) != (q[1].regular != 0))
+            good = q[0].regular ? 0 : 1, by_form++;
+        else if (fabs(q[0].score - q[1].score) >= 0.2)
+            good = q[0].score > q[1].score ? 0 : 1, by_score++;
+        if (good < 0) {
             free(q[0].ids), free(q[1].ids);
             continue;
         }
-        int good = q[0].regular ? 0 : 1;
         chosen[pairs] = q[good], rejected[pairs] = q[1 - good];
         pairs++;
     }
-    printf("dpo: %lld preference pairs from %lld sampled pairs (%.1f s)\n",
-           (long long)pairs, (long long)tried, progress_now() - t0);
+    printf("dpo: %lld preference pairs (%lld regular against irregular, %lld "
+           "by form score) from %lld sampled pairs (%.1f s)\n",
+           (long long)pairs, (long long)by_form, (long long)by_score,
+           (long long)tried, progress_now() - t0);
     if (pairs == 0)
-        fail("dpo: no pair with one regular and one irregular poem");
+        fail("dpo: no pair with one poem preferred (regular, or a form score "
+             "0.2 higher)");
 
     /* the frozen reference's log-probabilities, once */
     ag_arena *step = ag_arena_new();
@@ -1226,12 +1242,14 @@ static int cmd_dpo(options *o)
     if (have_curve) plot_curve_close(&curve);
     double val_after =
         evaluate(policy, val_ids, n_val, eb, o->eval_batches, bx, by);
-    double share_after = regular_share(policy, a, s, tok, o->eval_samples,
-                                       o->seed + 7, max_new, eot, "after");
+    double share_after =
+        regular_share(policy, a, s, tok, o->eval_samples, o->seed + 7, max_new,
+                      eot, "after", &score_after);
     printf("dpo: after %lld steps: validation loss %.4f, regular poems %.1f%% "
-           "of %lld (before %.1f%%)\n",
+           "of %lld, mean form score %.3f (before %.1f%%, %.3f)\n",
            (long long)done, val_after, 100 * share_after,
-           (long long)o->eval_samples, 100 * share_before);
+           (long long)o->eval_samples, score_after, 100 * share_before,
+           score_before);
     if (gpt_save(policy, path_in(o, "dpo.safetensors")))
         fail("%s", ag_last_error());
     printf("saved %s\n", path_in(o, "dpo.safetensors"));

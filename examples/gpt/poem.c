@@ -97,3 +97,65 @@ int poem_regular(const char *s, size_t n)
     }
     return lines >= 2 && (width == 5 || width == 7) ? width : 0;
 }
+
+/* Calls fn(han, clean, user) for each half-line of the body: its number of
+ * Han characters and whether it holds nothing else. */
+static void each_half_line(const char *s, size_t n,
+                           void (*fn)(int han, bool clean, void *user),
+                           void *user)
+{
+    int lines = 0, header = 0;
+    for (size_t pos = 0; pos < n;) {
+        size_t eol = pos;
+        while (eol < n && s[eol] != '\n') eol++;
+        const char *line = s + pos;
+        size_t len = eol - pos;
+        pos = eol + 1;
+        if (blank(line, len)) continue;
+        if (header == 0 && lines == 0 && starts_with(line, len, "《")) {
+            header = 1;
+            continue;
+        }
+        if (header <= 1 && lines == 0 && starts_with(line, len, "作者")) {
+            header = 2;
+            continue;
+        }
+        header = 2, lines++;
+        int han = 0;
+        bool clean = true, open = false;
+        for (size_t i = 0; i < len;) {
+            int32_t cp = next_code_point(line, len, &i);
+            if (is_mark(cp)) {
+                fn(han, clean, user);
+                han = 0, clean = true, open = false;
+            } else if (cp != '\r') {
+                open = true;
+                if (is_han(cp))
+                    han++;
+                else
+                    clean = false;
+            }
+        }
+        if (open) fn(han, false, user); /* no closing mark */
+    }
+}
+
+typedef struct {
+    int total, five, seven;
+} half_counts;
+
+static void count_half(int han, bool clean, void *user)
+{
+    half_counts *c = user;
+    c->total++;
+    c->five += clean && han == 5;
+    c->seven += clean && han == 7;
+}
+
+double poem_form_score(const char *s, size_t n)
+{
+    half_counts c = {0};
+    each_half_line(s, n, count_half, &c);
+    if (c.total == 0) return 0;
+    return (double)(c.seven > c.five ? c.seven : c.five) / c.total;
+}

@@ -20,4 +20,12 @@
  * author). */
 int poem_regular(const char *s, size_t n);
 
+/* How much of the body keeps the form, in [0, 1], for comparing poems
+ * that are not regular (a small model's are seldom): the body (as above)
+ * cut into half-lines, each a run ended by one of the marks or by the end
+ * of its line; W is 5 or 7, whichever more half-lines have (5 on a tie);
+ * the score is the share of half-lines made of exactly W Han characters
+ * and nothing else. A regular poem scores 1; 0 for no half-line. */
+double poem_form_score(const char *s, size_t n);
+
 #endif /* EXAMPLES_GPT_POEM_H */
