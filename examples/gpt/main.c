@@ -305,6 +305,42 @@ static int64_t encode(ag_bpe *t, const char *text, size_t n, int32_t **ids)
     return need;
 }
 
+/* Encodes a corpus: the text between the separators LM_EOT as ordinary
+ * text, each separator as the special token (ag_bpe_encode reads the
+ * separator's text as ordinary text), into a heap array; returns the
+ * count. */
+static int64_t encode_corpus(ag_bpe *t, const char *text, size_t n,
+                             int32_t **ids)
+{
+    const size_t sep = strlen(LM_EOT);
+    int32_t eot = ag_bpe_special_id(t, LM_EOT);
+    int64_t total = 0, cap = 0;
+    *ids = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        total = 0;
+        for (size_t at = 0; at < n;) {
+            const char *next = strstr(text + at, LM_EOT);
+            size_t end = next ? (size_t)(next - text) : n;
+            int64_t got = ag_bpe_encode(t, text + at, end - at,
+                                        pass ? *ids + total : NULL,
+                                        pass ? cap - total : 0);
+            if (got < 0) fail("%s", ag_last_error());
+            total += got;
+            if (next) {
+                if (pass) (*ids)[total] = eot;
+                total++;
+            }
+            at = next ? end + sep : n;
+        }
+        if (pass == 0) {
+            cap = total;
+            *ids = malloc((size_t)(cap > 0 ? cap : 1) * sizeof **ids);
+            if (!*ids) fail("out of memory for %lld tokens", (long long)cap);
+        }
+    }
+    return total;
+}
+
 static double mb_per_s(size_t bytes, double seconds)
 {
     return seconds > 0 ? (double)bytes / 1e6 / seconds : 0;
@@ -315,7 +351,7 @@ static void encode_to_file(const options *o, ag_bpe *t, const lm_text *text,
 {
     double t0 = progress_now();
     int32_t *ids;
-    int64_t n = encode(t, text->data ? text->data : "", text->len, &ids);
+    int64_t n = encode_corpus(t, text->data ? text->data : "", text->len, &ids);
     double dt = progress_now() - t0;
     if (lm_tokens_save(path_in(o, name), ids, n)) exit(1);
     printf("%-18s %9zu bytes -> %8lld tokens (%.2f bytes/token) in %.1f s, "
