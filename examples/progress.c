@@ -24,6 +24,7 @@ void progress_start(progress *p, const char *label, int64_t total)
     p->total = total > 0 ? total : 1;
     p->start = progress_now();
     p->interactive = isatty(fileno(stderr));
+    p->unit = "samples";
 }
 
 static void draw(const progress *p, int64_t done, double loss, double now)
@@ -33,10 +34,10 @@ static void draw(const progress *p, int64_t done, double loss, double now)
     for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
     bar[BAR_WIDTH] = 0;
     double elapsed = now - p->start;
-    fprintf(stderr, "%s%s [%s] %lld/%lld loss %.4f %.0f samples/s",
+    fprintf(stderr, "%s%s [%s] %lld/%lld loss %.4f %.0f %s/s",
             p->interactive ? "\r" : "", p->label, bar, (long long)done,
             (long long)p->total, loss,
-            elapsed > 0 ? (double)p->samples / elapsed : 0.0);
+            elapsed > 0 ? (double)p->samples / elapsed : 0.0, p->unit);
     fflush(stderr);
 }
 

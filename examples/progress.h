@@ -14,6 +14,7 @@ typedef struct {
     double start;     /* seconds, monotonic */
     double last_draw; /* when the bar was last drawn */
     int interactive;  /* stderr is a terminal */
+    const char *unit; /* what samples count ("samples", "tokens") */
 } progress;
 
 /* Seconds on a monotonic clock. */

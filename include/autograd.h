@@ -892,6 +892,7 @@ AG_API const char *ag_tensor_op_name(const ag_tensor *t);
 #include "autograd/io.h"
 #include "autograd/nn.h"
 #include "autograd/optim.h"
+#include "autograd/sample.h"
 #include "autograd/text.h"
 #include "autograd/tools.h"
 

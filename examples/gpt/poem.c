@@ -1,0 +1,161 @@
+/* poem.c: the check of a Tang poem's regular five- or seven-character form
+ * (poem.h). */
+#include "poem.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Decodes one UTF-8 code point at s[*i..n); -1 for a malformed one (and
+ * *i moves past one byte). */
+static int32_t next_code_point(const char *s, size_t n, size_t *i)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned char c = u[*i];
+    int len = c < 0x80         ? 1
+              : (c >> 5) == 6  ? 2
+              : (c >> 4) == 14 ? 3
+              : (c >> 3) == 30 ? 4
+                               : 0;
+    if (len == 0 || *i + (size_t)len > n) {
+        (*i)++;
+        return -1;
+    }
+    int32_t cp = len == 1 ? c : c & (0x7f >> len);
+    for (int k = 1; k < len; k++) {
+        if ((u[*i + k] & 0xc0) != 0x80) {
+            (*i)++;
+            return -1;
+        }
+        cp = (cp << 6) | (u[*i + k] & 0x3f);
+    }
+    *i += (size_t)len;
+    return cp;
+}
+
+static bool is_han(int32_t cp)
+{
+    return (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x4e00 && cp <= 0x9fff) ||
+           (cp >= 0xf900 && cp <= 0xfaff);
+}
+
+/* ，。？！； */
+static bool is_mark(int32_t cp)
+{
+    return cp == 0xff0c || cp == 0x3002 || cp == 0xff1f || cp == 0xff01 ||
+           cp == 0xff1b;
+}
+
+static bool starts_with(const char *s, size_t n, const char *prefix)
+{
+    size_t p = strlen(prefix);
+    return n >= p && memcmp(s, prefix, p) == 0;
+}
+
+static bool blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
+    return true;
+}
+
+int poem_regular(const char *s, size_t n)
+{
+    int width = 0, lines = 0, header = 0; /* header: 0 title, 1 author */
+    for (size_t pos = 0; pos < n;) {
+        size_t eol = pos;
+        while (eol < n && s[eol] != '\n') eol++;
+        const char *line = s + pos;
+        size_t len = eol - pos;
+        pos = eol + 1;
+        if (blank(line, len)) continue;
+        if (header == 0 && lines == 0 && starts_with(line, len, "《")) {
+            header = 1;
+            continue;
+        }
+        if (header <= 1 && lines == 0 && starts_with(line, len, "作者")) {
+            header = 2;
+            continue;
+        }
+        header = 2;
+        /* the body line: exactly two half-lines of `width` Han characters */
+        int halves = 0, run = 0;
+        for (size_t i = 0; i < len;) {
+            int32_t cp = next_code_point(line, len, &i);
+            if (is_han(cp)) {
+                run++;
+            } else if (is_mark(cp) && run > 0) {
+                if (width == 0) width = run;
+                if (run != width || ++halves > 2) return 0;
+                run = 0;
+            } else if (cp != '\r') {
+                return 0;
+            }
+        }
+        if (run != 0 || halves != 2) return 0;
+        lines++;
+    }
+    return lines >= 2 && (width == 5 || width == 7) ? width : 0;
+}
+
+/* Calls fn(han, clean, user) for each half-line of the body: its number of
+ * Han characters and whether it holds nothing else. */
+static void each_half_line(const char *s, size_t n,
+                           void (*fn)(int han, bool clean, void *user),
+                           void *user)
+{
+    int lines = 0, header = 0;
+    for (size_t pos = 0; pos < n;) {
+        size_t eol = pos;
+        while (eol < n && s[eol] != '\n') eol++;
+        const char *line = s + pos;
+        size_t len = eol - pos;
+        pos = eol + 1;
+        if (blank(line, len)) continue;
+        if (header == 0 && lines == 0 && starts_with(line, len, "《")) {
+            header = 1;
+            continue;
+        }
+        if (header <= 1 && lines == 0 && starts_with(line, len, "作者")) {
+            header = 2;
+            continue;
+        }
+        header = 2, lines++;
+        int han = 0;
+        bool clean = true, open = false;
+        for (size_t i = 0; i < len;) {
+            int32_t cp = next_code_point(line, len, &i);
+            if (is_mark(cp)) {
+                fn(han, clean, user);
+                han = 0, clean = true, open = false;
+            } else if (cp != '\r') {
+                open = true;
+                if (is_han(cp))
+                    han++;
+                else
+                    clean = false;
+            }
+        }
+        if (open) fn(han, false, user); /* no closing mark */
+    }
+}
+
+typedef struct {
+    int total, five, seven;
+} half_counts;
+
+static void count_half(int han, bool clean, void *user)
+{
+    half_counts *c = user;
+    c->total++;
+    c->five += clean && han == 5;
+    c->seven += clean && han == 7;
+}
+
+double poem_form_score(const char *s, size_t n)
+{
+    half_counts c = {0};
+    each_half_line(s, n, count_half, &c);
+    if (c.total == 0) return 0;
+    return (double)(c.seven > c.five ? c.seven : c.five) / c.total;
+}

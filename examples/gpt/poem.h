@@ -1,0 +1,31 @@
+/* poem.h: the regular form of a Tang poem, the preference that the DPO
+ * stage teaches. A poem as tang300 writes it: a title line "《...》", an
+ * author line "作者：...", then the body. The body is regular when
+ *   - it has at least two lines, every line non-empty,
+ *   - every line is exactly two half-lines, each a run of Han characters
+ *     (U+3400-U+4DBF, U+4E00-U+9FFF, U+F900-U+FAFF) closed by one of the
+ *     marks "，。？！；",
+ *   - every half-line has the same number of Han characters, 5 or 7
+ *     ("兰叶春葳蕤，桂华秋皎洁。": two halves of five).
+ * Blank lines (spaces only) are ignored; anything else in the body (Latin
+ * letters, a third half-line, a missing mark) makes it irregular. */
+#ifndef EXAMPLES_GPT_POEM_H
+#define EXAMPLES_GPT_POEM_H
+
+#include <stddef.h>
+
+/* 5 or 7 when the poem text s[0..n) (UTF-8) is regular, its characters per
+ * half-line; 0 otherwise. The title and author lines are optional (a
+ * leading line beginning "《" is the title, then one beginning "作者" the
+ * author). */
+int poem_regular(const char *s, size_t n);
+
+/* How much of the body keeps the form, in [0, 1], for comparing poems
+ * that are not regular (a small model's are seldom): the body (as above)
+ * cut into half-lines, each a run ended by one of the marks or by the end
+ * of its line; W is 5 or 7, whichever more half-lines have (5 on a tie);
+ * the score is the share of half-lines made of exactly W Han characters
+ * and nothing else. A regular poem scores 1; 0 for no half-line. */
+double poem_form_score(const char *s, size_t n);
+
+#endif /* EXAMPLES_GPT_POEM_H */
