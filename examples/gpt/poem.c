@@ -59,25 +59,48 @@ static bool blank(const char *s, size_t n)
     return true;
 }
 
+/* Where a walk over a poem's lines stands: the next line's offset, and
+ * what may still come before the body (0: the title, 1: the author, 2:
+ * nothing, the body has begun or the header is over). */
+typedef struct {
+    size_t pos;
+    int header;
+} line_walk;
+
+/* The next body line of s[0..n) in *line and *len, or false at the end:
+ * blank lines are skipped, and before the body the title line 《...》 and
+ * the author line 作者... */
+static bool next_body_line(const char *s, size_t n, line_walk *w,
+                           const char **line, size_t *len)
+{
+    while (w->pos < n) {
+        size_t eol = w->pos;
+        while (eol < n && s[eol] != '\n') eol++;
+        *line = s + w->pos;
+        *len = eol - w->pos;
+        w->pos = eol + 1;
+        if (blank(*line, *len)) continue;
+        if (w->header == 0 && starts_with(*line, *len, "《")) {
+            w->header = 1;
+            continue;
+        }
+        if (w->header <= 1 && starts_with(*line, *len, "作者")) {
+            w->header = 2;
+            continue;
+        }
+        w->header = 2;
+        return true;
+    }
+    return false;
+}
+
 int poem_regular(const char *s, size_t n)
 {
-    int width = 0, lines = 0, header = 0; /* header: 0 title, 1 author */
-    for (size_t pos = 0; pos < n;) {
-        size_t eol = pos;
-        while (eol < n && s[eol] != '\n') eol++;
-        const char *line = s + pos;
-        size_t len = eol - pos;
-        pos = eol + 1;
-        if (blank(line, len)) continue;
-        if (header == 0 && lines == 0 && starts_with(line, len, "《")) {
-            header = 1;
-            continue;
-        }
-        if (header <= 1 && lines == 0 && starts_with(line, len, "作者")) {
-            header = 2;
-            continue;
-        }
-        header = 2;
+    int width = 0, lines = 0;
+    line_walk w = {0, 0};
+    const char *line;
+    size_t len;
+    while (next_body_line(s, n, &w, &line, &len)) {
         /* the body line: exactly two half-lines of `width` Han characters */
         int halves = 0, run = 0;
         for (size_t i = 0; i < len;) {
@@ -104,23 +127,10 @@ static void each_half_line(const char *s, size_t n,
                            void (*fn)(int han, bool clean, void *user),
                            void *user)
 {
-    int lines = 0, header = 0;
-    for (size_t pos = 0; pos < n;) {
-        size_t eol = pos;
-        while (eol < n && s[eol] != '\n') eol++;
-        const char *line = s + pos;
-        size_t len = eol - pos;
-        pos = eol + 1;
-        if (blank(line, len)) continue;
-        if (header == 0 && lines == 0 && starts_with(line, len, "《")) {
-            header = 1;
-            continue;
-        }
-        if (header <= 1 && lines == 0 && starts_with(line, len, "作者")) {
-            header = 2;
-            continue;
-        }
-        header = 2, lines++;
+    line_walk w = {0, 0};
+    const char *line;
+    size_t len;
+    while (next_body_line(s, n, &w, &line, &len)) {
         int han = 0;
         bool clean = true, open = false;
         for (size_t i = 0; i < len;) {
