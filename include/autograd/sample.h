@@ -44,7 +44,6 @@ AG_API ag_sampler_options ag_sampler_defaults(void);
  * ag_sampler_defaults(). Returns NULL and an error "ag_sampler_new: ..."
  * for a NULL arena, vocab < 1 or above INT32_MAX, a temperature negative
  * or not finite, top_k < 0, top_p outside (0, 1] or NaN, or no memory. */
-typedef struct ag_sampler ag_sampler;
 AG_API ag_sampler *ag_sampler_new(ag_arena *a, int64_t vocab,
                                   const ag_sampler_options *options);
 
