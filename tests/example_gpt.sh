@@ -15,7 +15,11 @@ gpt=$1 readme=$2
 wrap=${AG_TEST_WRAPPER:-}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+# FAIL messages go to the test's own stderr (descriptor 3, at the end of
+# the log that meson prints), also from a run whose output the caller sends
+# to a file (as dpo's, to dpo.txt)
+exec 3>&2
+fail() { echo "FAIL: $*" >&3; exit 1; }
 
 # README paragraphs as fortune entries; two poems, 40 times each
 awk 'BEGIN { RS = ""; ORS = "\n%\n" } { print }' "$readme" >"$dir/readme"
