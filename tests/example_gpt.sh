@@ -123,6 +123,22 @@ else
         fail "dpo: $(cat "$dir/dpo.err")"
 fi
 grep -q "dpo: before: validation loss" "$dir/dpo.txt" || fail "no dpo before"
+# DPO's training: with --margin 0 every title's best and worst poems make a
+# pair, so that two rounds of pairs, steps and the saved model are checked
+run dpo --dir "$dir/a" --finetune "$dir/poems" --pairs 3 --epochs 1 \
+    --batch 2 --eval-samples 2 --tokens 24 --eval-batches 2 --samples 3 \
+    --margin 0 --rounds 2 --nll 0.5 >"$dir/dpo2.txt" 2>"$dir/dpo2.err" ||
+    fail "dpo --margin 0: $(cat "$dir/dpo2.err")"
+test "$(grep -c "dpo: round [12] of 2: 3 preference pairs" "$dir/dpo2.txt")" \
+    -eq 2 || fail "not 2 rounds of 3 pairs: $(cat "$dir/dpo2.txt")"
+grep -q "dpo: after 4 steps: validation loss" "$dir/dpo2.txt" ||
+    fail "no 4 dpo steps: $(cat "$dir/dpo2.txt")"
+run generate --dir "$dir/a" --model "$dir/a/dpo.safetensors" --prompt "a" \
+    --tokens 4 --seed 1 >/dev/null 2>"$dir/err" || fail "dpo model: $(cat "$dir/err")"
+if run_failing dpo --dir "$dir/a" --margin -1 2>"$dir/err"; then
+    fail "a negative margin ran"
+fi
+grep -q "must not be negative" "$dir/err" || fail "$(cat "$dir/err")"
 
 # damaged files: named, nothing run
 head -c 100 "$dir/a/vocab.json" >"$dir/a/v" && mv "$dir/a/v" "$dir/a/vocab.json"

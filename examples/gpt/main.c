@@ -54,8 +54,9 @@ typedef struct {
     double lr, min_lr, weight_decay, clip, val_share;
     bool resume;
     /* sampling */
-    double temperature, top_p, beta;
-    int64_t top_k, tokens, max_reply, pairs, tries, eval_samples, epochs;
+    double temperature, top_p, beta, nll, margin;
+    int64_t top_k, tokens, max_reply, pairs, tries, eval_samples, epochs,
+        rounds, samples;
 } options;
 
 _Noreturn static void fail(const char *fmt, ...) AG_PRINTF(1, 2);
@@ -87,9 +88,12 @@ static void usage(void)
         "          --eval-every N (100) --eval-batches N (8) --ckpt-every N\n"
         "          --stop-after N (stop there, as if interrupted) --resume\n"
         "          finetune, dpo: --from MODEL\n"
-        "dpo:      --pairs N (64) --tries N (sampled pairs at most, 5 per "
-        "pair)\n"
-        "          --epochs N (2) --beta F (0.1)\n"
+        "dpo:      --pairs N (64, a round) --tries N (titles prompted at "
+        "most, 5 per pair)\n"
+        "          --samples N (poems a title, 2) --rounds N (1) --epochs N "
+        "(2)\n"
+        "          --beta F (0.1) --nll F (weight of the chosen's NLL, 0)\n"
+        "          --margin F (form scores apart for a pair, 0.2)\n"
         "          --eval-samples N (100) --tokens N (max new tokens, 96)\n"
         "sample:   --model FILE --prompt TEXT --tokens N (200) --temperature "
         "F\n"
@@ -149,7 +153,10 @@ static options parse(int argc, char **argv)
                  .max_reply = 120,
                  .pairs = 64,
                  .epochs = 2,
+                 .rounds = 1,
+                 .samples = 2,
                  .beta = 0.1,
+                 .margin = 0.2,
                  .eval_samples = 100,
                  .finetune_file = LM_TANG300};
     if (argc < 2) {
@@ -245,6 +252,14 @@ static options parse(int argc, char **argv)
             o.epochs = parse_int(k, v, 1);
         else if (!strcmp(k, "--beta"))
             o.beta = parse_real(k, v);
+        else if (!strcmp(k, "--margin"))
+            o.margin = parse_real(k, v);
+        else if (!strcmp(k, "--nll"))
+            o.nll = parse_real(k, v);
+        else if (!strcmp(k, "--rounds"))
+            o.rounds = parse_int(k, v, 1);
+        else if (!strcmp(k, "--samples"))
+            o.samples = parse_int(k, v, 2);
         else if (!strcmp(k, "--eval-samples"))
             o.eval_samples = parse_int(k, v, 1);
         else
@@ -1124,11 +1139,109 @@ static double regular_share(gpt *m, ag_arena *a, ag_sampler *s, ag_bpe *tok,
     return (double)regular / (double)n;
 }
 
+/* The preference pairs of one round, sampled from `sampler_model` through
+ * its cache: for each tang300 title (its first line "《...》", cycling
+ * through the training poems; the start token alone for a title the
+ * tokenizer makes too long) o->samples poems, of which the best (regular
+ * first, then the higher form score) is chosen and the worst rejected
+ * when one is regular and the other not, or their form scores are
+ * o->margin (--margin, 0.2) or more apart (of poems alike, the first is
+ * the best and the last the worst, so that --margin 0 pairs every
+ * title's). Fills chosen/rejected (o->pairs each) and returns the
+ * number of pairs; *tried counts the titles prompted. */
+typedef struct {
+    const options *o;
+    gpt_cache *cache;
+    ag_sampler *sampler;
+    ag_bpe *tok;
+    const char *titles, *cursor;
+    int64_t max_new;
+    int32_t eot;
+    ag_rng rng;
+    sample_seq *chosen, *rejected, *drawn;
+    int64_t tried, by_form, by_score;
+} pair_search;
+
+static bool better_poem(const sample_seq *a, const sample_seq *b)
+{
+    if ((a->regular != 0) != (b->regular != 0)) return a->regular != 0;
+    return a->score > b->score;
+}
+
+static int64_t make_pairs(pair_search *ps)
+{
+    const options *o = ps->o;
+    int64_t pairs = 0, tries = o->tries > 0 ? o->tries : 5 * o->pairs;
+    ps->tried = ps->by_form = ps->by_score = 0;
+    while (pairs < o->pairs && ps->tried < tries) {
+        if (!ps->cursor || !*ps->cursor) ps->cursor = ps->titles;
+        const char *cur = ps->cursor, *nl = strchr(cur, '\n');
+        const char *end = strstr(cur, LM_EOT);
+        char title[512] = "";
+        size_t tl = nl && (!end || nl < end) ? (size_t)(nl - cur + 1) : 0;
+        if (tl > 0 && tl < sizeof title && !strncmp(cur, "《", 3))
+            memcpy(title, cur, tl), title[tl] = 0;
+        ps->cursor = end ? end + strlen(LM_EOT) : NULL;
+        int32_t prompt[64], *tids = NULL;
+        int64_t np = 1;
+        prompt[0] = ps->eot;
+        if (*title) {
+            int64_t n = encode(ps->tok, title, strlen(title), &tids);
+            if (n + 1 <= 32) memcpy(prompt + 1, tids, (size_t)n * 4), np += n;
+            free(tids);
+        }
+        int64_t best = 0, worst = 0;
+        for (int64_t k = 0; k < o->samples; k++) {
+            ps->drawn[k] =
+                sample_poem(ps->cache, ps->sampler, &ps->rng, ps->tok, prompt,
+                            np, ps->max_new, ps->eot);
+            if (better_poem(&ps->drawn[k], &ps->drawn[best])) best = k;
+            if (!better_poem(&ps->drawn[k], &ps->drawn[worst])) worst = k;
+        }
+        ps->tried++;
+        const sample_seq *b = &ps->drawn[best], *w = &ps->drawn[worst];
+        bool by_form = (b->regular != 0) != (w->regular != 0);
+        bool keep =
+            best != worst && (by_form || b->score - w->score >= o->margin);
+        for (int64_t k = 0; k < o->samples; k++)
+            if (!keep || (k != best && k != worst)) free(ps->drawn[k].ids);
+        if (!keep) continue;
+        ps->by_form += by_form, ps->by_score += !by_form;
+        ps->chosen[pairs] = *b, ps->rejected[pairs] = *w;
+        pairs++;
+    }
+    return pairs;
+}
+
+/* Copies every parameter's values of `from` into `to` (models of one
+ * configuration). */
+static void copy_weights(gpt *to, gpt *from)
+{
+    ag_params *pt = ag_module_parameters(gpt_module(to));
+    ag_params *pf = ag_module_parameters(gpt_module(from));
+    for (int i = 0; i < ag_params_count(pf); i++) {
+        ag_tensor *t = ag_params_tensor(pf, i);
+        size_t bytes = (size_t)ag_numel(t) * (ag_type(t) == AG_F32 ? 4 : 8);
+        memcpy(ag_data(ag_params_tensor(pt, i)), ag_data(t), bytes);
+    }
+}
+
+/* Preference tuning by DPO in o->rounds rounds (iterative DPO): each
+ * round samples its pairs from the reference, which is the policy as the
+ * round begins (the fine-tuned model in the first), and trains the policy
+ * o->epochs times over them on
+ *   -log sigmoid(beta ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))
+ *   + nll * (-log pi(c)) / |c|
+ * the second term (--nll; Pang et al. 2024's DPO + NLL) keeping the
+ * chosen poems likely, not only the rejected ones unlikely. */
 static int cmd_dpo(options *o)
 {
     const char *from =
         o->from ? o->from : path_in(o, "finetune.ckpt/model.safetensors");
     if (o->steps > 0) fail("dpo: use --epochs and --pairs, not --steps");
+    if (o->nll < 0 || o->margin < 0)
+        fail("dpo: --nll %g and --margin %g must not be negative", o->nll,
+             o->margin);
     if (o->lr < 0) o->lr = 1e-5;
     int64_t max_new = o->tokens > 0 ? o->tokens : 96;
     ag_bpe *tok = load_tokenizer(o);
@@ -1157,134 +1270,117 @@ static int cmd_dpo(options *o)
            val_before, 100 * share_before, (long long)o->eval_samples,
            score_before);
 
-    /* Pairs from the reference model, prompted with the poem titles of
-     * tang300 (its first line "《...》"), or the start token for a title
-     * the tokenizer makes too long: one regular, one not. */
     lm_corpus titles = {0};
     if (lm_corpus_add_file(&titles, o->finetune_file, o->val_share)) exit(1);
-    sample_seq *chosen = calloc((size_t)o->pairs, sizeof *chosen);
-    sample_seq *rejected = calloc((size_t)o->pairs, sizeof *rejected);
+    pair_search ps = {.o = o,
+                      .cache = gpt_cache_new(a, ref, c->block_size),
+                      .sampler = s,
+                      .tok = tok,
+                      .titles = titles.train.data,
+                      .cursor = titles.train.data,
+                      .max_new = max_new,
+                      .eot = eot,
+                      .rng = ag_rng_seed(o->seed + 11),
+                      .chosen = calloc((size_t)o->pairs, sizeof(sample_seq)),
+                      .rejected = calloc((size_t)o->pairs, sizeof(sample_seq)),
+                      .drawn = calloc((size_t)o->samples, sizeof(sample_seq))};
     double *ref_c = calloc((size_t)o->pairs, sizeof(double));
     double *ref_r = calloc((size_t)o->pairs, sizeof(double));
-    if (!chosen || !rejected || !ref_c || !ref_r) fail("out of memory");
-    gpt_cache *cache = gpt_cache_new(a, ref, c->block_size);
-    if (!cache) fail("%s", ag_last_error());
-    int64_t pairs = 0, tried = 0, by_form = 0, by_score = 0;
-    ag_rng rng = ag_rng_seed(o->seed + 11);
-    const char *cursor = titles.train.data;
-    double t0 = progress_now();
-    int64_t tries = o->tries > 0 ? o->tries : 5 * o->pairs;
-    while (pairs < o->pairs && tried < tries) {
-        /* the next title line, cycling through the training poems */
-        if (!cursor || !*cursor) cursor = titles.train.data;
-        const char *nl = strchr(cursor, '\n');
-        const char *end = strstr(cursor, LM_EOT);
-        char title[512] = "";
-        size_t tl = nl && (!end || nl < end) ? (size_t)(nl - cursor + 1) : 0;
-        if (tl > 0 && tl < sizeof title && !strncmp(cursor, "《", 3))
-            memcpy(title, cursor, tl), title[tl] = 0;
-        cursor = end ? end + strlen(LM_EOT) : NULL;
-        int32_t prompt[64], *tids = NULL;
-        int64_t np = 1;
-        prompt[0] = eot;
-        if (*title) {
-            int64_t n = encode(tok, title, strlen(title), &tids);
-            if (n + 1 <= 32) memcpy(prompt + 1, tids, (size_t)n * 4), np += n;
-            free(tids);
-        }
-        sample_seq q[2];
-        for (int k = 0; k < 2; k++)
-            q[k] = sample_poem(cache, s, &rng, tok, prompt, np, max_new, eot);
-        tried++;
-        /* the regular one, or else the one that keeps the form clearly
-         * better (form scores 0.2 or more apart) */
-        int good = -1;
-        if ((q[0].regular != 0) != (q[1].regular != 0))
-            good = q[0].regular ? 0 : 1, by_form++;
-        else if (fabs(q[0].score - q[1].score) >= 0.2)
-            good = q[0].score > q[1].score ? 0 : 1, by_score++;
-        if (good < 0) {
-            free(q[0].ids), free(q[1].ids);
-            continue;
-        }
-        chosen[pairs] = q[good], rejected[pairs] = q[1 - good];
-        pairs++;
-    }
-    printf("dpo: %lld preference pairs (%lld regular against irregular, %lld "
-           "by form score) from %lld sampled pairs (%.1f s)\n",
-           (long long)pairs, (long long)by_form, (long long)by_score,
-           (long long)tried, progress_now() - t0);
-    /* No pair is an outcome of sampling, not bad input (a model that
-     * writes no regular poem yet): said, and everything released on the
-     * way out as after training, so that Valgrind sees no leak there. */
-    int rc = 0;
-    ag_arena *step = NULL;
-    if (pairs == 0) {
-        fputs("gpt: dpo: no pair with one poem preferred (regular, or a form "
-              "score 0.2 higher)\n",
-              stderr);
-        rc = 1;
-        goto out;
-    }
-
-    /* the frozen reference's log-probabilities, once */
-    step = ag_arena_new();
-    bool grad = ag_set_grad_enabled(false);
-    for (int64_t i = 0; i < pairs; i++) {
-        ag_tensor *lc =
-            lm_logprob(ref, step, chosen[i].ids, chosen[i].n, chosen[i].from);
-        ag_tensor *lr = lm_logprob(ref, step, rejected[i].ids, rejected[i].n,
-                                   rejected[i].from);
-        if (!lc || !lr) fail("%s", ag_last_error());
-        ref_c[i] = ag_item(lc), ref_r[i] = ag_item(lr);
-        ag_arena_reset(step);
-    }
-    ag_set_grad_enabled(grad);
-
+    if (!ps.chosen || !ps.rejected || !ps.drawn || !ref_c || !ref_r)
+        fail("out of memory");
+    if (!ps.cache) fail("%s", ag_last_error());
+    ag_arena *step = ag_arena_new();
     ag_params *params = ag_module_parameters(gpt_module(policy));
     ag_adam_options ao = ag_adamw_defaults();
     ao.lr = o->lr, ao.weight_decay = 0;
     ag_optimizer *opt = ag_adamw_new(a, params, &ao);
-    if (!opt) fail("%s", ag_last_error());
-    int64_t per_step = o->batch < pairs ? o->batch : pairs;
-    int64_t steps = o->epochs * ((pairs + per_step - 1) / per_step);
-    progress bar;
-    progress_start(&bar, "dpo", steps);
-    bar.unit = "pairs";
+    if (!step || !opt) fail("%s", ag_last_error());
     plot_curve curve;
     int have_curve =
         plot_curve_open(&curve, path_in(o, "dpo_curve.csv"), "GPT DPO", "step",
                         "dpo_loss,reward_accuracy") == 0;
-    int64_t done = 0;
-    double loss = NAN;
-    for (int64_t e = 0; e < o->epochs; e++)
-        for (int64_t first = 0; first < pairs; first += per_step) {
-            int64_t last = first + per_step < pairs ? first + per_step : pairs;
-            double sum = 0, right = 0;
-            for (int64_t i = first; i < last; i++) {
-                ag_tensor *pc = lm_logprob(policy, step, chosen[i].ids,
-                                           chosen[i].n, chosen[i].from);
-                ag_tensor *pr = lm_logprob(policy, step, rejected[i].ids,
-                                           rejected[i].n, rejected[i].from);
-                ag_tensor *l =
-                    lm_dpo_loss(step, pc, pr, ref_c[i], ref_r[i], o->beta);
-                ag_tensor *mean =
-                    ag_scale(step, l, 1.0 / (double)(last - first));
-                if (!mean || ag_backward(mean)) fail("%s", ag_last_error());
-                sum += ag_item(l);
-                right += (ag_item(pc) - ref_c[i]) > (ag_item(pr) - ref_r[i]);
-                ag_arena_reset(step);
-            }
-            ag_clip_grad_norm(params, o->clip);
-            if (ag_optimizer_step(opt)) fail("%s", ag_last_error());
-            ag_optimizer_zero_grad(opt);
-            loss = sum / (double)(last - first);
-            double row[2] = {loss, right / (double)(last - first)};
-            if (have_curve) plot_curve_add(&curve, (double)(done + 1), row);
-            progress_step(&bar, ++done, loss, last - first);
+    int64_t done = 0, pairs = 0;
+    int rc = 0;
+    for (int64_t round = 0; round < o->rounds; round++) {
+        if (round > 0) copy_weights(ref, policy);
+        double t0 = progress_now();
+        pairs = make_pairs(&ps);
+        printf("dpo: round %lld of %lld: %lld preference pairs (%lld regular "
+               "against irregular, %lld by form score) from %lld titles, %lld "
+               "poems each (%.1f s)\n",
+               (long long)round + 1, (long long)o->rounds, (long long)pairs,
+               (long long)ps.by_form, (long long)ps.by_score,
+               (long long)ps.tried, (long long)o->samples, progress_now() - t0);
+        /* No pair is an outcome of sampling, not bad input (a model that
+         * writes no regular poem yet): said, and everything released on
+         * the way out as after training, so that Valgrind sees no leak. */
+        if (pairs == 0) {
+            fprintf(stderr,
+                    "gpt: dpo: no pair with one poem preferred (regular, or a "
+                    "form score %g higher)\n",
+                    o->margin);
+            rc = 1;
+            goto out;
         }
-    progress_finish(&bar, loss);
-    if (have_curve) plot_curve_close(&curve);
+        /* the reference's log-probabilities, once a round */
+        bool grad = ag_set_grad_enabled(false);
+        for (int64_t i = 0; i < pairs; i++) {
+            const sample_seq *pc = &ps.chosen[i], *pr = &ps.rejected[i];
+            ag_tensor *lc = lm_logprob(ref, step, pc->ids, pc->n, pc->from);
+            ag_tensor *lr = lm_logprob(ref, step, pr->ids, pr->n, pr->from);
+            if (!lc || !lr) fail("%s", ag_last_error());
+            ref_c[i] = ag_item(lc), ref_r[i] = ag_item(lr);
+            ag_arena_reset(step);
+        }
+        ag_set_grad_enabled(grad);
+
+        int64_t per_step = o->batch < pairs ? o->batch : pairs;
+        progress bar;
+        progress_start(&bar, "dpo",
+                       o->epochs * ((pairs + per_step - 1) / per_step));
+        bar.unit = "pairs";
+        double loss = NAN;
+        int64_t round_steps = 0;
+        for (int64_t e = 0; e < o->epochs; e++)
+            for (int64_t first = 0; first < pairs; first += per_step) {
+                int64_t last =
+                    first + per_step < pairs ? first + per_step : pairs;
+                double sum = 0, right = 0, scale = 1.0 / (double)(last - first);
+                for (int64_t i = first; i < last; i++) {
+                    const sample_seq *qc = &ps.chosen[i], *qr = &ps.rejected[i];
+                    ag_tensor *pc =
+                        lm_logprob(policy, step, qc->ids, qc->n, qc->from);
+                    ag_tensor *pr =
+                        lm_logprob(policy, step, qr->ids, qr->n, qr->from);
+                    ag_tensor *l =
+                        lm_dpo_loss(step, pc, pr, ref_c[i], ref_r[i], o->beta);
+                    /* + nll * (-log pi(c)) / |c| */
+                    double per_token = -o->nll / (double)(qc->n - qc->from);
+                    ag_tensor *total =
+                        o->nll > 0
+                            ? ag_add(step, l, ag_scale(step, pc, per_token))
+                            : l;
+                    ag_tensor *mean = ag_scale(step, total, scale);
+                    if (!mean || ag_backward(mean)) fail("%s", ag_last_error());
+                    sum += ag_item(l);
+                    right +=
+                        (ag_item(pc) - ref_c[i]) > (ag_item(pr) - ref_r[i]);
+                    ag_arena_reset(step);
+                }
+                ag_clip_grad_norm(params, o->clip);
+                if (ag_optimizer_step(opt)) fail("%s", ag_last_error());
+                ag_optimizer_zero_grad(opt);
+                loss = sum * scale;
+                double row[2] = {loss, right * scale};
+                if (have_curve) plot_curve_add(&curve, (double)(done + 1), row);
+                done++;
+                progress_step(&bar, ++round_steps, loss, last - first);
+            }
+        progress_finish(&bar, loss);
+        for (int64_t i = 0; i < pairs; i++)
+            free(ps.chosen[i].ids), free(ps.rejected[i].ids);
+        pairs = 0;
+    }
     double val_after =
         evaluate(policy, val_ids, n_val, eb, o->eval_batches, bx, by);
     double share_after =
@@ -1299,9 +1395,11 @@ static int cmd_dpo(options *o)
         fail("%s", ag_last_error());
     printf("saved %s\n", path_in(o, "dpo.safetensors"));
 out:
+    if (have_curve) plot_curve_close(&curve);
     for (int64_t i = 0; i < pairs; i++)
-        free(chosen[i].ids), free(rejected[i].ids);
-    free(chosen), free(rejected), free(ref_c), free(ref_r);
+        free(ps.chosen[i].ids), free(ps.rejected[i].ids);
+    free(ps.chosen), free(ps.rejected), free(ps.drawn), free(ref_c),
+        free(ref_r);
     free(bx), free(by), free(val_ids);
     lm_corpus_free(&titles);
     ag_arena_free(step);
