@@ -1088,29 +1088,60 @@ static int64_t prompt_tokens(ag_bpe *tok, const char *text, int64_t window,
     return n;
 }
 
+/* What generate and chat sample with: the newest model of --dir (or
+ * --model, default_model), the tokenizer (its vocabulary checked against
+ * the model's), a KV cache of the model's whole window and the sampler of
+ * the options, all in arena `a` but the tokenizer; sampling_end frees
+ * them. Fails (exits) naming the file that could not be used. */
+typedef struct {
+    const char *path;
+    ag_bpe *tok;
+    ag_arena *a;
+    gpt *m;
+    const gpt_config *c;
+    gpt_cache *cache;
+    ag_sampler *s;
+} sampling;
+
+static sampling sampling_start(const options *o)
+{
+    sampling x = {.path = default_model(o), .tok = load_tokenizer(o)};
+    x.a = ag_arena_new();
+    if (!x.a) fail("out of memory");
+    x.m = load_model(x.a, x.path, 0);
+    check_vocab(x.tok, x.m, x.path);
+    x.c = gpt_get_config(x.m);
+    x.cache = gpt_cache_new(x.a, x.m, x.c->block_size);
+    if (!x.cache) fail("%s", ag_last_error());
+    x.s = make_sampler(x.a, o, x.c->vocab_size);
+    return x;
+}
+
+static void sampling_end(sampling *x)
+{
+    ag_bpe_free(x->tok);
+    ag_arena_free(x->a);
+}
+
 static int cmd_generate(const options *o)
 {
-    const char *path = default_model(o);
-    ag_bpe *tok = load_tokenizer(o);
-    ag_arena *a = ag_arena_new();
-    gpt *m = load_model(a, path, 0);
-    check_vocab(tok, m, path);
-    const gpt_config *c = gpt_get_config(m);
+    sampling x = sampling_start(o);
+    const char *path = x.path;
+    ag_bpe *tok = x.tok;
+    const gpt_config *c = x.c;
     int32_t *prompt;
     const char *why;
     int64_t np = prompt_tokens(tok, o->prompt, c->block_size, &prompt, &why);
     if (np < 0) fail("generate: %s", why);
     int64_t n = o->tokens > 0 ? o->tokens : 200;
-    gpt_cache *cache = gpt_cache_new(a, m, c->block_size);
-    ag_sampler *s = make_sampler(a, o, c->vocab_size);
     int32_t *out = malloc((size_t)n * sizeof *out);
-    if (!cache || !out) fail("%s", ag_last_error());
+    if (!out) fail("out of memory");
     ag_rng rng = ag_rng_seed(o->seed);
     stream st = {.tok = tok};
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
     double t0 = progress_now();
-    if (lm_sample(cache, s, &rng, prompt, np, n, -1, false, out, write_token,
-                  &st) < 0)
+    if (lm_sample(x.cache, x.s, &rng, prompt, np, n, -1, false, out,
+                  write_token, &st) < 0)
         fail("%s", ag_last_error());
     double dt = progress_now() - t0;
     printf("\n");
@@ -1121,8 +1152,7 @@ static int cmd_generate(const options *o)
             (long long)c->block_size);
     free(out);
     free(prompt);
-    ag_bpe_free(tok);
-    ag_arena_free(a);
+    sampling_end(&x);
     return 0;
 }
 
@@ -1131,15 +1161,12 @@ static int cmd_generate(const options *o)
  * leave when it is full. A reply ends at <|endoftext|> or --max-reply. */
 static int cmd_chat(const options *o)
 {
-    const char *path = default_model(o);
-    ag_bpe *tok = load_tokenizer(o);
-    ag_arena *a = ag_arena_new();
-    gpt *m = load_model(a, path, 0);
-    check_vocab(tok, m, path);
-    const gpt_config *c = gpt_get_config(m);
-    gpt_cache *cache = gpt_cache_new(a, m, c->block_size);
-    ag_sampler *s = make_sampler(a, o, c->vocab_size);
-    if (!cache) fail("%s", ag_last_error());
+    sampling x = sampling_start(o);
+    const char *path = x.path;
+    ag_bpe *tok = x.tok;
+    const gpt_config *c = x.c;
+    gpt_cache *cache = x.cache;
+    ag_sampler *s = x.s;
     ag_rng rng = ag_rng_seed(o->seed);
     int32_t eot = ag_bpe_special_id(tok, LM_EOT);
     const float *logits = gpt_cache_push(cache, eot);
@@ -1190,8 +1217,7 @@ static int cmd_chat(const options *o)
                 (long long)turns, (long long)n, (long long)gpt_cache_len(cache),
                 (long long)c->block_size);
     }
-    ag_bpe_free(tok);
-    ag_arena_free(a);
+    sampling_end(&x);
     return 0;
 }
 
