@@ -5,7 +5,7 @@
 # losses of a run without it, step for step; on 2 processes pretrain and
 # finetune finish, rank 0 alone printing, and write checkpoints that
 # generate loads; --dist --resume, and a one-process resume of a 2-process
-# checkpoint, are refused.
+# checkpoint, are refused, and so is training under mpirun without --dist.
 # Usage: example_gpt_dist.sh MPIRUN GPT README.md (MPIRUN: the mpirun
 # command, split at spaces, without -np)
 set -eu
@@ -62,4 +62,11 @@ if "$gpt" pretrain --resume --dir "$dir/two" $model $train 2>"$dir/err"; then
     fail "a 2-process checkpoint resumed on one"
 fi
 grep -q "made with world 2, resumed with 1" "$dir/err" || fail "$(cat "$dir/err")"
+# training under mpirun without --dist: every rank would write the files
+if $mpirun -np 2 "$gpt" pretrain --dir "$dir/two" $model $train \
+    >/dev/null 2>"$dir/err"; then
+    fail "pretrain under mpirun without --dist ran"
+fi
+grep -q "under mpirun with 2 processes but without --dist" "$dir/err" ||
+    fail "$(cat "$dir/err")"
 echo "ok: data parallel pretrain and finetune on 2 processes"

@@ -484,11 +484,19 @@ typedef struct {
 static dist_job job = {.rank = 0, .world = 1};
 
 /* Starts the job for --dist (pretrain and finetune only; resume refused:
- * the checkpoint holds rank 0's data rng alone). */
+ * the checkpoint holds rank 0's data rng alone). Training under mpirun
+ * without --dist is refused too. */
 static void dist_start(const options *o)
 {
+    const char *procs = getenv("OMPI_COMM_WORLD_SIZE");
+    bool trains =
+        !strcmp(o->command, "pretrain") || !strcmp(o->command, "finetune");
+    if (!o->dist && trains && procs && atoi(procs) > 1)
+        fail("%s under mpirun with %s processes but without --dist: each "
+             "would train alone and write the same files (add --dist)",
+             o->command, procs);
     if (!o->dist) return;
-    if (strcmp(o->command, "pretrain") && strcmp(o->command, "finetune"))
+    if (!trains)
         fail("--dist: %s does not train data parallel (pretrain and "
              "finetune do)",
              o->command);
@@ -595,9 +603,11 @@ static void draw_batch(const int32_t *data, int64_t n, int64_t b, int64_t t,
     }
 }
 
-/* The mean loss over `batches` batches at evenly spaced offsets of data
- * (the same every time), in evaluation mode without a graph; under --dist
- * each rank measures every world-th batch and the sums are added up. */
+/* The mean loss over `batches` batches of b rows at evenly spaced offsets
+ * of data (the same every time), in evaluation mode without a graph.
+ * Under --dist, the rows of one process with batches of world x b: world x
+ * `batches` batches of b, each rank measuring every world-th, the sums
+ * added up (the same loss on every rank). */
 static double evaluate(gpt *m, const int32_t *data, int64_t n, int64_t b,
                        int64_t batches, int32_t *x, int32_t *y)
 {
@@ -608,6 +618,7 @@ static double evaluate(gpt *m, const int32_t *data, int64_t n, int64_t b,
     ag_module_set_training(gpt_module(m), false);
     bool grad = ag_set_grad_enabled(false);
     double sum = 0;
+    batches *= job.world;
     int64_t rows = b * batches, shape[2] = {b, t};
     for (int64_t k = job.rank; k < batches; k += job.world) {
         for (int64_t r = 0; r < b; r++) {
