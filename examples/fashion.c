@@ -342,7 +342,8 @@ static int run(run_state *r, ag_arena *data, ag_arena *step)
     test.eval =
         ag_batcher_new(data, test.x, test.y, EVAL_BATCH, false, 0, false);
     if (!test.eval) return fail(r->spec, "setting up the test batches");
-    if (r->spec->make(data, o->seed, &r->m))
+    if (r->spec->make(data, o->seed, &r->m) ||
+        (r->spec->describe && speaks(r->spec) && r->spec->describe(r->m.model)))
         return fail(r->spec, "making the model");
     return o->eval ? evaluate(r, &test, step)
                    : train(r, &train_split, &test, data, step);
@@ -353,7 +354,7 @@ int fashion_main(int argc, char **argv, const fashion_spec *spec)
     char usage[256], save[256], curve[256];
     snprintf(usage, sizeof usage,
              "usage: %s [--data DIR] [--epochs N] [--save FILE] [--eval FILE] "
-             "[--curve FILE] [--threads N] [--seed N]\n",
+             "[--curve FILE] [--threads N] [--seed N] [--dist]\n",
              spec->program);
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
         fputs(usage, stdout);

@@ -20,7 +20,7 @@ typedef struct {
     ag_params *state;      /* what the checkpoint holds */
 } fashion_model;
 
-/* Data parallel training over processes (fashion_mnist under mpirun):
+/* Data parallel training over processes (either example under mpirun):
  * each rank trains on its part of every batch and the gradients are
  * averaged (libautograd-dist); the loop here stays free of MPI. */
 typedef struct {
@@ -46,6 +46,9 @@ typedef struct {
     /* Makes the model in arena `a` with its weights drawn from seed;
      * returns 0, or -1 with the library's error. */
     int (*make)(ag_arena *a, uint64_t seed, fashion_model *out);
+    /* Prints what the model is (rank 0 alone, after make), or NULL;
+     * returns 0, or -1 with the library's error. */
+    int (*describe)(void *model);
     const fashion_dist *dist; /* data parallel, or NULL: one process */
 } fashion_spec;
 
@@ -56,5 +59,12 @@ typedef struct {
  * saving the checkpoint) or, with --eval, measures a checkpoint. Returns main's
  * exit status: 0, 1 on failure, 2 for bad options. */
 int fashion_main(int argc, char **argv, const fashion_spec *spec);
+
+/* fashion_main, data parallel over processes when the options hold --dist
+ * (taken out) or it runs under Open MPI's mpirun (fashion_dist.c): starts
+ * libautograd-dist, sets spec->dist for the run (NULL again after) and
+ * stops it. Without libautograd-dist built, --dist is refused (exit 2).
+ * Returns main's exit status, as fashion_main. */
+int fashion_run(int argc, char **argv, fashion_spec *spec);
 
 #endif /* EXAMPLES_FASHION_H */

@@ -14,15 +14,9 @@
  * process; rank 0 prints and writes the checkpoint.
  * Data: Debian's dataset-fashion-mnist, in /usr/share/datasets/fashion-mnist
  * by default (the four IDX files as published, gzipped).
- * What it shares with fashion_mnist_cnn.c is in fashion.c. */
+ * What it shares with fashion_mnist_cnn.c is in fashion.c, the data
+ * parallel mode in fashion_dist.c. */
 #include "fashion.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#ifdef AG_EXAMPLE_DIST
-#include <autograd/dist.h>
-#endif
 
 static const int64_t sizes[] = {784, 512, 256, 10};
 
@@ -45,46 +39,6 @@ static int make(ag_arena *a, uint64_t seed, fashion_model *out)
     return 0;
 }
 
-#ifdef AG_EXAMPLE_DIST
-static ag_dist *dist;
-static ag_ddp *ddp;
-
-static int dist_start(void *self, ag_arena *a, ag_params *parameters)
-{
-    (void)self;
-    ddp = ag_ddp_new(a, dist, parameters, NULL, NULL);
-    return ddp ? 0 : -1;
-}
-
-static int dist_backward(void *self, ag_tensor *loss)
-{
-    (void)self;
-    return ag_ddp_backward(ddp, loss);
-}
-
-static int dist_save(void *self, const char *path, const ag_params *state,
-                     const char *const *metadata)
-{
-    (void)self;
-    return ag_ddp_save(ddp, path, state, metadata);
-}
-#endif
-
-/* Whether to train data parallel: --dist (taken out of argv), or a run
- * under Open MPI's mpirun. */
-static bool wants_dist(int *argc, char **argv)
-{
-    bool on = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
-    for (int i = 1; i < *argc; i++)
-        if (strcmp(argv[i], "--dist") == 0) {
-            on = true;
-            memmove(argv + i, argv + i + 1, (size_t)(*argc - i) * sizeof *argv);
-            (*argc)--;
-            i--;
-        }
-    return on;
-}
-
 int main(int argc, char **argv)
 {
     static fashion_spec spec = {
@@ -96,25 +50,5 @@ int main(int argc, char **argv)
         .cosine = true,
         .make = make,
     };
-    if (!wants_dist(&argc, argv)) return fashion_main(argc, argv, &spec);
-#ifdef AG_EXAMPLE_DIST
-    dist = ag_dist_init(&argc, &argv, NULL);
-    if (!dist) {
-        fprintf(stderr, "fashion_mnist: %s\n", ag_last_error());
-        return 1;
-    }
-    fashion_dist d = {.rank = ag_dist_rank(dist),
-                      .world = ag_dist_size(dist),
-                      .start = dist_start,
-                      .backward = dist_backward,
-                      .save = dist_save};
-    spec.dist = &d;
-    int status = fashion_main(argc, argv, &spec);
-    ag_dist_finalize(dist);
-    return status;
-#else
-    fprintf(stderr, "fashion_mnist: --dist needs libautograd-dist, which was "
-                    "not built (no MPI found)\n");
-    return 2;
-#endif
+    return fashion_run(argc, argv, &spec);
 }

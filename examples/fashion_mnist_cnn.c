@@ -13,7 +13,12 @@
  * count, 421,642 in all, as torchinfo shows PyTorch's) first.
  *
  * Run: ./build/examples/fashion_mnist_cnn [--data DIR] [--epochs N]
- *          [--save FILE] [--eval FILE] [--threads N] [--seed N]
+ *          [--save FILE] [--eval FILE] [--threads N] [--seed N] [--dist]
+ * Data parallel over processes (when built with libautograd-dist), as
+ * fashion_mnist's (fashion_dist.c):
+ *      mpirun -np 2 ./build/examples/fashion_mnist_cnn
+ * each process trains on its half of every batch of 128, the gradients
+ * averaged; rank 0 prints and writes the checkpoint.
  * Data: as fashion_mnist's (Debian's dataset-fashion-mnist by default). */
 #include "cnn_model.h"
 #include "fashion.h"
@@ -28,8 +33,8 @@ static void set_training(void *model, bool training)
     ag_module_set_training(model, training);
 }
 
-/* Prints the summary of net for one image. */
-static int print_summary(ag_module *net)
+/* Prints the summary of the net for one image. */
+static int print_summary(void *net)
 {
     ag_arena *scratch = ag_arena_new();
     ag_tensor *image =
@@ -42,7 +47,6 @@ static int print_summary(ag_module *net)
 static int make(ag_arena *a, uint64_t seed, fashion_model *out)
 {
     ag_module *net = cnn_model_new(a, seed);
-    if (!net || print_summary(net)) return -1;
     ag_params *parameters = net ? ag_module_parameters(net) : NULL;
     ag_params *state = parameters ? ag_module_state(net) : NULL;
     if (!state) return -1;
@@ -52,7 +56,7 @@ static int make(ag_arena *a, uint64_t seed, fashion_model *out)
 
 int main(int argc, char **argv)
 {
-    static const fashion_spec spec = {
+    static fashion_spec spec = {
         .program = "fashion_mnist_cnn",
         .model = "cnn conv32-pool-conv64-pool-128-10 relu",
         .image_ndim = 3,
@@ -60,6 +64,7 @@ int main(int argc, char **argv)
         .learning_rate = 1e-3,
         .cosine = false,
         .make = make,
+        .describe = print_summary,
     };
-    return fashion_main(argc, argv, &spec);
+    return fashion_run(argc, argv, &spec);
 }

@@ -13,7 +13,13 @@
  *   gpt chat       a dialogue over stdin
  *
  * Every file lives in --dir (default gpt_out). `gpt help` lists the
- * options. */
+ * options. Pretraining and fine-tuning train data parallel over processes
+ * with --dist under mpirun (when built with libautograd-dist):
+ *
+ *   mpirun -np 2 gpt pretrain --dist ...
+ *
+ * every rank the same model, its own batches; see the "Data parallel
+ * training" part below. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, strdup */
 #include "data.h"
 #include "gpt.h"
@@ -24,6 +30,9 @@
 
 #include <autograd.h>
 #include <autograd/text.h>
+#ifdef AG_EXAMPLE_DIST
+#include <autograd/dist.h>
+#endif
 
 #include <dirent.h>
 #include <errno.h>
@@ -52,7 +61,7 @@ typedef struct {
     int64_t steps, batch, accum, warmup, eval_every, eval_batches, ckpt_every,
         stop_after;
     double lr, min_lr, weight_decay, clip, val_share;
-    bool resume;
+    bool resume, dist; /* --resume, --dist (data parallel) */
     /* sampling */
     double temperature, top_p, beta, nll, margin;
     int64_t top_k, tokens, max_reply, pairs, tries, eval_samples, epochs,
@@ -87,6 +96,7 @@ static void usage(void)
         "          --warmup N --weight-decay F (0.1) --clip F (1)\n"
         "          --eval-every N (100) --eval-batches N (8) --ckpt-every N\n"
         "          --stop-after N (stop there, as if interrupted) --resume\n"
+        "          --dist (data parallel under mpirun: --batch per process)\n"
         "          finetune, dpo: --from MODEL\n"
         "dpo:      --pairs N (64, a round) --tries N (titles prompted at "
         "most, 5 per pair)\n"
@@ -170,9 +180,12 @@ static options parse(int argc, char **argv)
     }
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool flag = !strcmp(k, "--resume");
-        if (flag) {
+        if (!strcmp(k, "--resume")) {
             o.resume = true;
+            continue;
+        }
+        if (!strcmp(k, "--dist")) {
+            o.dist = true;
             continue;
         }
         if (!v) fail("%s needs a value (gpt help)", k);
@@ -465,6 +478,119 @@ static const char *default_model(const options *o)
 }
 
 /* ------------------------------------------------------------------ */
+/* Data parallel training (--dist)                                     */
+
+/* The processes of a --dist run (rank 0 of 1 without it): each trains the
+ * same model (rank 0's, copied by ag_ddp_new) on its own batches (its data
+ * rng seeded by its rank), the gradients averaged over the ranks by
+ * ag_ddp_backward (not on the accumulation micro-steps, sync off), so that
+ * a step is one process's step on world x --batch rows. Rank 0 alone
+ * prints (the others' stdout goes to /dev/null) and writes the
+ * checkpoints while the others wait; validation splits its batches over
+ * the ranks and adds them up, the same loss on every rank. A rank that
+ * fails exits, and mpirun ends the job. */
+typedef struct {
+    int rank, world;
+#ifdef AG_EXAMPLE_DIST
+    ag_dist *dist;
+    ag_ddp *ddp;
+#endif
+} dist_job;
+static dist_job job = {.rank = 0, .world = 1};
+
+/* Starts the job for --dist (pretrain and finetune only; resume refused:
+ * the checkpoint holds rank 0's data rng alone). Training under mpirun
+ * without --dist is refused too. */
+static void dist_start(const options *o)
+{
+    const char *procs = getenv("OMPI_COMM_WORLD_SIZE");
+    bool trains =
+        !strcmp(o->command, "pretrain") || !strcmp(o->command, "finetune");
+    if (!o->dist && trains && procs && atoi(procs) > 1)
+        fail("%s under mpirun with %s processes but without --dist: each "
+             "would train alone and write the same files (add --dist)",
+             o->command, procs);
+    if (!o->dist) return;
+    if (!trains)
+        fail("--dist: %s does not train data parallel (pretrain and "
+             "finetune do)",
+             o->command);
+    if (o->resume)
+        fail("--dist --resume: a data parallel run cannot be resumed (its "
+             "checkpoint holds rank 0's data rng alone); start it again");
+#ifdef AG_EXAMPLE_DIST
+    job.dist = ag_dist_init(NULL, NULL, NULL);
+    if (!job.dist) fail("--dist: %s", ag_last_error());
+    job.rank = ag_dist_rank(job.dist), job.world = ag_dist_size(job.dist);
+    if (job.rank != 0 && !freopen("/dev/null", "w", stdout))
+        fail("rank %d: cannot silence stdout: %s", job.rank, strerror(errno));
+#else
+    fail("--dist needs libautograd-dist, which was not built (no MPI found)");
+#endif
+}
+
+/* Ends the job (waiting for every rank). */
+static void dist_end(void)
+{
+#ifdef AG_EXAMPLE_DIST
+    ag_dist_finalize(job.dist);
+    job.dist = NULL;
+#endif
+}
+
+/* Every rank takes rank 0's values of the trainable parameters `all` (the
+ * ddp lives in the model's arena a). */
+static void dist_attach(ag_arena *a, ag_params *all)
+{
+#ifdef AG_EXAMPLE_DIST
+    if (job.dist && !(job.ddp = ag_ddp_new(a, job.dist, all, NULL, NULL)))
+        fail("%s", ag_last_error());
+#else
+    (void)a, (void)all;
+#endif
+}
+
+/* The backward pass of a micro-step; with sync (the last of a step) the
+ * gradients are then averaged over the ranks. */
+static void dist_backward(ag_tensor *loss, bool sync)
+{
+#ifdef AG_EXAMPLE_DIST
+    if (job.ddp) {
+        ag_ddp_set_sync(job.ddp, sync);
+        if (ag_ddp_backward(job.ddp, loss)) fail("%s", ag_last_error());
+        return;
+    }
+#else
+    (void)sync;
+#endif
+    if (!loss || ag_backward(loss)) fail("%s", ag_last_error());
+}
+
+/* The sum of x over the ranks (x itself on one process). */
+static double dist_sum(double x)
+{
+#ifdef AG_EXAMPLE_DIST
+    if (job.dist) {
+        ag_arena *a = ag_arena_new();
+        ag_tensor *t = ag_from_data(a, AG_F64, 1, (const int64_t[]){1}, &x);
+        if (!t || ag_dist_allreduce(job.dist, t, false))
+            fail("%s", ag_last_error());
+        x = ag_item(t);
+        ag_arena_free(a);
+    }
+#endif
+    return x;
+}
+
+/* Waits for every rank (after rank 0's checkpoint). */
+static void dist_wait(void)
+{
+#ifdef AG_EXAMPLE_DIST
+    if (job.dist && ag_dist_check(job.dist, 0)) fail("%s", ag_last_error());
+#endif
+}
+
+/* ------------------------------------------------------------------ */
 /* Training (pretraining and fine-tuning)                              */
 
 typedef struct {
@@ -492,8 +618,11 @@ static void draw_batch(const int32_t *data, int64_t n, int64_t b, int64_t t,
     }
 }
 
-/* The mean loss over `batches` batches at evenly spaced offsets of data
- * (the same every time), in evaluation mode without a graph. */
+/* The mean loss over `batches` batches of b rows at evenly spaced offsets
+ * of data (the same every time), in evaluation mode without a graph.
+ * Under --dist, the rows of one process with batches of world x b: world x
+ * `batches` batches of b, each rank measuring every world-th, the sums
+ * added up (the same loss on every rank). */
 static double evaluate(gpt *m, const int32_t *data, int64_t n, int64_t b,
                        int64_t batches, int32_t *x, int32_t *y)
 {
@@ -504,8 +633,9 @@ static double evaluate(gpt *m, const int32_t *data, int64_t n, int64_t b,
     ag_module_set_training(gpt_module(m), false);
     bool grad = ag_set_grad_enabled(false);
     double sum = 0;
+    batches *= job.world;
     int64_t rows = b * batches, shape[2] = {b, t};
-    for (int64_t k = 0; k < batches; k++) {
+    for (int64_t k = job.rank; k < batches; k += job.world) {
         for (int64_t r = 0; r < b; r++) {
             int64_t at = (k * b + r) * (n - t - 1) / rows;
             memcpy(x + r * t, data + at, (size_t)t * sizeof *x);
@@ -521,7 +651,7 @@ static double evaluate(gpt *m, const int32_t *data, int64_t n, int64_t b,
     ag_set_grad_enabled(grad);
     ag_module_set_training(gpt_module(m), was);
     ag_arena_free(step);
-    return sum / (double)batches;
+    return dist_sum(sum) / (double)batches;
 }
 
 /* Weight decay on the matrices (every parameter of 2 or more dimensions:
@@ -569,6 +699,7 @@ static void remove_dir(const char *dir)
 /* The training options a checkpoint must agree with to be resumed. */
 static void training_metadata(const options *o, char vals[][64])
 {
+    snprintf(vals[8], 64, "%d", job.world);
     snprintf(vals[0], 64, "%lld", (long long)o->steps);
     snprintf(vals[1], 64, "%lld", (long long)o->batch);
     snprintf(vals[2], 64, "%lld", (long long)o->accum);
@@ -578,9 +709,10 @@ static void training_metadata(const options *o, char vals[][64])
     snprintf(vals[6], 64, "%.17g", o->weight_decay);
     snprintf(vals[7], 64, "%.17g", o->clip);
 }
-static const char *const TRAINING_KEYS[8] = {"steps",        "batch",  "accum",
-                                             "lr",           "min_lr", "warmup",
-                                             "weight_decay", "clip"};
+#define N_TRAINING_KEYS 9
+static const char *const TRAINING_KEYS[N_TRAINING_KEYS] = {
+    "steps",  "batch",        "accum", "lr",   "min_lr",
+    "warmup", "weight_decay", "clip",  "world"};
 
 static void save_checkpoint(const options *o, trainer *tr)
 {
@@ -600,11 +732,11 @@ static void save_checkpoint(const options *o, trainer *tr)
                   ag_from_data(a, AG_F64, 1, shape1, tr->train_loss));
     ag_params_add(state, "val_loss",
                   ag_from_data(a, AG_F64, 1, shape1, tr->val_loss));
-    char vals[8][64], rng[4][32], stepv[32];
+    char vals[N_TRAINING_KEYS][64], rng[4][32], stepv[32];
     training_metadata(o, vals);
-    const char *meta[2 * 14 + 1];
+    const char *meta[2 * (N_TRAINING_KEYS + 5) + 1];
     int k = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < N_TRAINING_KEYS; i++)
         meta[k++] = TRAINING_KEYS[i], meta[k++] = vals[i];
     for (int i = 0; i < 4; i++) {
         snprintf(rng[i], sizeof rng[i], "%" PRIu64, tr->data_rng.s[i]);
@@ -652,9 +784,9 @@ static void load_checkpoint(const options *o, trainer *tr, const char *dir)
     const char *const *meta =
         ag_load_safetensors_metadata(a, IN("state.safetensors"));
     if (!meta) fail("%s", ag_last_error());
-    char vals[8][64];
+    char vals[N_TRAINING_KEYS][64];
     training_metadata(o, vals);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < N_TRAINING_KEYS; i++) {
         const char *v = meta_get(meta, TRAINING_KEYS[i]);
         if (!v || strcmp(v, vals[i]))
             fail("%s: made with %s %s, resumed with %s (the same options "
@@ -745,11 +877,12 @@ static void train(const options *o, trainer *tr)
     int64_t stop = o->stop_after > 0 && o->stop_after < o->steps ? o->stop_after
                                                                  : o->steps;
     int64_t every = o->ckpt_every > 0 ? o->ckpt_every : o->eval_every;
-    progress bar;
+    bool speak = job.rank == 0; /* the progress bar is rank 0's */
+    progress bar = {0};
     char label[64];
     snprintf(label, sizeof label, "%s %lld-%lld", tr->name,
              (long long)tr->step + 1, (long long)stop);
-    progress_start(&bar, label, stop - tr->step);
+    if (speak) progress_start(&bar, label, stop - tr->step);
     bar.unit = "tokens";
     int64_t first = tr->step;
     double loss = NAN;
@@ -767,12 +900,14 @@ static void train(const options *o, trainer *tr)
                 gpt_loss(tr->model, step,
                          ag_from_data(step, AG_I32, 2, shape, tr->batch_x),
                          ag_from_data(step, AG_I32, 2, shape, tr->batch_y));
-            /* the mean over the accumulated micro-batches */
+            /* the mean over the accumulated micro-batches (and over the
+             * ranks, by the averaging at the last one) */
             ag_tensor *scaled = ag_scale(step, l, 1.0 / (double)o->accum);
-            if (!scaled || ag_backward(scaled)) fail("%s", ag_last_error());
+            dist_backward(scaled, k == o->accum - 1);
             loss += ag_item(l) / (double)o->accum;
             ag_arena_reset(step);
         }
+        loss = dist_sum(loss) / job.world; /* the global batch's */
         double norm = ag_clip_grad_norm(tr->all, o->clip);
         if (!isfinite(norm))
             fail("%s step %lld: gradient norm %g", tr->name,
@@ -785,25 +920,31 @@ static void train(const options *o, trainer *tr)
         tr->train_loss[tr->step] = loss;
         tr->val_loss[tr->step] = NAN;
         tr->step++;
-        progress_step(&bar, tr->step - first, loss, b * t * o->accum);
+        if (speak)
+            progress_step(&bar, tr->step - first, loss,
+                          b * t * o->accum * job.world);
         bool eval = tr->step % o->eval_every == 0 || tr->step == o->steps;
         if (eval) {
             double v = evaluate(tr->model, tr->val, tr->n_val, b,
                                 o->eval_batches, tr->batch_x, tr->batch_y);
             tr->val_loss[tr->step - 1] = v;
             if (bar.interactive) fputc('\n', stderr);
-            fprintf(stderr,
-                    "%s step %lld: train loss %.4f, val loss %.4f, "
-                    "lr %.3g\n",
-                    tr->name, (long long)tr->step, loss, v, lr);
+            if (speak)
+                fprintf(stderr,
+                        "%s step %lld: train loss %.4f, val loss %.4f, "
+                        "lr %.3g\n",
+                        tr->name, (long long)tr->step, loss, v, lr);
         }
         printf("step %lld loss %.9g\n", (long long)tr->step, loss);
-        if (tr->step % every == 0 || tr->step == stop) save_checkpoint(o, tr);
+        if (tr->step % every == 0 || tr->step == stop) {
+            if (speak) save_checkpoint(o, tr);
+            dist_wait();
+        }
     }
-    double tps = progress_finish(&bar, loss);
+    double tps = speak ? progress_finish(&bar, loss) : 0;
     printf("%s: %lld steps, %.0f tokens/s\n", tr->name,
            (long long)(tr->step - first), tps);
-    if (tr->step == o->steps) write_curve(o, tr);
+    if (tr->step == o->steps && speak) write_curve(o, tr);
     ag_arena_free(step);
     free(tr->batch_x);
     free(tr->batch_y);
@@ -827,7 +968,11 @@ static int cmd_train(options *o, bool pretrain)
     if (o->warmup >= o->steps) o->warmup = o->steps - 1;
     ag_bpe *tok = load_tokenizer(o);
     ag_arena *a = ag_arena_new();
-    trainer tr = {.name = name, .data_rng = ag_rng_seed(o->seed + 1000)};
+    /* each rank its own batches; rank 0's those of one process */
+    trainer tr = {.name = name,
+                  .data_rng =
+                      ag_rng_seed(o->seed + 1000 +
+                                  0x9E3779B97F4A7C15u * (uint64_t)job.rank)};
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", path_in(o, name));
     if (pretrain && !o->resume) {
@@ -856,6 +1001,7 @@ static int cmd_train(options *o, bool pretrain)
     load_tokens(o, vn, o->cfg.vocab_size, &val_ids, &tr.n_val);
     tr.train = train_ids, tr.val = val_ids;
     make_optimizers(a, &tr, o);
+    dist_attach(a, tr.all);
     tr.train_loss = calloc((size_t)o->steps, sizeof(double));
     tr.val_loss = calloc((size_t)o->steps, sizeof(double));
     if (!tr.train_loss || !tr.val_loss) fail("out of memory");
@@ -866,6 +1012,11 @@ static int cmd_train(options *o, bool pretrain)
            (long long)o->cfg.n_head, (long long)o->cfg.n_embd,
            (long long)o->cfg.block_size, (long long)o->cfg.vocab_size,
            (long long)tr.n_train, (long long)tr.n_val);
+    if (job.world > 1)
+        printf("%s: data parallel on %d processes, a global batch of %lld "
+               "rows (%d x --batch %lld)\n",
+               name, job.world, (long long)(job.world * o->batch), job.world,
+               (long long)o->batch);
     int32_t *bx = malloc((size_t)(o->batch * o->cfg.block_size) * 4);
     int32_t *by = malloc((size_t)(o->batch * o->cfg.block_size) * 4);
     if (!bx || !by) fail("out of memory");
@@ -881,7 +1032,8 @@ static int cmd_train(options *o, bool pretrain)
         evaluate(tr.model, tr.val, tr.n_val, o->batch, o->eval_batches, bx, by);
     printf("%s: validation loss after step %lld: %.4f (%.1f s)\n", name,
            (long long)tr.step, v, dt);
-    if (tr.step == o->steps) print_sample(o, tr.model, tok, 60);
+    if (tr.step == o->steps && job.rank == 0)
+        print_sample(o, tr.model, tok, 60);
     free(bx);
     free(by);
     free(train_ids);
@@ -962,29 +1114,60 @@ static int64_t prompt_tokens(ag_bpe *tok, const char *text, int64_t window,
     return n;
 }
 
+/* What generate and chat sample with: the newest model of --dir (or
+ * --model, default_model), the tokenizer (its vocabulary checked against
+ * the model's), a KV cache of the model's whole window and the sampler of
+ * the options, all in arena `a` but the tokenizer; sampling_end frees
+ * them. Fails (exits) naming the file that could not be used. */
+typedef struct {
+    const char *path;
+    ag_bpe *tok;
+    ag_arena *a;
+    gpt *m;
+    const gpt_config *c;
+    gpt_cache *cache;
+    ag_sampler *s;
+} sampling;
+
+static sampling sampling_start(const options *o)
+{
+    sampling x = {.path = default_model(o), .tok = load_tokenizer(o)};
+    x.a = ag_arena_new();
+    if (!x.a) fail("out of memory");
+    x.m = load_model(x.a, x.path, 0);
+    check_vocab(x.tok, x.m, x.path);
+    x.c = gpt_get_config(x.m);
+    x.cache = gpt_cache_new(x.a, x.m, x.c->block_size);
+    if (!x.cache) fail("%s", ag_last_error());
+    x.s = make_sampler(x.a, o, x.c->vocab_size);
+    return x;
+}
+
+static void sampling_end(sampling *x)
+{
+    ag_bpe_free(x->tok);
+    ag_arena_free(x->a);
+}
+
 static int cmd_generate(const options *o)
 {
-    const char *path = default_model(o);
-    ag_bpe *tok = load_tokenizer(o);
-    ag_arena *a = ag_arena_new();
-    gpt *m = load_model(a, path, 0);
-    check_vocab(tok, m, path);
-    const gpt_config *c = gpt_get_config(m);
+    sampling x = sampling_start(o);
+    const char *path = x.path;
+    ag_bpe *tok = x.tok;
+    const gpt_config *c = x.c;
     int32_t *prompt;
     const char *why;
     int64_t np = prompt_tokens(tok, o->prompt, c->block_size, &prompt, &why);
     if (np < 0) fail("generate: %s", why);
     int64_t n = o->tokens > 0 ? o->tokens : 200;
-    gpt_cache *cache = gpt_cache_new(a, m, c->block_size);
-    ag_sampler *s = make_sampler(a, o, c->vocab_size);
     int32_t *out = malloc((size_t)n * sizeof *out);
-    if (!cache || !out) fail("%s", ag_last_error());
+    if (!out) fail("out of memory");
     ag_rng rng = ag_rng_seed(o->seed);
     stream st = {.tok = tok};
     fwrite(o->prompt, 1, strlen(o->prompt), stdout);
     double t0 = progress_now();
-    if (lm_sample(cache, s, &rng, prompt, np, n, -1, false, out, write_token,
-                  &st) < 0)
+    if (lm_sample(x.cache, x.s, &rng, prompt, np, n, -1, false, out,
+                  write_token, &st) < 0)
         fail("%s", ag_last_error());
     double dt = progress_now() - t0;
     printf("\n");
@@ -995,8 +1178,7 @@ static int cmd_generate(const options *o)
             (long long)c->block_size);
     free(out);
     free(prompt);
-    ag_bpe_free(tok);
-    ag_arena_free(a);
+    sampling_end(&x);
     return 0;
 }
 
@@ -1005,15 +1187,12 @@ static int cmd_generate(const options *o)
  * leave when it is full. A reply ends at <|endoftext|> or --max-reply. */
 static int cmd_chat(const options *o)
 {
-    const char *path = default_model(o);
-    ag_bpe *tok = load_tokenizer(o);
-    ag_arena *a = ag_arena_new();
-    gpt *m = load_model(a, path, 0);
-    check_vocab(tok, m, path);
-    const gpt_config *c = gpt_get_config(m);
-    gpt_cache *cache = gpt_cache_new(a, m, c->block_size);
-    ag_sampler *s = make_sampler(a, o, c->vocab_size);
-    if (!cache) fail("%s", ag_last_error());
+    sampling x = sampling_start(o);
+    const char *path = x.path;
+    ag_bpe *tok = x.tok;
+    const gpt_config *c = x.c;
+    gpt_cache *cache = x.cache;
+    ag_sampler *s = x.s;
     ag_rng rng = ag_rng_seed(o->seed);
     int32_t eot = ag_bpe_special_id(tok, LM_EOT);
     const float *logits = gpt_cache_push(cache, eot);
@@ -1064,8 +1243,7 @@ static int cmd_chat(const options *o)
                 (long long)turns, (long long)n, (long long)gpt_cache_len(cache),
                 (long long)c->block_size);
     }
-    ag_bpe_free(tok);
-    ag_arena_free(a);
+    sampling_end(&x);
     return 0;
 }
 
@@ -1412,9 +1590,13 @@ int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    dist_start(&o);
     if (!strcmp(o.command, "tokenize")) return cmd_tokenize(&o);
-    if (!strcmp(o.command, "pretrain")) return cmd_train(&o, true);
-    if (!strcmp(o.command, "finetune")) return cmd_train(&o, false);
+    if (!strcmp(o.command, "pretrain") || !strcmp(o.command, "finetune")) {
+        int status = cmd_train(&o, o.command[0] == 'p');
+        dist_end();
+        return status;
+    }
     if (!strcmp(o.command, "dpo")) return cmd_dpo(&o);
     if (!strcmp(o.command, "generate")) return cmd_generate(&o);
     if (!strcmp(o.command, "chat")) return cmd_chat(&o);
