@@ -151,8 +151,7 @@ static int norm_parts(int64_t n)
 
 /* forward of groups [lo, hi): mu, var per group (or the running ones),
  * xhat = (x - mu) r, y = xhat w + b */
-AG_KERNEL static void forward_groups(const norm_job *job, int64_t lo,
-                                     int64_t hi)
+static void forward_groups(const norm_job *job, int64_t lo, int64_t hi)
 {
     ag_tensor *out = job->out;
     const norm_params *p = AG_PARAMS(out, norm_params);
