@@ -2,8 +2,8 @@
 """torch_layer_norm.py: bench/layer_norm's measurement in PyTorch:
 torch.nn.functional.layer_norm over the last axis of x (rows, cols) with
 weight and bias, all requiring gradients; the forward and the backward of
-sum(Y * W) timed apart, medians over the repetitions, printed in
-bench/layer_norm's format.
+sum(Y * W) timed apart (wall clock and the process's CPU time, all threads),
+medians over the repetitions, printed in bench/layer_norm's format.
 
 Run with Debian's python3-torch: /usr/bin/python3 bench/torch_layer_norm.py
     [--rows 8192] [--cols 768] [--dtype f32|f64] [--threads 1] [--reps 20]
@@ -37,24 +37,29 @@ def main():
     gamma = 1 + 0.1 * torch.randn(a.cols, generator=g, dtype=dt)
     beta = 0.1 * torch.randn(a.cols, generator=g, dtype=dt)
     leaves = [t.requires_grad_(True) for t in (x, gamma, beta)]
-    fwd, bwd = [], []
+    fwd, bwd, fwd_cpu, bwd_cpu = [], [], [], []
     for r in range(a.reps + 1):  # round 0 warms up
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         y = torch.nn.functional.layer_norm(x, (a.cols,), gamma, beta, 1e-5)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         loss = (y * w).sum()
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         loss.backward()
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         if r:
             fwd.append(t1 - t0)
             bwd.append(t3 - t2)
+            fwd_cpu.append(c1 - c0)
+            bwd_cpu.append(c3 - c2)
         for t in leaves:
             t.grad = None
     print("torch layer_norm rows=%d cols=%d dtype=%s threads=%d "
-          "forward_us=%.1f backward_us=%.1f allocs_per_step=-" % (
+          "forward_us=%.1f backward_us=%.1f forward_cpu_us=%.1f "
+          "backward_cpu_us=%.1f allocs_per_step=-" % (
               a.rows, a.cols, a.dtype, a.threads,
-              1e6 * statistics.median(fwd), 1e6 * statistics.median(bwd)))
+              1e6 * statistics.median(fwd), 1e6 * statistics.median(bwd),
+              1e6 * statistics.median(fwd_cpu),
+              1e6 * statistics.median(bwd_cpu)))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@
  * threads that train at once (one finds the workers busy and runs its parts
  * itself) both get the bits of a run alone, and so does the child of a fork
  * made after the workers started; the workers run in the floating-point
- * mode of the thread that gives them a job (subnormals flushed or not). */
+ * mode of the thread that gives them a job (subnormals flushed or not);
+ * large elementwise ops (broadcast ones split in the middle of rows), the
+ * sum and mean reductions' backward and layer norm give the same bits on
+ * 1, 2 and 3 threads. */
 #define _POSIX_C_SOURCE 200809L
 #include <autograd.h>
 
@@ -162,6 +165,64 @@ START_TEST(test_threads_agree)
 }
 END_TEST
 
+/* The bytes of the loss and of x's, b's and w's gradients after a
+ * backward through large elementwise ops, a mean and a sum: x (300, 257)
+ * (77100 elements, over the size where elementwise work splits, in ranges
+ * that end in the middle of rows), b and w (257). malloc'd, *bytes set. */
+static unsigned char *elementwise_grads(ag_dtype dt, size_t *bytes)
+{
+    ag_arena *a = ag_arena_new();
+    ag_rng rng = ag_rng_seed(5);
+    int64_t shape[2] = {300, 257};
+    ag_tensor *x = ag_randn(a, dt, 2, shape, 0, 1, &rng);
+    ag_tensor *b = ag_randn(a, dt, 1, &shape[1], 0, 1, &rng);
+    ag_tensor *w = ag_randn(a, dt, 1, &shape[1], 1, 0.1, &rng);
+    ag_tensor *leaves[3] = {x, b, w};
+    for (int i = 0; i < 3; i++) ag_requires_grad(leaves[i], true);
+    ag_tensor *h = ag_add(a, x, b); /* broadcast: rows of b */
+    ag_tensor *u = ag_mul(a, ag_exp(a, ag_scale(a, h, 0.1)), x);
+    ag_tensor *n = ag_layer_norm(a, ag_div(a, u, ag_shift(a, ag_abs(a, h), 1)),
+                                 1, w, b, 1e-5);
+    ag_tensor *t = ag_sub(a, n, ag_mean(a, n, 0, true));
+    ag_tensor *loss =
+        ag_sum(a, ag_mul(a, t, ag_sqrt(a, ag_abs(a, t))), AG_ALL, false);
+    ck_assert_msg(loss && ag_backward(loss) == 0, "%s", ag_last_error());
+    size_t es = dt == AG_F32 ? 4 : 8;
+    *bytes = es * (size_t)(1 + ag_numel(x) + 2 * ag_numel(b));
+    unsigned char *out = malloc(*bytes), *p = out;
+    ck_assert_ptr_nonnull(out);
+    ag_tensor *parts[4] = {loss, ag_grad(x), ag_grad(b), ag_grad(w)};
+    for (int i = 0; i < 4; i++) {
+        size_t nb = es * (size_t)ag_numel(parts[i]);
+        memcpy(p, ag_data(parts[i]), nb);
+        p += nb;
+    }
+    ag_arena_free(a);
+    return out;
+}
+
+START_TEST(test_elementwise_same_bits)
+{
+    ag_dtype dt = _i ? AG_F64 : AG_F32;
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+    size_t bytes, other;
+    unsigned char *serial = elementwise_grads(dt, &bytes);
+    for (int threads = 2; threads <= 3; threads++) {
+        ck_assert_int_eq(ag_set_num_threads(threads), 0);
+        for (int again = 0; again < 2; again++) {
+            unsigned char *got = elementwise_grads(dt, &other);
+            ck_assert_uint_eq(other, bytes);
+            ck_assert_msg(!memcmp(got, serial, bytes),
+                          "%s gradients on %d threads differ from 1 thread's",
+                          dt == AG_F32 ? "f32" : "f64", threads);
+            free(got);
+        }
+    }
+    free(serial);
+    ck_assert_int_eq(ag_set_num_threads(1), 0);
+}
+END_TEST
+
 /* Two user threads train at once while the library has 2 threads: one of
  * them at a time gets the workers, the other runs its parts itself; both
  * give the bits of a run alone. */
@@ -260,6 +321,7 @@ static Suite *parallel_suite(void)
     /* 8 cases: 2 shapes x 2 dtypes x SGD or Adam (fewer under Valgrind) */
     int cases = (int)test_size("AG_TEST_PARALLEL_CASES", 8);
     tcase_add_loop_test(tc, test_threads_agree, 0, cases);
+    tcase_add_loop_test(tc, test_elementwise_same_bits, 0, 2);
     tcase_add_test(tc, test_two_callers);
     tcase_add_test(tc, test_workers_take_callers_mode);
     /* Not under TSan (it refuses threads started after a multi-threaded

@@ -109,22 +109,50 @@ static void bcast_over(ag_bcast *it, const ag_tensor *out)
                    out->shape);
 }
 
-/* The forward of elements [lo, hi) of every row (of the one row, when the
- * shapes are the same, which is how it splits over the threads). */
-static void forward_span(void *arg, int64_t lo, int64_t hi)
+/* Moves a walk just started (ag__bcast_init) to row `row`, as `row` calls
+ * of ag__bcast_next would. */
+static void bcast_seek(ag_bcast *it, int64_t row)
+{
+    for (int d = it->ndim - 2; d >= 0 && row > 0; d--) {
+        it->index[d] = row % it->shape[d];
+        row /= it->shape[d];
+        it->offset[0] += it->index[d] * it->stride[0][d];
+        it->offset[1] += it->index[d] * it->stride[1][d];
+    }
+}
+
+/* The first element of row r (of length len) in [lo, hi), and the end. */
+static int64_t row_lo(int64_t r, int64_t len, int64_t lo)
+{
+    return r * len < lo ? lo - r * len : 0;
+}
+
+static int64_t row_hi(int64_t r, int64_t len, int64_t hi)
+{
+    return hi - r * len < len ? hi - r * len : len;
+}
+
+/* The forward of elements [lo, hi) of the result. Each element is computed
+ * alone, so a split over the threads gives the same bits as one loop. */
+AG_KERNEL static void forward_span(void *arg, int64_t lo, int64_t hi)
 {
     ag_tensor *out = arg;
     int kind = out->op->kind;
     ag_bcast it;
     bcast_over(&it, out);
+    if (it.row_len == 0) return;
+    bcast_seek(&it, lo / it.row_len);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data, *y = out->inputs[1]->data;
         real *z = out->data;
-        int64_t n = hi - lo, sx = it.row_stride[0], sy = it.row_stride[1];
-        for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
-            const real *restrict xr = x + it.offset[0] + lo * sx;
-            const real *restrict yr = y + it.offset[1] + lo * sy;
-            real *restrict zr = z + r * it.row_len + lo;
+        int64_t sx = it.row_stride[0], sy = it.row_stride[1];
+        for (int64_t r = lo / it.row_len; r * it.row_len < hi;
+             r++, ag__bcast_next(&it)) {
+            int64_t j0 = row_lo(r, it.row_len, lo);
+            int64_t n = row_hi(r, it.row_len, hi) - j0;
+            const real *restrict xr = x + it.offset[0] + j0 * sx;
+            const real *restrict yr = y + it.offset[1] + j0 * sy;
+            real *restrict zr = z + r * it.row_len + j0;
             switch (kind) {
             case ADD:
                 for (int64_t j = 0; j < n; j++) zr[j] = xr[j * sx] + yr[j * sy];
@@ -155,14 +183,10 @@ static void forward_span(void *arg, int64_t lo, int64_t hi)
     });
 }
 
+/* Split over the threads when large (ag__parallel_for). */
 static int binary_forward(ag_tensor *out)
 {
-    ag_bcast it;
-    bcast_over(&it, out);
-    if (it.rows == 1) /* one row: split it when large */
-        ag__parallel_for(it.row_len, forward_span, out);
-    else
-        forward_span(out, 0, it.row_len);
+    ag__parallel_for(out->numel, forward_span, out);
     return 0;
 }
 
@@ -198,10 +222,10 @@ typedef struct {
  * summed over the broadcast dimensions through stride-0 writes. An input
  * that was not broadcast has each gradient element written once, so an
  * unwritten buffer is stored into. Here: the contribution of elements
- * [lo, hi) of every row (of the one row when
- * the shapes are the same: then each element of d is written once, so the
- * row splits over the threads). */
-static void backward_span(void *arg, int64_t lo, int64_t hi)
+ * [lo, hi) of the result (an input that was not broadcast has each element
+ * of d written by one element of the range, so its gradient splits over the
+ * threads with the same bits; a broadcast one's sums run in one loop). */
+AG_KERNEL static void backward_span(void *arg, int64_t lo, int64_t hi)
 {
     const backward_job *job = arg;
     ag_tensor *out = job->out;
@@ -209,17 +233,22 @@ static void backward_span(void *arg, int64_t lo, int64_t hi)
     bool set = job->set;
     ag_bcast it;
     bcast_over(&it, out);
+    if (it.row_len == 0) return;
+    bcast_seek(&it, lo / it.row_len);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *x = out->inputs[0]->data, *y = out->inputs[1]->data;
         const real *g = out->grad->data;
         real *d = job->d;
-        int64_t n = hi - lo, sx = it.row_stride[0], sy = it.row_stride[1];
+        int64_t sx = it.row_stride[0], sy = it.row_stride[1];
         int64_t sd = it.row_stride[which];
-        for (int64_t r = 0; r < it.rows; r++, ag__bcast_next(&it)) {
-            const real *restrict xr = x + it.offset[0] + lo * sx;
-            const real *restrict yr = y + it.offset[1] + lo * sy;
-            const real *restrict gr = g + r * it.row_len + lo;
-            real *restrict dr = d + it.offset[which] + lo * sd;
+        for (int64_t r = lo / it.row_len; r * it.row_len < hi;
+             r++, ag__bcast_next(&it)) {
+            int64_t j0 = row_lo(r, it.row_len, lo);
+            int64_t n = row_hi(r, it.row_len, hi) - j0;
+            const real *restrict xr = x + it.offset[0] + j0 * sx;
+            const real *restrict yr = y + it.offset[1] + j0 * sy;
+            const real *restrict gr = g + r * it.row_len + j0;
+            real *restrict dr = d + it.offset[which] + j0 * sd;
             switch (kind * 2 + which) {
             case ADD * 2 + 0:
             case ADD * 2 + 1:
@@ -260,14 +289,13 @@ static void binary_backward_input(ag_tensor *out, int which)
 {
     ag_tensor *in = out->inputs[which];
     backward_job job = {out, which, NULL, false};
-    job.d = in->numel == out->numel ? ag__grad_begin(in, &job.set)
-                                    : ag__grad_accumulate(in);
-    ag_bcast it;
-    bcast_over(&it, out);
-    if (it.rows == 1 && it.row_stride[which] == 1)
-        ag__parallel_for(it.row_len, backward_span, &job);
-    else
-        backward_span(&job, 0, it.row_len);
+    if (in->numel == out->numel) { /* each element written once: split */
+        job.d = ag__grad_begin(in, &job.set);
+        ag__parallel_for(out->numel, backward_span, &job);
+    } else {
+        job.d = ag__grad_accumulate(in);
+        backward_span(&job, 0, out->numel);
+    }
 }
 
 static int binary_backward(ag_tensor *out)

@@ -99,6 +99,33 @@ static ag_tensor *norm_bias(const ag_tensor *out)
         }                                                                      \
     } while (0)
 
+/* LANE_SUM of two sums in one pass: total1 += the sum of expr1 and total2
+ * += the sum of expr2, each in its own lanes exactly as LANE_SUM would (so
+ * the same bits), with the statement `also` run for each i as well (the
+ * backward's chunk sums of dw and db, while the elements are loaded). */
+#define LANE_SUM2(n, total1, expr1, total2, expr2, also)                       \
+    do {                                                                       \
+        for (int64_t b0_ = 0; b0_ < (n); b0_ += BLOCK) {                       \
+            int64_t end_ = b0_ + BLOCK < (n) ? b0_ + BLOCK : (n), i0_ = b0_;   \
+            real l1_[LANES] = {0}, l2_[LANES] = {0};                           \
+            for (; i0_ + LANES <= end_; i0_ += LANES)                          \
+                for (int64_t i = i0_; i < i0_ + LANES; i++) {                  \
+                    l1_[i - i0_] += (expr1);                                   \
+                    l2_[i - i0_] += (expr2);                                   \
+                    also;                                                      \
+                }                                                              \
+            for (int64_t i = i0_; i < end_; i++) {                             \
+                l1_[0] += (expr1);                                             \
+                l2_[0] += (expr2);                                             \
+                also;                                                          \
+            }                                                                  \
+            for (int j_ = 0; j_ < LANES; j_++) {                               \
+                (total1) += (double)l1_[j_];                                   \
+                (total2) += (double)l2_[j_];                                   \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
 /* The work of a forward or backward, split over the threads by groups (and,
  * for a weight per normalised element, its sums by elements). */
 typedef struct {
@@ -214,10 +241,14 @@ static int norm_forward(ag_tensor *out)
     return 0;
 }
 
+/* In backward_groups: xhat of element i of the row xr. */
+#define XHAT ((xr[i] - m) * r)
+
 /* backward of groups [lo, hi): gw = g w;
  * dx = r (gw - [centred] mean(gw) - xhat mean(gw xhat)) (eval: dx = gw r),
  * and for a weight per group dw += sum g xhat, db += sum g over the group */
-static void backward_groups(const norm_job *job, int64_t lo, int64_t hi)
+AG_KERNEL static void backward_groups(const norm_job *job, int64_t lo,
+                                      int64_t hi)
 {
     ag_tensor *out = job->out;
     int kind = out->op->kind;
@@ -246,15 +277,30 @@ static void backward_groups(const norm_job *job, int64_t lo, int64_t hi)
             /* the group's sums: of gw and gw xhat (for dx), of g xhat and
              * g (for a weight and bias per group) */
             double s_gw = 0, s_gwx = 0, s_gx = 0, s_g = 0;
+            /* a weight per element with dx: the chunk sums join the pass
+             * of the row's sums (fused below) */
+            bool fused = !per_group && wv && dx;
             for (int64_t a = 0; a < A; a++) {
-                const real *xr = xv + (a * B + b) * K,
-                           *gr = g + (a * B + b) * K;
+                const real *restrict xr = xv + (a * B + b) * K;
+                const real *restrict gr = g + (a * B + b) * K;
                 if (per_group || !wv) {
                     LANE_SUM(K, s_g, gr[i]);
-                    LANE_SUM(K, s_gx, gr[i] * ((xr[i] - m) * r));
+                    LANE_SUM(K, s_gx, gr[i] * XHAT);
+                } else if (dx && cdw && cdb) {
+                    LANE_SUM2(K, s_gw, gr[i] * wv[i], s_gwx,
+                              gr[i] * wv[i] * XHAT, {
+                                  cdw[i] += gr[i] * XHAT;
+                                  cdb[i] += gr[i];
+                              });
+                } else if (dx && cdw) {
+                    LANE_SUM2(K, s_gw, gr[i] * wv[i], s_gwx,
+                              gr[i] * wv[i] * XHAT, cdw[i] += gr[i] * XHAT);
+                } else if (dx && cdb) {
+                    LANE_SUM2(K, s_gw, gr[i] * wv[i], s_gwx,
+                              gr[i] * wv[i] * XHAT, cdb[i] += gr[i]);
                 } else if (dx) {
-                    LANE_SUM(K, s_gw, gr[i] * wv[i]);
-                    LANE_SUM(K, s_gwx, gr[i] * wv[i] * ((xr[i] - m) * r));
+                    LANE_SUM2(K, s_gw, gr[i] * wv[i], s_gwx,
+                              gr[i] * wv[i] * XHAT, (void)0);
                 }
             }
             if (per_group || !wv) { /* gw = g times one weight */
@@ -264,7 +310,7 @@ static void backward_groups(const norm_job *job, int64_t lo, int64_t hi)
             }
             if (dw) dw[b] += (real)s_gx;
             if (db) db[b] += (real)s_g;
-            for (int64_t a = 0; a < A && (cdw || cdb); a++) {
+            for (int64_t a = 0; a < A && !fused && (cdw || cdb); a++) {
                 const real *restrict xr = xv + (a * B + b) * K;
                 const real *restrict gr = g + (a * B + b) * K;
                 if (cdw && cdb) { /* one pass for both */
@@ -302,6 +348,8 @@ static void backward_groups(const norm_job *job, int64_t lo, int64_t hi)
         }
     });
 }
+
+#undef XHAT
 
 /* A weight and bias per normalised element: dw[k] += the chunks' sums of
  * g xhat, db[k] += their sums of g, the chunks in order. */

@@ -97,6 +97,17 @@ static void walk_next(reduce_walk *w)
     }
 }
 
+/* Moves a walk just started (walk_init) to row `row`, as `row` calls of
+ * walk_next would. */
+static void walk_seek(reduce_walk *w, int64_t row)
+{
+    for (int k = w->n - 1; k >= 0 && row > 0; k--) {
+        w->index[k] = row % w->size[k];
+        row /= w->size[k];
+        w->yoff += w->index[k] * w->ystride[k];
+    }
+}
+
 /* The number of elements reduced into each result. */
 static int64_t reduced_count(const ag_tensor *x, unsigned axes)
 {
@@ -273,45 +284,50 @@ static int reduce_forward(ag_tensor *out)
     return 0;
 }
 
-/* In reduce_backward: v (g, y or mu) for input element i of the row. */
+/* In backward_range: v (g, y or mu) for input element i of the row part. */
 #define AT(v) (w.row_reduced ? (v)[o] : (v)[o + i])
 
-/* The fast kernels of the table at the top. */
-static int reduce_backward(ag_tensor *out)
+/* The backward's work: out, and its input's gradient buffer. */
+typedef struct {
+    const ag_tensor *out;
+    void *dx;
+    bool set; /* store into dx (unwritten) rather than add */
+} backward_job;
+
+/* The kernels of the table at the top for elements [lo, hi) of x (all but
+ * max and min without split ties). Each element of dx is computed alone,
+ * so a split over the threads gives the same bits as one loop. */
+AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
 {
-    ag_tensor *x = out->inputs[0];
+    const backward_job *job = job_ptr;
+    const ag_tensor *out = job->out, *x = out->inputs[0];
     const reduce_params *p = AG_PARAMS(out, reduce_params);
     const reduce_saved *saved = AG_SAVED(out, reduce_saved);
     int kind = out->op->kind;
+    bool set = job->set;
     int64_t len = reduced_count(x, p->axes);
-    if ((kind == MAX || kind == MIN) && !p->split_ties) { /* dx = g at arg */
-        void *dx_data = ag__grad_accumulate(x);
-        AG_DISPATCH_FLOAT(out->dtype, {
-            const real *g = out->grad->data;
-            real *dx = dx_data;
-            for (int64_t i = 0; i < out->numel; i++) dx[saved->arg[i]] += g[i];
-        });
-        return 0;
-    }
-    bool set;
-    void *dx_data = ag__grad_begin(x, &set);
     reduce_walk w;
     walk_init(&w, x, p->axes);
+    int64_t rl = w.row_len;
+    if (rl == 0) return;
+    walk_seek(&w, lo / rl);
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *xv = x->data, *g = out->grad->data, *y = out->data;
         const real *mu = saved->mean, *count = saved->count;
-        real *dx = dx_data;
+        real *dx = job->dx;
         /* the constant factor: 1 / L (mean), 2 / D (var), else 1 */
         real f = kind == MEAN ? (real)(1.0 / (double)len)
                  : kind == VAR
                      ? (real)(2.0 / fmax(0.0, (double)len - p->correction))
                      : 1;
-        int64_t n = w.row_len;
-        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {
-            const real *restrict xr = xv + r * n;
-            real *restrict dr = dx + r * n;
-            int64_t o = w.yoff;
+        for (int64_t r = lo / rl; r * rl < hi; r++, walk_next(&w)) {
+            /* the row's elements [j0, j0 + n) in the range */
+            int64_t j0 = r * rl < lo ? lo - r * rl : 0;
+            int64_t n = (hi - r * rl < rl ? hi - r * rl : rl) - j0;
+            const real *restrict xr = xv + r * rl + j0;
+            real *restrict dr = dx + r * rl + j0;
             /* g, y and mu of element i: one number for the row, or a row */
+            int64_t o = w.yoff + (w.row_reduced ? 0 : j0);
             switch (kind) {
             case SUM:
             case MEAN:
@@ -337,9 +353,29 @@ static int reduce_backward(ag_tensor *out)
             }
         }
     });
-    return 0;
 }
 #undef AT
+
+static int reduce_backward(ag_tensor *out)
+{
+    ag_tensor *x = out->inputs[0];
+    const reduce_params *p = AG_PARAMS(out, reduce_params);
+    const reduce_saved *saved = AG_SAVED(out, reduce_saved);
+    int kind = out->op->kind;
+    if ((kind == MAX || kind == MIN) && !p->split_ties) { /* dx = g at arg */
+        void *dx_data = ag__grad_accumulate(x);
+        AG_DISPATCH_FLOAT(out->dtype, {
+            const real *g = out->grad->data;
+            real *dx = dx_data;
+            for (int64_t i = 0; i < out->numel; i++) dx[saved->arg[i]] += g[i];
+        });
+        return 0;
+    }
+    backward_job job = {out, NULL, false};
+    job.dx = ag__grad_begin(x, &job.set);
+    ag__parallel_for(x->numel, backward_range, &job);
+    return 0;
+}
 
 static ag_tensor *reduce_mask(const char *func, const ag_op *op, ag_arena *a,
                               ag_tensor *x, unsigned axes, bool keepdim,

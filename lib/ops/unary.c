@@ -22,13 +22,15 @@ ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
 
 enum { NEG, EXP, LOG, SQRT, ABS, POW, SCALE, SHIFT };
 
-static int unary_forward(ag_tensor *out)
+/* Elements [lo, hi) of the forward. */
+AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
 {
+    const ag_tensor *out = out_ptr;
     int kind = out->op->kind;
-    int64_t n = out->numel;
+    int64_t n = hi - lo;
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *restrict x = out->inputs[0]->data;
-        real *restrict y = out->data;
+        const real *restrict x = (const real *)out->inputs[0]->data + lo;
+        real *restrict y = (real *)out->data + lo;
         const real s = (real)AG_PARAMS(out, ag_scalar_params)->scalar;
         switch (kind) {
         case NEG:
@@ -57,19 +59,36 @@ static int unary_forward(ag_tensor *out)
             break;
         }
     });
+}
+
+/* Each element is computed alone, so a split over the threads
+ * (ag__parallel_for, when large) gives the same bits as one loop. */
+static int unary_forward(ag_tensor *out)
+{
+    ag__parallel_for(out->numel, forward_range, out);
     return 0;
 }
 
-static int unary_backward(ag_tensor *out)
+/* The backward's work: out, and its input's gradient buffer. */
+typedef struct {
+    const ag_tensor *out;
+    void *dx;
+    bool set; /* store into dx (unwritten) rather than add */
+} backward_job;
+
+/* Elements [lo, hi) of the backward. */
+AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
 {
+    const backward_job *job = job_ptr;
+    const ag_tensor *out = job->out;
     int kind = out->op->kind;
-    int64_t n = out->numel;
-    bool set;
-    void *dx_data = ag__grad_begin(out->inputs[0], &set);
+    int64_t n = hi - lo;
+    bool set = job->set;
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *restrict x = out->inputs[0]->data, *restrict y = out->data;
-        const real *restrict g = out->grad->data;
-        real *restrict dx = dx_data;
+        const real *restrict x = (const real *)out->inputs[0]->data + lo;
+        const real *restrict y = (const real *)out->data + lo;
+        const real *restrict g = (const real *)out->grad->data + lo;
+        real *restrict dx = (real *)job->dx + lo;
         const real s = (real)AG_PARAMS(out, ag_scalar_params)->scalar;
         switch (kind) {
         case NEG: /* dx = -g */
@@ -100,6 +119,13 @@ static int unary_backward(ag_tensor *out)
             break;
         }
     });
+}
+
+static int unary_backward(ag_tensor *out)
+{
+    backward_job job = {out, NULL, false};
+    job.dx = ag__grad_begin(out->inputs[0], &job.set);
+    ag__parallel_for(out->numel, backward_range, &job);
     return 0;
 }
 
