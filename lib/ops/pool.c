@@ -7,7 +7,9 @@
  *        largest), as PyTorch's rule.
  *   avg: y = the window's sum / k^2 (padding reads as 0).
  * Their derivatives in ops go through unfold and fold (conv.c): a window's
- * values are a column of unfold(x) seen as (N, C, k^2, L). */
+ * values are a column of unfold(x) seen as (N, C, k^2, L).
+ * Max pool with kernel 2, stride 2 and no padding (the usual CNN pool) has
+ * its own forward and backward loops, with the same results bit for bit. */
 #include "../internal.h"
 
 #include <tgmath.h>
@@ -19,10 +21,26 @@ typedef struct {
 } pool_params;
 
 /* max pool keeps, per output, the place ih W + iw of its maximum in the
- * input's plane. */
+ * input's plane: as int32_t when H W fits one, else as int64_t (wide). */
 typedef struct {
-    int64_t *argmax;
+    void *argmax;
+    bool wide;
 } pool_saved;
+
+/* The saved place of output i. */
+static inline int64_t saved_place(const pool_saved *sv, int64_t i)
+{
+    return sv->wide ? ((const int64_t *)sv->argmax)[i]
+                    : ((const int32_t *)sv->argmax)[i];
+}
+
+/* Whether the pool takes the 2x2 stride-2 unpadded loops (its argmax
+ * int32_t). */
+static bool pool_2x2(const ag_tensor *out, const pool_params *p)
+{
+    return out->op->kind == MAX_POOL && p->k == 2 && p->s == 2 && p->p == 0 &&
+           p->H * p->W <= INT32_MAX;
+}
 
 /* The rows (or columns) [*lo, *hi) of window o that lie in [0, size). */
 static void window(const pool_params *p, int64_t o, int64_t size, int64_t *lo,
@@ -36,8 +54,50 @@ static void window(const pool_params *p, int64_t o, int64_t size, int64_t *lo,
 /* The forward of planes [lo, hi) (a plane is one image's channel). */
 typedef struct {
     ag_tensor *out;
-    int64_t *arg; /* max pool's saved argmax, NULL for avg */
+    pool_saved *arg; /* max pool's saved argmax, NULL for avg */
 } pool_job;
+
+/* The 2x2 stride-2 max pool of planes [lo, hi): the window's four values
+ * taken in row-major order, each replacing the best so far when larger or
+ * NaN, as the general loop below (a starts as the best: -inf's place is the
+ * first too). */
+static void pool_planes_2x2(const pool_job *job, int64_t lo, int64_t hi)
+{
+    ag_tensor *out = job->out;
+    const pool_params *p = AG_PARAMS(out, pool_params);
+    const ag_tensor *x = out->inputs[0];
+    int64_t W = p->W, OH = p->OH, OW = p->OW, HW = p->H * W, L = OH * OW;
+    int32_t *arg = job->arg->argmax;
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *xv = x->data;
+        real *y = out->data;
+        for (int64_t pl = lo; pl < hi; pl++)
+            for (int64_t oh = 0; oh < OH; oh++) {
+                const real *r0 = xv + pl * HW + 2 * oh * W, *r1 = r0 + W;
+                real *yr = y + pl * L + oh * OW;
+                int32_t *ar = arg + pl * L + oh * OW;
+                int32_t top = (int32_t)(2 * oh * W), bottom = top + (int32_t)W;
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int32_t c = (int32_t)(2 * ow);
+                    real best = r0[c], v = r0[c + 1];
+                    int32_t where = top + c;
+                    bool t = (v > best) | isnan(v);
+                    best = t ? v : best;
+                    where = t ? top + c + 1 : where;
+                    v = r1[c];
+                    t = (v > best) | isnan(v);
+                    best = t ? v : best;
+                    where = t ? bottom + c : where;
+                    v = r1[c + 1];
+                    t = (v > best) | isnan(v);
+                    best = t ? v : best;
+                    where = t ? bottom + c + 1 : where;
+                    yr[ow] = best;
+                    ar[ow] = where;
+                }
+            }
+    });
+}
 
 static void pool_planes(const pool_job *job, int64_t lo, int64_t hi)
 {
@@ -45,7 +105,11 @@ static void pool_planes(const pool_job *job, int64_t lo, int64_t hi)
     const pool_params *p = AG_PARAMS(out, pool_params);
     const ag_tensor *x = out->inputs[0];
     int64_t HW = p->H * p->W, L = p->OH * p->OW;
-    int64_t *arg = job->arg;
+    if (pool_2x2(out, p)) {
+        pool_planes_2x2(job, lo, hi);
+        return;
+    }
+    pool_saved *arg = job->arg;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *xv = x->data;
         real *y = out->data;
@@ -70,7 +134,10 @@ static void pool_planes(const pool_job *job, int64_t lo, int64_t hi)
                                 }
                             }
                         y[at] = best;
-                        arg[at] = where;
+                        if (arg->wide)
+                            ((int64_t *)arg->argmax)[at] = where;
+                        else
+                            ((int32_t *)arg->argmax)[at] = (int32_t)where;
                     } else { /* y = sum over the window / k^2 */
                         real sum = 0;
                         for (int64_t ih = h0; ih < h1; ih++)
@@ -100,13 +167,18 @@ static int pool_forward(ag_tensor *out)
     const ag_tensor *x = out->inputs[0];
     pool_job job = {out, NULL};
     if (out->op->kind == MAX_POOL) {
-        job.arg = ag__arena_alloc(out->arena,
-                                  (size_t)out->numel * sizeof *job.arg, 16);
-        if (!job.arg && out->numel) {
+        const pool_params *p = AG_PARAMS(out, pool_params);
+        job.arg = AG_SAVED(out, pool_saved);
+        job.arg->wide = p->H * p->W > INT32_MAX;
+        job.arg->argmax = ag__arena_alloc(
+            out->arena,
+            (size_t)out->numel *
+                (job.arg->wide ? sizeof(int64_t) : sizeof(int32_t)),
+            16);
+        if (!job.arg->argmax && out->numel) {
             ag__error("ag_max_pool2d", "out of memory");
             return -1;
         }
-        AG_SAVED(out, pool_saved)->argmax = job.arg;
     }
     if (x->numel >= AG_PARALLEL_MIN_ELEMENTS)
         ag__parallel(AG_MAX_THREADS, pool_part, &job);
@@ -115,26 +187,75 @@ static int pool_forward(ag_tensor *out)
     return 0;
 }
 
-/* max: dx[argmax] += g      avg: dx[window] += g / k^2 */
-static int pool_backward(ag_tensor *out)
+/* The backward's work: planes of dx, each written alone. */
+typedef struct {
+    ag_tensor *out;
+    void *dx;
+    bool assign; /* dx unwritten: the 2x2 loop stores every element */
+} pool_grad_job;
+
+/* The 2x2 stride-2 max pool's dx[argmax] += g for planes [lo, hi). When
+ * dx is unwritten, every element is stored instead: 0 + g at the window's
+ * argmax (0 + g, as adding into a cleared buffer gives), 0 at its other
+ * three places and in the row and column that floor mode drops. */
+static void pool_grad_2x2(const pool_grad_job *job, int64_t lo, int64_t hi)
 {
+    ag_tensor *out = job->out;
     const pool_params *p = AG_PARAMS(out, pool_params);
-    const ag_tensor *x = out->inputs[0];
-    int64_t planes = x->shape[0] * x->shape[1], HW = p->H * p->W;
-    int64_t L = p->OH * p->OW;
-    const int64_t *arg =
-        out->op->kind == MAX_POOL ? AG_SAVED(out, pool_saved)->argmax : NULL;
-    void *dx_data = ag__grad_accumulate(out->inputs[0]);
+    const int32_t *arg = AG_SAVED(out, pool_saved)->argmax;
+    int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, L = OH * OW;
     AG_DISPATCH_FLOAT(out->dtype, {
         const real *g = out->grad->data;
-        real *dx = dx_data;
+        real *dx = job->dx;
+        for (int64_t pl = lo; pl < hi; pl++) {
+            real *dp = dx + pl * H * W;
+            const real *gp = g + pl * L;
+            const int32_t *ap = arg + pl * L;
+            if (!job->assign) {
+                for (int64_t l = 0; l < L; l++) dp[ap[l]] += gp[l];
+                continue;
+            }
+            for (int64_t oh = 0; oh < OH; oh++) {
+                real *r0 = dp + 2 * oh * W, *r1 = r0 + W;
+                int32_t top = (int32_t)(2 * oh * W), bottom = top + (int32_t)W;
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int32_t c = (int32_t)(2 * ow), at = ap[oh * OW + ow];
+                    real v = 0 + gp[oh * OW + ow];
+                    r0[c] = at == top + c ? v : 0;
+                    r0[c + 1] = at == top + c + 1 ? v : 0;
+                    r1[c] = at == bottom + c ? v : 0;
+                    r1[c + 1] = at == bottom + c + 1 ? v : 0;
+                }
+                if (W & 1) r0[W - 1] = r1[W - 1] = 0;
+            }
+            if (H & 1) memset(dp + (H - 1) * W, 0, (size_t)W * sizeof *dp);
+        }
+    });
+}
+
+/* max: dx[argmax] += g      avg: dx[window] += g / k^2
+ * for planes [lo, hi) (windows of one plane only touch that plane). */
+static void pool_grad_planes(const pool_grad_job *job, int64_t lo, int64_t hi)
+{
+    ag_tensor *out = job->out;
+    const pool_params *p = AG_PARAMS(out, pool_params);
+    if (pool_2x2(out, p)) {
+        pool_grad_2x2(job, lo, hi);
+        return;
+    }
+    int64_t HW = p->H * p->W, L = p->OH * p->OW;
+    const pool_saved *sv =
+        out->op->kind == MAX_POOL ? AG_SAVED(out, pool_saved) : NULL;
+    AG_DISPATCH_FLOAT(out->dtype, {
+        const real *g = out->grad->data;
+        real *dx = job->dx;
         const real inv_area = (real)1 / (real)(p->k * p->k);
-        for (int64_t pl = 0; pl < planes; pl++) {
+        for (int64_t pl = lo; pl < hi; pl++) {
             real *dp = dx + pl * HW;
             const real *gp = g + pl * L;
-            if (arg) {
-                const int64_t *ap = arg + pl * L;
-                for (int64_t l = 0; l < L; l++) dp[ap[l]] += gp[l];
+            if (sv) {
+                for (int64_t l = 0; l < L; l++)
+                    dp[saved_place(sv, pl * L + l)] += gp[l];
                 continue;
             }
             for (int64_t oh = 0; oh < p->OH; oh++) {
@@ -151,6 +272,31 @@ static int pool_backward(ag_tensor *out)
             }
         }
     });
+}
+
+/* One thread's share of the backward's planes; as the forward, the same
+ * bits whatever the thread count. */
+static void pool_grad_part(void *arg, int part, int parts)
+{
+    const pool_grad_job *job = arg;
+    const ag_tensor *x = job->out->inputs[0];
+    int64_t lo, hi;
+    ag__part_range(x->shape[0] * x->shape[1], 1, part, parts, &lo, &hi);
+    pool_grad_planes(job, lo, hi);
+}
+
+static int pool_backward(ag_tensor *out)
+{
+    ag_tensor *x = out->inputs[0];
+    pool_grad_job job = {out, NULL, false};
+    if (pool_2x2(out, AG_PARAMS(out, pool_params)))
+        job.dx = ag__grad_begin(x, &job.assign);
+    else
+        job.dx = ag__grad_accumulate(x);
+    if (x->numel >= AG_PARALLEL_MIN_ELEMENTS)
+        ag__parallel(AG_MAX_THREADS, pool_grad_part, &job);
+    else
+        pool_grad_planes(&job, 0, x->shape[0] * x->shape[1]);
     return 0;
 }
 
@@ -165,7 +311,7 @@ static ag_conv_options window_options(const pool_params *p)
 static ag_tensor *argmax_mask(ag_arena *a, const ag_tensor *out)
 {
     const pool_params *p = AG_PARAMS(out, pool_params);
-    const int64_t *arg = AG_SAVED(out, pool_saved)->argmax;
+    const pool_saved *sv = AG_SAVED(out, pool_saved);
     int64_t N = out->shape[0], C = out->shape[1], kk = p->k * p->k;
     int64_t L = p->OH * p->OW;
     ag_tensor *m = ag_zeros(a, out->dtype, 4, (int64_t[]){N, C, kk, L});
@@ -174,7 +320,7 @@ static ag_tensor *argmax_mask(ag_arena *a, const ag_tensor *out)
             real *mv = m->data;
             for (int64_t pl = 0; pl < N * C; pl++)
                 for (int64_t l = 0; l < L; l++) {
-                    int64_t at = arg[pl * L + l];
+                    int64_t at = saved_place(sv, pl * L + l);
                     int64_t i = at / p->W - ((l / p->OW) * p->s - p->p);
                     int64_t j = at % p->W - ((l % p->OW) * p->s - p->p);
                     mv[(pl * kk + i * p->k + j) * L + l] = 1;
