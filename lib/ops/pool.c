@@ -57,46 +57,55 @@ typedef struct {
     pool_saved *arg; /* max pool's saved argmax, NULL for avg */
 } pool_job;
 
-/* The 2x2 stride-2 max pool of planes [lo, hi): the window's four values
- * taken in row-major order, each replacing the best so far when larger or
- * NaN, as the general loop below (a starts as the best: -inf's place is the
- * first too). */
+/* The 2x2 stride-2 max pool of one plane: the best of a window is taken
+ * as the general loop below takes it (in row-major order from -inf, a
+ * value replacing the best when larger or NaN: the first of tied maxima,
+ * the last NaN). That choice is associative, so it is made as
+ * (a o b) o (c o d) for the window's rows (a, b) and (c, d), in branchless
+ * selects that the compiler vectorizes (AG_KERNEL). `later` is written as
+ * a sum of two comparisons: with -fno-trapping-math GCC 12 folds
+ * `v > best || isnan(v)` into one unordered comparison that it does not
+ * vectorize. The argmax is the place in the plane, int32_t. */
+AG_KERNEL static void max_plane_2x2(ag_dtype dt, const void *xp, void *yp,
+                                    int32_t *restrict ap, const pool_params *p)
+{
+    int64_t W = p->W, OW = p->OW;
+#define later(v, best) ((int32_t)((v) > (best)) + (int32_t)isnan(v) > 0)
+    AG_DISPATCH_FLOAT(dt, {
+        for (int64_t oh = 0; oh < p->OH; oh++) {
+            const real *restrict r0 = (const real *)xp + 2 * oh * W;
+            const real *restrict r1 = r0 + W;
+            real *restrict yr = (real *)yp + oh * OW;
+            int32_t *restrict ar = ap + oh * OW;
+            int32_t top = (int32_t)(2 * oh * W), w = (int32_t)W;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                real a = r0[2 * ow], b = r0[2 * ow + 1];
+                real c = r1[2 * ow], d = r1[2 * ow + 1];
+                int32_t right0 = later(b, a);
+                real m0 = right0 ? b : a;
+                int32_t right1 = later(d, c);
+                real m1 = right1 ? d : c;
+                int32_t down = later(m1, m0);
+                yr[ow] = down ? m1 : m0;
+                ar[ow] = top + 2 * (int32_t)ow + (down ? w + right1 : right0);
+            }
+        }
+    });
+#undef later
+}
+
+/* max_plane_2x2 over planes [lo, hi). */
 static void pool_planes_2x2(const pool_job *job, int64_t lo, int64_t hi)
 {
     ag_tensor *out = job->out;
     const pool_params *p = AG_PARAMS(out, pool_params);
     const ag_tensor *x = out->inputs[0];
-    int64_t W = p->W, OH = p->OH, OW = p->OW, HW = p->H * W, L = OH * OW;
+    int64_t HW = p->H * p->W, L = p->OH * p->OW;
+    size_t size = ag__dtype_size(out->dtype);
     int32_t *arg = job->arg->argmax;
-    AG_DISPATCH_FLOAT(out->dtype, {
-        const real *xv = x->data;
-        real *y = out->data;
-        for (int64_t pl = lo; pl < hi; pl++)
-            for (int64_t oh = 0; oh < OH; oh++) {
-                const real *r0 = xv + pl * HW + 2 * oh * W, *r1 = r0 + W;
-                real *yr = y + pl * L + oh * OW;
-                int32_t *ar = arg + pl * L + oh * OW;
-                int32_t top = (int32_t)(2 * oh * W), bottom = top + (int32_t)W;
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    int32_t c = (int32_t)(2 * ow);
-                    real best = r0[c], v = r0[c + 1];
-                    int32_t where = top + c;
-                    bool t = (v > best) | isnan(v);
-                    best = t ? v : best;
-                    where = t ? top + c + 1 : where;
-                    v = r1[c];
-                    t = (v > best) | isnan(v);
-                    best = t ? v : best;
-                    where = t ? bottom + c : where;
-                    v = r1[c + 1];
-                    t = (v > best) | isnan(v);
-                    best = t ? v : best;
-                    where = t ? bottom + c + 1 : where;
-                    yr[ow] = best;
-                    ar[ow] = where;
-                }
-            }
-    });
+    for (int64_t pl = lo; pl < hi; pl++)
+        max_plane_2x2(out->dtype, (const char *)x->data + pl * HW * size,
+                      (char *)out->data + pl * L * size, arg + pl * L, p);
 }
 
 static void pool_planes(const pool_job *job, int64_t lo, int64_t hi)
@@ -194,43 +203,61 @@ typedef struct {
     bool assign; /* dx unwritten: the 2x2 loop stores every element */
 } pool_grad_job;
 
-/* The 2x2 stride-2 max pool's dx[argmax] += g for planes [lo, hi). When
- * dx is unwritten, every element is stored instead: 0 + g at the window's
- * argmax (0 + g, as adding into a cleared buffer gives), 0 at its other
- * three places and in the row and column that floor mode drops. */
+/* The 2x2 stride-2 max pool's dx = g at the argmax, 0 elsewhere, for one
+ * plane whose dx is unwritten: every element is stored, 0 + g at the
+ * window's argmax (0 + g, as adding into a cleared buffer gives: -0 turns
+ * to 0), 0 at its other three places and in the row and column that floor
+ * mode drops; vectorized as max_plane_2x2. */
+AG_KERNEL static void grad_plane_2x2(ag_dtype dt, const void *gp, void *dp,
+                                     const int32_t *restrict ap,
+                                     const pool_params *p)
+{
+    int64_t H = p->H, W = p->W, OW = p->OW;
+    AG_DISPATCH_FLOAT(dt, {
+        for (int64_t oh = 0; oh < p->OH; oh++) {
+            real *restrict r0 = (real *)dp + 2 * oh * W;
+            real *restrict r1 = r0 + W;
+            const real *restrict gr = (const real *)gp + oh * OW;
+            const int32_t *restrict ar = ap + oh * OW;
+            int32_t top = (int32_t)(2 * oh * W), w = (int32_t)W;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int32_t at = ar[ow] - top - 2 * (int32_t)ow;
+                real v = 0 + gr[ow];
+                r0[2 * ow] = at == 0 ? v : 0;
+                r0[2 * ow + 1] = at == 1 ? v : 0;
+                r1[2 * ow] = at == w ? v : 0;
+                r1[2 * ow + 1] = at == w + 1 ? v : 0;
+            }
+            if (W & 1) r0[W - 1] = r1[W - 1] = 0;
+        }
+        if (H & 1)
+            memset((real *)dp + (H - 1) * W, 0, (size_t)W * sizeof(real));
+    });
+}
+
+/* The 2x2 stride-2 max pool's dx[argmax] += g for planes [lo, hi), or
+ * grad_plane_2x2 when dx is unwritten. */
 static void pool_grad_2x2(const pool_grad_job *job, int64_t lo, int64_t hi)
 {
     ag_tensor *out = job->out;
     const pool_params *p = AG_PARAMS(out, pool_params);
     const int32_t *arg = AG_SAVED(out, pool_saved)->argmax;
-    int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW, L = OH * OW;
-    AG_DISPATCH_FLOAT(out->dtype, {
-        const real *g = out->grad->data;
-        real *dx = job->dx;
-        for (int64_t pl = lo; pl < hi; pl++) {
-            real *dp = dx + pl * H * W;
-            const real *gp = g + pl * L;
-            const int32_t *ap = arg + pl * L;
-            if (!job->assign) {
-                for (int64_t l = 0; l < L; l++) dp[ap[l]] += gp[l];
-                continue;
-            }
-            for (int64_t oh = 0; oh < OH; oh++) {
-                real *r0 = dp + 2 * oh * W, *r1 = r0 + W;
-                int32_t top = (int32_t)(2 * oh * W), bottom = top + (int32_t)W;
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    int32_t c = (int32_t)(2 * ow), at = ap[oh * OW + ow];
-                    real v = 0 + gp[oh * OW + ow];
-                    r0[c] = at == top + c ? v : 0;
-                    r0[c + 1] = at == top + c + 1 ? v : 0;
-                    r1[c] = at == bottom + c ? v : 0;
-                    r1[c + 1] = at == bottom + c + 1 ? v : 0;
-                }
-                if (W & 1) r0[W - 1] = r1[W - 1] = 0;
-            }
-            if (H & 1) memset(dp + (H - 1) * W, 0, (size_t)W * sizeof *dp);
+    int64_t HW = p->H * p->W, L = p->OH * p->OW;
+    size_t size = ag__dtype_size(out->dtype);
+    for (int64_t pl = lo; pl < hi; pl++) {
+        const int32_t *ap = arg + pl * L;
+        if (job->assign) {
+            grad_plane_2x2(out->dtype,
+                           (const char *)out->grad->data + pl * L * size,
+                           (char *)job->dx + pl * HW * size, ap, p);
+            continue;
         }
-    });
+        AG_DISPATCH_FLOAT(out->dtype, {
+            const real *gp = (const real *)out->grad->data + pl * L;
+            real *dp = (real *)job->dx + pl * HW;
+            for (int64_t l = 0; l < L; l++) dp[ap[l]] += gp[l];
+        });
+    }
 }
 
 /* max: dx[argmax] += g      avg: dx[window] += g / k^2
