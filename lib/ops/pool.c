@@ -108,6 +108,8 @@ static void pool_planes_2x2(const pool_job *job, int64_t lo, int64_t hi)
                       (char *)out->data + pl * L * size, arg + pl * L, p);
 }
 
+/* The forward of planes [lo, hi) for any kernel, stride and padding (the
+ * 2x2 stride-2 unpadded max pool handed to its own loops). */
 static void pool_planes(const pool_job *job, int64_t lo, int64_t hi)
 {
     ag_tensor *out = job->out;
