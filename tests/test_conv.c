@@ -5,7 +5,9 @@
  * ag_gradients with create_graph (the rules in ops), and the gradients of
  * the sum of those gradients squared (second order), within 1e-10 relative
  * in f64 and 1e-4 in f32; then each error, naming the function and the
- * values, with nothing made, and NULL inputs keeping the pending message. */
+ * values, with nothing made, and NULL inputs keeping the pending message;
+ * then max pool's 2x2 stride-2 loops against the rule written out (ties,
+ * NaN, odd sizes), bit for bit. */
 #include <autograd.h>
 
 #include "fixtures/conv_torch.h"
@@ -14,6 +16,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static ag_arena *arena;
@@ -314,6 +317,107 @@ START_TEST(test_threads_agree)
 }
 END_TEST
 
+/* Max pool's own 2x2 stride-2 loops (lib/ops/pool.c) against the rule
+ * written out here: each window read in row-major order from -inf, a value
+ * replacing the best when larger or NaN (so the first of tied maxima wins,
+ * and the last NaN), floor mode dropping an odd last row or column. The
+ * values have many ties (-0 against 0 among them), NaN (twice in some
+ * windows) and windows of -inf only; f64 and f32, batch and channels > 1,
+ * even and odd sizes, one shape large enough to be split over the threads.
+ * The result and the gradient of sum(y R) must match bit for bit, on the
+ * first backward (the gradient's buffer stored) and the second (added to). */
+static void check_pool_2x2(ag_dtype dt, const int64_t *shape)
+{
+    int64_t N = shape[0], C = shape[1], H = shape[2], W = shape[3];
+    int64_t OH = H / 2, OW = W / 2, n = N * C * H * W, m = N * C * OH * OW;
+    double *xv = malloc((size_t)n * sizeof *xv);
+    double *want_dx = calloc((size_t)n, sizeof *want_dx);
+    double *rv = malloc((size_t)m * sizeof *rv);
+    double *want_y = malloc((size_t)m * sizeof *want_y);
+    double *got = malloc((size_t)(n > m ? n : m) * sizeof *got);
+    ck_assert(xv && want_dx && rv && want_y && got);
+    for (int64_t j = 0; j < n; j++) {
+        int64_t r = (j * 7 + j / 5) % 11;
+        xv[j] = r == 0 ? -0.0 : r == 1 ? NAN : (double)(r % 4);
+        if ((j / W) % 5 == 3 || (j / 17) % 9 == 4) xv[j] = -INFINITY;
+    }
+    for (int64_t l = 0; l < m; l++)
+        rv[l] = l % 13 == 5 ? -0.0 : (double)(l % 7 - 3) * 0.25;
+    for (int64_t pl = 0; pl < N * C; pl++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                double best = -INFINITY;
+                int64_t where = pl * H * W + 2 * oh * W + 2 * ow;
+                for (int64_t i = 2 * oh; i < 2 * oh + 2; i++)
+                    for (int64_t j = 2 * ow; j < 2 * ow + 2; j++) {
+                        double v = xv[pl * H * W + i * W + j];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            where = pl * H * W + i * W + j;
+                        }
+                    }
+                int64_t l = (pl * OH + oh) * OW + ow;
+                want_y[l] = best;
+                want_dx[where] = 0 + rv[l];
+            }
+    ag_tensor *x = ag_from_data(arena, AG_F64, 4, shape, xv);
+    ag_tensor *r =
+        ag_from_data(arena, AG_F64, 4, (int64_t[]){N, C, OH, OW}, rv);
+    x = ag_detach(arena, ag_cast(arena, x, dt));
+    r = ag_cast(arena, r, dt);
+    ck_assert_msg(x && r, "%s", ag_last_error());
+    ag_requires_grad(x, true);
+    for (int pass = 1; pass <= 2; pass++) {
+        ag_tensor *y = ag_max_pool2d(arena, x, 2, 0, 0);
+        ck_assert_msg(y, "%s", ag_last_error());
+        ck_assert_int_eq(y->shape[2], OH);
+        ck_assert_int_eq(y->shape[3], OW);
+        ag_tensor *l = ag_sum(arena, ag_mul(arena, y, r), AG_ALL, false);
+        ck_assert_msg(l && ag_backward(l) == 0, "%s", ag_last_error());
+        ag_tensor *yd = ag_cast(arena, y, AG_F64);
+        ag_tensor *dxd = ag_cast(arena, ag_grad(x), AG_F64);
+        ck_assert(yd && dxd);
+        memcpy(got, ag_data(yd), (size_t)m * sizeof *got);
+        for (int64_t j = 0; j < m; j++)
+            ck_assert_msg(memcmp(&got[j], &want_y[j], sizeof *got) == 0 ||
+                              (isnan(got[j]) && isnan(want_y[j])),
+                          "(%lld,%lld,%lld,%lld) y[%lld] %g, want %g",
+                          (long long)N, (long long)C, (long long)H,
+                          (long long)W, (long long)j, got[j], want_y[j]);
+        memcpy(got, ag_data(dxd), (size_t)n * sizeof *got);
+        for (int64_t j = 0; j < n; j++) {
+            double want = pass == 1 ? want_dx[j] : want_dx[j] + want_dx[j];
+            ck_assert_msg(memcmp(&got[j], &want, sizeof want) == 0,
+                          "(%lld,%lld,%lld,%lld) pass %d dx[%lld] %g, want %g",
+                          (long long)N, (long long)C, (long long)H,
+                          (long long)W, pass, (long long)j, got[j], want);
+        }
+    }
+    free(xv);
+    free(want_dx);
+    free(rv);
+    free(want_y);
+    free(got);
+}
+
+START_TEST(test_max_pool_2x2)
+{
+    static const int64_t shapes[][4] = {
+        {2, 3, 6, 6}, {3, 2, 7, 9}, {1, 4, 5, 4},
+        {2, 1, 2, 3}, {1, 1, 3, 2}, {8, 9, 33, 31}, /* 73656 elements: split */
+    };
+    int before = ag_get_num_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        ck_assert_int_eq(ag_set_num_threads(threads), 0);
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            check_pool_2x2(AG_F64, shapes[k]);
+            check_pool_2x2(AG_F32, shapes[k]);
+        }
+    }
+    ag_set_num_threads(before);
+}
+END_TEST
+
 /* A training step of conv2d, pools and their backward allocates nothing
  * once its arena has grown (the columns and scratch live in the arena). */
 START_TEST(test_no_allocation_in_a_step)
@@ -355,6 +459,7 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_null_inputs);
     tcase_add_test(tc, test_threads_agree);
+    tcase_add_test(tc, test_max_pool_2x2);
     tcase_add_test(tc, test_no_allocation_in_a_step);
     suite_add_tcase(s, tc);
     return s;
