@@ -509,7 +509,10 @@ extern const ag_op ag__op_scaled_dot_product_attention;
 /* Compiles a hot elementwise kernel twice, for AVX2 and for the
  * baseline x86-64, and picks one when the library loads (GCC's and
  * clang's function multiversioning); elsewhere a plain function. Not FMA:
- * a fused multiply-add rounds once, so results would differ by CPU. */
+ * a fused multiply-add rounds once, so results would differ by CPU. Each
+ * AG_KERNEL function needs a name of its own in the whole library, static
+ * or not: clang 14 makes its resolver (NAME.resolver) a global symbol, so
+ * two static kernels of one name in two files fail to link. */
 #if defined(__SANITIZE_THREAD__)
 #define AG_NO_KERNEL_CLONES 1 /* TSan crashes in the resolvers run at load */
 #elif defined(__has_feature)

@@ -284,7 +284,8 @@ static int reduce_forward(ag_tensor *out)
     return 0;
 }
 
-/* In backward_range: v (g, y or mu) for input element i of the row part. */
+/* In reduce_backward_range: v (g, y or mu) for input element i of the row part.
+ */
 #define AT(v) (w.row_reduced ? (v)[o] : (v)[o + i])
 
 /* The backward's work: out, and its input's gradient buffer. */
@@ -297,7 +298,8 @@ typedef struct {
 /* The kernels of the table at the top for elements [lo, hi) of x (all but
  * max and min without split ties). Each element of dx is computed alone,
  * so a split over the threads gives the same bits as one loop. */
-AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
+AG_KERNEL static void reduce_backward_range(void *job_ptr, int64_t lo,
+                                            int64_t hi)
 {
     const backward_job *job = job_ptr;
     const ag_tensor *out = job->out, *x = out->inputs[0];
@@ -373,7 +375,7 @@ static int reduce_backward(ag_tensor *out)
     }
     backward_job job = {out, NULL, false};
     job.dx = ag__grad_begin(x, &job.set);
-    ag__parallel_for(x->numel, backward_range, &job);
+    ag__parallel_for(x->numel, reduce_backward_range, &job);
     return 0;
 }
 

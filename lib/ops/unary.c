@@ -23,7 +23,7 @@ ag_tensor *ag__unary(const char *func, const ag_op *op, ag_arena *a,
 enum { NEG, EXP, LOG, SQRT, ABS, POW, SCALE, SHIFT };
 
 /* Elements [lo, hi) of the forward. */
-AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
+AG_KERNEL static void unary_forward_range(void *out_ptr, int64_t lo, int64_t hi)
 {
     const ag_tensor *out = out_ptr;
     int kind = out->op->kind;
@@ -65,7 +65,7 @@ AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
  * (ag__parallel_for, when large) gives the same bits as one loop. */
 static int unary_forward(ag_tensor *out)
 {
-    ag__parallel_for(out->numel, forward_range, out);
+    ag__parallel_for(out->numel, unary_forward_range, out);
     return 0;
 }
 
@@ -77,7 +77,8 @@ typedef struct {
 } backward_job;
 
 /* Elements [lo, hi) of the backward. */
-AG_KERNEL static void backward_range(void *job_ptr, int64_t lo, int64_t hi)
+AG_KERNEL static void unary_backward_range(void *job_ptr, int64_t lo,
+                                           int64_t hi)
 {
     const backward_job *job = job_ptr;
     const ag_tensor *out = job->out;
@@ -125,7 +126,7 @@ static int unary_backward(ag_tensor *out)
 {
     backward_job job = {out, NULL, false};
     job.dx = ag__grad_begin(out->inputs[0], &job.set);
-    ag__parallel_for(out->numel, backward_range, &job);
+    ag__parallel_for(out->numel, unary_backward_range, &job);
     return 0;
 }
 
