@@ -284,8 +284,8 @@ static int reduce_forward(ag_tensor *out)
     return 0;
 }
 
-/* In reduce_backward_range: v (g, y or mu) for input element i of the row part.
- */
+/* In reduce_backward_range: v (g, y or mu) for input element i of the
+ * row part. */
 #define AT(v) (w.row_reduced ? (v)[o] : (v)[o + i])
 
 /* The backward's work: out, and its input's gradient buffer. */
