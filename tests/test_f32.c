@@ -2,9 +2,12 @@
  * inputs; values and gradients agree within float tolerance. */
 #include "gradcheck.h"
 
+#include "ops/fastmath.h"
 #include "support.h"
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #define VALUE_TOLERANCE 1e-5
 #define GRAD_TOLERANCE 1e-4
@@ -23,6 +26,46 @@ static void assert_close(ag_tensor *t32, ag_tensor *t64, double tol,
                       c->label, what, (long long)i, got, want);
     }
 }
+
+/* ag__exp_nonpos_f32 gives ag__exp_f32's bits for every x <= 0 (NaN as
+ * NaN) and for 0 < x <= 88: here one float bit pattern in 509 of each
+ * range, and the edges (the whole ranges, 3.3e9 floats, were compared once
+ * when it was written). */
+START_TEST(test_exp_nonpos_matches_exp)
+{
+    const uint32_t ranges[2][2] = {{0x80000000u, 0xFFFFFFFFu},
+                                   {0x00000000u, 0x42B00000u}}; /* 88.0f */
+    const float edges[] = {-0.0f,  0.0f,    -87.0f,     -87.33654f, -87.33655f,
+                           -87.5f, -88.0f,  -1e30f,     -INFINITY,  88.0f,
+                           1e-30f, -1e-30f, (float)NAN, -(float)NAN};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        float x = edges[i], want = ag__exp_f32(x), got = ag__exp_nonpos_f32(x);
+        ck_assert_msg(memcmp(&want, &got, sizeof got) == 0 ||
+                          (want != want && got != got),
+                      "e^%a: %a, ag__exp_f32 %a", x, got, want);
+    }
+    /* counted, then asserted once: an assertion per value is slow */
+    uint64_t checked = 0, differ = 0;
+    float first = 0;
+    for (int r = 0; r < 2; r++)
+        for (uint64_t b = ranges[r][0]; b <= ranges[r][1]; b += 509) {
+            uint32_t bits = (uint32_t)b;
+            float x, want, got;
+            memcpy(&x, &bits, sizeof x);
+            want = ag__exp_f32(x);
+            got = ag__exp_nonpos_f32(x);
+            checked++;
+            if (memcmp(&want, &got, sizeof got) != 0 &&
+                !(want != want && got != got) && differ++ == 0)
+                first = x;
+        }
+    ck_assert_msg(checked > 6000000, "only %llu values",
+                  (unsigned long long)checked);
+    ck_assert_msg(differ == 0, "%llu of %llu differ, the first at %a",
+                  (unsigned long long)differ, (unsigned long long)checked,
+                  first);
+}
+END_TEST
 
 /* GELU in f32 (a vectorised normal CDF, lib/ops/fastmath.h) against f64
  * (the C library's erf) over [-12, 12]: within 2e-6 relative where
@@ -105,6 +148,7 @@ int main(void)
     TCase *tc = tcase_create("ops");
     tcase_add_loop_test(tc, test_f32_matches_f64, 0, gc_case_count);
     tcase_add_test(tc, test_gelu_f32_accuracy);
+    tcase_add_test(tc, test_exp_nonpos_matches_exp);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -89,7 +89,7 @@ static void gelu_derivative_kernel(ag_dtype dt, const void *xv, void *yv,
 /* The standard normal CDF and density, for GELU. */
 #define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
 #define NORMAL_CDF(x) AG_NORMAL_CDF(x)      /* fastmath.h: vectorised for f32 */
-#define NORMAL_PDF(x) (AG_EXP(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
+#define NORMAL_PDF(x) (AG_EXP_NONPOS(-(x) * (x) / 2) * (real)INV_SQRT_2PI)
 
 /* Elements [lo, hi) of the forward. */
 AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
@@ -111,7 +111,7 @@ AG_KERNEL static void forward_range(void *out_ptr, int64_t lo, int64_t hi)
             break;
         case SIGMOID: /* y = 1 / (1 + e^-x), in a form that never overflows */
             for (int64_t i = 0; i < n; i++) { /* one division, selected */
-                real e = AG_EXP(-fabs(x[i])), d = 1 / (1 + e);
+                real e = AG_EXP_NONPOS(-fabs(x[i])), d = 1 / (1 + e);
                 y[i] = x[i] >= 0 ? d : e * d;
             }
             break;

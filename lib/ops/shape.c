@@ -95,8 +95,9 @@ ag_tensor *ag_reshape(ag_arena *a, ag_tensor *x, int ndim, const int64_t *shape)
  * axis perm[d] is out's axis d. Forward copies x's values (src) into out
  * (dst); backward (forward = false) stores (set) or adds out's gradient
  * (src) into x's (dst). */
-static void permute_walk(const ag_tensor *out, const int *perm, const void *src,
-                         void *dst, bool forward, bool set)
+AG_KERNEL static void permute_walk(const ag_tensor *out, const int *perm,
+                                   const void *src, void *dst, bool forward,
+                                   bool set)
 {
     const ag_tensor *x = out->inputs[0];
     int ndim = x->ndim;
@@ -118,27 +119,33 @@ static void permute_walk(const ag_tensor *out, const int *perm, const void *src,
         run = out->shape[ndim - 1];
         walk = ndim - 1;
     }
-    /* Out element i sits at x offset sum(index[d] * stride[d]). */
+    /* Out element i sits at x offset sum(index[d] * stride[d]). One loop
+     * per direction, on restrict pointers, so that each row's copy is a
+     * plain vector loop (src and dst are distinct buffers). */
+#define PERMUTE_ROWS(copy)                                                     \
+    do {                                                                       \
+        int64_t off = 0;                                                       \
+        for (int64_t i = 0; i < out->numel; i += run) {                        \
+            for (int64_t j = 0; j < run; j++) copy;                            \
+            for (int d = walk - 1; d >= 0; d--) {                              \
+                off += stride[d];                                              \
+                if (++index[d] < out->shape[d]) break;                         \
+                off -= stride[d] * out->shape[d];                              \
+                index[d] = 0;                                                  \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
     AG_DISPATCH_FLOAT(out->dtype, {
-        const real *in = src;
-        real *o = dst;
-        int64_t off = 0;
-        for (int64_t i = 0; i < out->numel; i += run) {
-            if (forward) {
-                for (int64_t j = 0; j < run; j++) o[i + j] = in[off + j];
-            } else if (set) {
-                for (int64_t j = 0; j < run; j++) o[off + j] = in[i + j];
-            } else {
-                for (int64_t j = 0; j < run; j++) o[off + j] += in[i + j];
-            }
-            for (int d = walk - 1; d >= 0; d--) {
-                off += stride[d];
-                if (++index[d] < out->shape[d]) break;
-                off -= stride[d] * out->shape[d];
-                index[d] = 0;
-            }
-        }
+        const real *restrict in = src;
+        real *restrict o = dst;
+        if (forward)
+            PERMUTE_ROWS(o[i + j] = in[off + j]);
+        else if (set)
+            PERMUTE_ROWS(o[off + j] = in[i + j]);
+        else
+            PERMUTE_ROWS(o[off + j] += in[i + j]);
     });
+#undef PERMUTE_ROWS
 }
 
 /* transpose is the permutation that swaps d0 and d1. */

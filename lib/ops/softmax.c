@@ -5,7 +5,8 @@
  * with m the column's maximum:
  *   softmax(x)_l     = e^(x_l - m) / sum_j e^(x_j - m)
  *   log_softmax(x)_l = x_l - m - log sum_j e^(x_j - m)
- * so no exponent is ever positive and logits of any size are safe. */
+ * so no exponent is ever positive and logits of any size are safe (and
+ * fastmath.h's AG_EXP_NONPOS, e^x for x <= 0, serves). */
 #include "../internal.h"
 
 #include "fastmath.h"
@@ -53,7 +54,7 @@ AG_KERNEL static void softmax_columns(ag_dtype dt, const void *xv, void *yv,
             if (x[l * (S)] > m) m = x[l * (S)];                                \
         for (int j = 0; j < SOFTMAX_PARTS; j++)                                \
             if (mp[j] > m) m = mp[j];                                          \
-        for (l = 0; l < len; l++) y[l * (S)] = AG_EXP(x[l * (S)] - m);         \
+        for (l = 0; l < len; l++) y[l * (S)] = AG_EXP_NONPOS(x[l * (S)] - m);  \
         for (l = 0; l + SOFTMAX_PARTS <= len; l += SOFTMAX_PARTS)              \
             for (int j = 0; j < SOFTMAX_PARTS; j++) sp[j] += y[(l + j) * (S)]; \
         real sum = 0;                                                          \
@@ -111,8 +112,9 @@ static int softmax_backward(ag_tensor *out)
                     s += take_log ? g[l * inner] : g[l * inner] * y[l * inner];
                 for (int64_t l = 0; l < len; l++)
                     dx[l * inner] +=
-                        take_log ? g[l * inner] - AG_EXP(y[l * inner]) * s
-                                 : y[l * inner] * (g[l * inner] - s);
+                        take_log
+                            ? g[l * inner] - AG_EXP_NONPOS(y[l * inner]) * s
+                            : y[l * inner] * (g[l * inner] - s);
             }
     });
     return 0;
@@ -224,7 +226,7 @@ AG_KERNEL static int cross_entropy_backward(ag_tensor *out)
         for (int64_t n = 0; n < N; n++) {
             real *restrict row = dx + n * C;
             const real *restrict lp_row = lp + n * C;
-            AG_GRAD_LOOP(set, C, row, scale * AG_EXP(lp_row[i]));
+            AG_GRAD_LOOP(set, C, row, scale * AG_EXP_NONPOS(lp_row[i]));
             row[t[n]] -= scale;
         }
     });
@@ -448,13 +450,14 @@ AG_KERNEL static int ce_backward(ag_tensor *out)
                 const real sn = tn[0] == ignore ? 0 : s;
                 const real sp = tn[0] == ignore ? 0 : spread;
                 const real *restrict lr = lp + n * C;
-                AG_GRAD_LOOP(set, C, dx + n * C, sn * AG_EXP(lr[i]) - sp);
+                AG_GRAD_LOOP(set, C, dx + n * C,
+                             sn * AG_EXP_NONPOS(lr[i]) - sp);
             } else {
                 for (int64_t c = 0; c < C; c++) {
                     const real *restrict lr = lp + (n * C + c) * L;
                     AG_GRAD_LOOP(set, L, dx + (n * C + c) * L,
                                  AG_SELECT(tn[i] != ignore,
-                                           s * AG_EXP(lr[i]) - spread,
+                                           s * AG_EXP_NONPOS(lr[i]) - spread,
                                            (real)0));
                 }
             }
