@@ -369,6 +369,42 @@ START_TEST(test_save_load)
 }
 END_TEST
 
+/* gpt_copy: the same state as the source, bit for bit; another config or
+ * dtype refused, naming it, with the target unchanged. */
+START_TEST(test_copy)
+{
+    ag_arena *a = ag_arena_new();
+    gpt *from = make_model(a, AG_F64, true, 1),
+        *to = make_model(a, AG_F64, true, 2);
+    ck_assert_msg(gpt_copy(to, from) == 0, "%s", ag_last_error());
+    int64_t n1, n2;
+    double *v1 = state_values(from, &n1), *v2 = state_values(to, &n2);
+    ck_assert_int_eq(n1, n2);
+    ck_assert(!memcmp(v1, v2, (size_t)n1 * sizeof *v1));
+    free(v2);
+    gpt_config wide = small_config(true);
+    wide.n_embd = 48;
+    gpt *other = gpt_new(a, AG_F64, &wide, 3);
+    gpt *single = make_model(a, AG_F32, true, 3);
+    ck_assert_ptr_nonnull(other);
+    ck_assert_int_eq(gpt_copy(other, from), -1);
+    ck_assert_msg(strstr(ag_last_error(), "gpt_copy") &&
+                      strstr(ag_last_error(), "n_embd is 32, the model's 48"),
+                  "%s", ag_last_error());
+    ck_assert_int_eq(gpt_copy(single, from), -1);
+    ck_assert_msg(strstr(ag_last_error(), "dtypes f32 and f64"), "%s",
+                  ag_last_error());
+    ck_assert_int_eq(gpt_copy(NULL, from), -1);
+    ck_assert_int_eq(gpt_copy(to, NULL), -1);
+    /* the refused copies changed nothing */
+    v2 = state_values(to, &n2);
+    ck_assert(!memcmp(v1, v2, (size_t)n1 * sizeof *v1));
+    free(v1);
+    free(v2);
+    ag_arena_free(a);
+}
+END_TEST
+
 START_TEST(test_load_refuses)
 {
     test_dir_make("ag_gpt_bad");
@@ -592,6 +628,7 @@ static Suite *gpt_suite(void)
     tcase_add_test(tc, test_fifo_f64);
     tcase_add_test(tc, test_fifo_f32);
     tcase_add_test(tc, test_save_load);
+    tcase_add_test(tc, test_copy);
     tcase_add_test(tc, test_load_refuses);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_dropout_mode);

@@ -614,6 +614,36 @@ static int check_loaded(const char *func, const char *path, ag_params *p)
     return 0;
 }
 
+/* Copies the values of each tensor of `from` into the tensor of `to` at
+ * the same place (two sets of the same names, dtypes and shapes). */
+static void copy_values(const ag_params *to, const ag_params *from)
+{
+    for (int i = 0; i < ag_params_count(to); i++) {
+        ag_tensor *t = ag_params_tensor(to, i);
+        memcpy(ag_data(t), ag_data(ag_params_tensor(from, i)),
+               (size_t)ag_numel(t) * (ag_type(t) == AG_F32 ? 4 : 8));
+    }
+}
+
+int gpt_copy(gpt *to, const gpt *from)
+{
+    if (!to || !from) {
+        ag_set_error("gpt_copy", "needs two models; got %s, %s",
+                     to ? "a model" : "to NULL",
+                     from ? "a model" : "from NULL");
+        return -1;
+    }
+    if (to->dtype != from->dtype) {
+        ag_set_error("gpt_copy", "models of dtypes %s and %s",
+                     ag_dtype_name(to->dtype), ag_dtype_name(from->dtype));
+        return -1;
+    }
+    if (same_config("gpt_copy", "the model copied", &from->config, &to->config))
+        return -1;
+    copy_values(ag_module_state(to->root), ag_module_state(from->root));
+    return 0;
+}
+
 int gpt_load(gpt *m, const char *path)
 {
     const char *func = "gpt_load";
@@ -639,12 +669,7 @@ int gpt_load(gpt *m, const char *path)
         goto done;
     }
     if (check_loaded(func, path, scratch)) goto done;
-    ag_params *state = ag_module_state(m->root);
-    for (int i = 0; i < ag_params_count(state); i++) {
-        ag_tensor *to = ag_params_tensor(state, i);
-        memcpy(ag_data(to), ag_data(ag_params_tensor(scratch, i)),
-               (size_t)ag_numel(to) * (m->dtype == AG_F32 ? 4 : 8));
-    }
+    copy_values(ag_module_state(m->root), scratch);
     rc = 0;
 done:
     ag_arena_free(a);

@@ -87,6 +87,14 @@ int gpt_save(gpt *m, const char *path);
  * (truncated, corrupt); m is then unchanged. */
 int gpt_load(gpt *m, const char *path);
 
+/* Copies every weight and buffer of `from` into `to`, two models of the
+ * same config (dropout aside) and dtype, as gpt_load does from a file
+ * (DPO's reference model takes the policy's weights this way). Returns 0,
+ * or -1 and an error "gpt_copy: ..." for a NULL model, dtypes that differ
+ * or the config field that differs (both values); `to` is then
+ * unchanged. */
+int gpt_copy(gpt *to, const gpt *from);
+
 /* Reads just the config stored in a checkpoint's metadata into *out (so a
  * program can build the right model before gpt_load). Returns 0, or -1
  * and an error "gpt_read_config: <path>: ..." for a NULL argument, a file

@@ -1391,19 +1391,6 @@ static int64_t make_pairs(pair_search *ps)
     return pairs;
 }
 
-/* Copies every parameter's values of `from` into `to` (models of one
- * configuration). */
-static void copy_weights(gpt *to, gpt *from)
-{
-    ag_params *pt = ag_module_parameters(gpt_module(to));
-    ag_params *pf = ag_module_parameters(gpt_module(from));
-    for (int i = 0; i < ag_params_count(pf); i++) {
-        ag_tensor *t = ag_params_tensor(pf, i);
-        size_t bytes = (size_t)ag_numel(t) * (ag_type(t) == AG_F32 ? 4 : 8);
-        memcpy(ag_data(ag_params_tensor(pt, i)), ag_data(t), bytes);
-    }
-}
-
 /* Preference tuning by DPO in o->rounds rounds (iterative DPO): each
  * round samples its pairs from the reference, which is the policy as the
  * round begins (the fine-tuned model in the first), and trains the policy
@@ -1480,7 +1467,7 @@ static int cmd_dpo(options *o)
     int64_t done = 0, pairs = 0;
     int rc = 0;
     for (int64_t round = 0; round < o->rounds; round++) {
-        if (round > 0) copy_weights(ref, policy);
+        if (round > 0 && gpt_copy(ref, policy)) fail("%s", ag_last_error());
         double t0 = progress_now();
         pairs = make_pairs(&ps);
         printf("dpo: round %lld of %lld: %lld preference pairs (%lld regular "
