@@ -35,6 +35,20 @@
 #include <stdint.h>
 #include <string.h>
 
+/* e^r for the reduced argument |r| <= ln(2) / 2 of the two exponentials
+ * below (x = k ln 2 + r, e^x = 2^k e^r): Cephes' expf polynomial. */
+static inline float ag__exp_reduced_f32(float r)
+{
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p;
+}
+
 static inline float ag__exp_f32(float x)
 {
     float in = x;
@@ -43,13 +57,7 @@ static inline float ag__exp_f32(float x)
     float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - k * 0.693359375f; /* ln 2 in two parts, exactly */
     r = r - k * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float p = ag__exp_reduced_f32(r);
     int32_t bits = ((int32_t)k + 127) << 23; /* 2^k */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
@@ -67,13 +75,7 @@ static inline float ag__exp_nonpos_f32(float x)
     float t = c * 1.44269504088896341f + 12582912.0f, k = t - 12582912.0f;
     float r = c - k * 0.693359375f;
     r = r - k * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    float p = ag__exp_reduced_f32(r);
     uint32_t bits; /* t's low bits hold k: 2^k is (k + 127) << 23 */
     memcpy(&bits, &t, sizeof bits);
     bits = (bits - 0x4B400000u + 127u) << 23;
