@@ -294,6 +294,20 @@ static void tensor_repr(text *out, const ag_tensor *t, int64_t threshold)
     put_suffixes(out, n, suffixes, indent);
 }
 
+/* t's text into *out (with a newline when asked), or false and the
+ * out-of-memory error of `fn` with out->s freed. */
+static bool render(text *out, const ag_tensor *t, int64_t threshold,
+                   bool newline, const char *fn)
+{
+    tensor_repr(out, t, threshold);
+    if (newline) put(out, "\n");
+    if (!out->failed) return true;
+    ag__free(out->s);
+    ag__error(fn, "out of memory for the text of a tensor of %lld elements",
+              (long long)t->numel);
+    return false;
+}
+
 int64_t ag_snprint(char *buf, size_t size, const ag_tensor *t,
                    int64_t threshold)
 {
@@ -303,15 +317,7 @@ int64_t ag_snprint(char *buf, size_t size, const ag_tensor *t,
         return -1;
     }
     text out = {0};
-    tensor_repr(&out, t, threshold);
-    if (out.failed) {
-        ag__free(out.s);
-        ag__error("ag_snprint",
-                  "out of memory for the text of a tensor of "
-                  "%lld elements",
-                  (long long)t->numel);
-        return -1;
-    }
+    if (!render(&out, t, threshold, false, "ag_snprint")) return -1;
     if (size > 0) {
         size_t n = out.len < size - 1 ? out.len : size - 1;
         memcpy(buf, out.s, n);
@@ -330,16 +336,7 @@ int ag_print(const ag_tensor *t, FILE *f, int64_t threshold)
         return -1;
     }
     text out = {0};
-    tensor_repr(&out, t, threshold);
-    put(&out, "\n");
-    if (out.failed) {
-        ag__free(out.s);
-        ag__error("ag_print",
-                  "out of memory for the text of a tensor of "
-                  "%lld elements",
-                  (long long)t->numel);
-        return -1;
-    }
+    if (!render(&out, t, threshold, true, "ag_print")) return -1;
     size_t written = fwrite(out.s, 1, out.len, f);
     ag__free(out.s);
     if (written != out.len) {
