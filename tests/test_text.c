@@ -255,6 +255,147 @@ START_TEST(test_text_round_trip)
 }
 END_TEST
 
+/* The length of the Han character at s[0, n) (U+3400-4DBF, U+4E00-9FFF,
+ * U+F900-FAFF, U+20000-3FFFF, as autograd/text.h lists them), or 0. */
+static size_t han_at(const unsigned char *s, size_t n)
+{
+    uint32_t cp = 0;
+    size_t len = 0;
+    if (n >= 3 && (s[0] >> 4) == 0xE)
+        cp = (s[0] & 0xFu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu),
+        len = 3;
+    else if (n >= 4 && (s[0] >> 3) == 0x1E)
+        cp = (s[0] & 0x7u) << 18 | (s[1] & 0x3Fu) << 12 | (s[2] & 0x3Fu) << 6 |
+             (s[3] & 0x3Fu),
+        len = 4;
+    bool han =
+        (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
+        (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x20000 && cp <= 0x3FFFF);
+    return han ? len : 0;
+}
+
+/* The number of tokens of t's encoding of text[0, n) that hold bytes of a
+ * Han character and anything outside that character. */
+static int64_t tokens_across_han(ag_bpe *t, const unsigned char *text, size_t n)
+{
+    int64_t count, across = 0;
+    int32_t *ids = encode(t, text, n, &count);
+    /* han_start[i]: where the Han character holding byte i starts (or
+     * SIZE_MAX), han_end[i] where it ends */
+    size_t *start = malloc((n + 1) * sizeof *start);
+    size_t *end = malloc((n + 1) * sizeof *end);
+    ck_assert(start && end);
+    for (size_t i = 0; i < n;) {
+        size_t len = han_at(text + i, n - i);
+        for (size_t k = 0; k < (len ? len : 1); k++)
+            start[i + k] = len ? i : SIZE_MAX, end[i + k] = i + len;
+        i += len ? len : 1;
+    }
+    size_t at = 0;
+    for (int64_t j = 0; j < count; j++) {
+        size_t len;
+        ck_assert_ptr_nonnull(ag_bpe_token_bytes(t, ids[j], &len));
+        for (size_t k = at; k < at + len; k++)
+            if (start[k] != SIZE_MAX && (start[k] < at || end[k] > at + len ||
+                                         start[at] != start[at + len - 1])) {
+                across++;
+                break;
+            }
+        at += len;
+    }
+    ck_assert_uint_eq(at, n);
+    free(start);
+    free(end);
+    free(ids);
+    return across;
+}
+
+/* han_words: trained on the corpus (Chinese runs, 汉字 next to letters),
+ * GPT-2's words give tokens of two Han characters or more, Han words none,
+ * and the text still round trips. */
+START_TEST(test_han_words)
+{
+    size_t n;
+    unsigned char *text = corpus(&n);
+    const char *special[] = {"<|endoftext|>"};
+    ag_bpe_train_options o = {
+        .vocab_size = 700, .special = special, .n_special = 1};
+    ag_bpe *words = ag_bpe_train_with((const char *)text, n, &o);
+    ck_assert_msg(words, "%s", ag_last_error());
+    ck_assert_int_gt(tokens_across_han(words, text, n), 0);
+    o.han_words = 1;
+    ag_bpe *han = ag_bpe_train_with((const char *)text, n, &o);
+    ck_assert_msg(han, "%s", ag_last_error());
+    ck_assert_int_eq(tokens_across_han(han, text, n), 0);
+    expect_round_trip(han, text, n);
+    /* the merges learned from whole Han characters still make them */
+    const char *word = "中文";
+    int64_t k;
+    int32_t *ids = encode(han, word, strlen(word), &k);
+    ck_assert_int_eq(k, 2);
+    free(ids);
+    /* the same vocabulary size, and the special token last */
+    ck_assert_int_eq(ag_bpe_vocab_size(han), 700);
+    ck_assert_int_eq(ag_bpe_special_id(han, "<|endoftext|>"), 699);
+    ag_bpe_free(words);
+    ag_bpe_free(han);
+    free(text);
+}
+END_TEST
+
+/* chars: each of its characters of two or more bytes becomes one token
+ * through the first merges, the most frequent in the training text first,
+ * each prefix that is not a token yet; one byte long characters and
+ * invalid bytes need none; a character absent from the text too. */
+START_TEST(test_whole_chars)
+{
+    size_t n;
+    unsigned char *text = corpus(&n);
+    /* the corpus holds 字 10 times, 中 5, é once, 春 and 龘 never (ties
+     * go by bytes); "a", a stray continuation byte and 中 again are passed
+     * over */
+    const char chars[] = "春中a\x80字龘中é";
+    const char *order[] = {"字", "中", "é", "春", "龘"};
+    ag_bpe_train_options o = {
+        .vocab_size = 300, .chars = chars, .n_chars = sizeof chars - 1};
+    ag_bpe *t = ag_bpe_train_with((const char *)text, n, &o);
+    ck_assert_msg(t, "%s", ag_last_error());
+    /* the expected first merges: each character's prefixes in order */
+    int32_t id = 256;
+    for (int c = 0; c < 5; c++) {
+        size_t len = strlen(order[c]);
+        for (size_t k = 2; k <= len; k++) {
+            /* a prefix an earlier character made is not made again */
+            bool made = false;
+            for (int e = 0; e < c; e++)
+                made |= strlen(order[e]) >= k && !memcmp(order[e], order[c], k);
+            if (made) continue;
+            size_t got_len;
+            const char *got = ag_bpe_token_bytes(t, id, &got_len);
+            ck_assert_msg(got_len == k && !memcmp(got, order[c], k),
+                          "token %d is not the %zu-byte prefix of %s", id, k,
+                          order[c]);
+            id++;
+        }
+        int64_t count;
+        int32_t *ids = encode(t, order[c], len, &count);
+        ck_assert_int_eq(count, 1);
+        free(ids);
+    }
+    /* the learned merges follow: one byte pair of the corpus */
+    size_t len;
+    const char *next = ag_bpe_token_bytes(t, id, &len);
+    ck_assert_uint_eq(len, 2);
+    bool occurs = false;
+    for (size_t i = 0; i + 1 < n && !occurs; i++)
+        occurs = !memcmp(text + i, next, 2);
+    ck_assert(occurs);
+    expect_round_trip(t, text, n);
+    ag_bpe_free(t);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_special_ids)
 {
     const char *special[] = {"<|endoftext|>", "<|im_start|>"};
@@ -577,6 +718,25 @@ START_TEST(test_bad_arguments)
     ck_assert_ptr_null(ag_bpe_train("ab", 2, 300, bang, 1));
     expect_error("special token \"!\" is written as the learned token 0");
 
+    ck_assert_ptr_null(ag_bpe_train_with("ab", 2, NULL));
+    expect_error("ag_bpe_train_with: options is NULL");
+    ag_bpe_train_options o = {.vocab_size = 255};
+    ck_assert_ptr_null(ag_bpe_train_with("ab", 2, &o));
+    expect_error("ag_bpe_train_with: vocab_size 255 is less than");
+    o = (ag_bpe_train_options){.vocab_size = 300, .n_chars = 3};
+    ck_assert_ptr_null(ag_bpe_train_with("ab", 2, &o));
+    expect_error("ag_bpe_train_with: chars is NULL with n_chars 3");
+    /* 中 and 丁 share their first two bytes: three merges */
+    o = (ag_bpe_train_options){
+        .vocab_size = 258, .chars = "中丁", .n_chars = 6};
+    ck_assert_ptr_null(ag_bpe_train_with("ab", 2, &o));
+    expect_error("the 2 characters of chars need 3 merges, and vocab_size "
+                 "258 leaves room for 2");
+    o.vocab_size = 259;
+    ag_bpe *fits = ag_bpe_train_with("ab", 2, &o);
+    ck_assert_msg(fits, "%s", ag_last_error());
+    ck_assert_int_eq(ag_bpe_vocab_size(fits), 259);
+    ag_bpe_free(fits);
     ag_bpe *t = ag_bpe_train("ab ab", 5, 300, NULL, 0);
     int32_t ids[4] = {0, 1, 300, -2};
     char out[8];
@@ -690,6 +850,8 @@ static Suite *text_suite(void)
     tcase_add_test(tc, test_random_bytes_round_trip);
     tcase_add_test(tc, test_text_round_trip);
     tcase_add_test(tc, test_special_ids);
+    tcase_add_test(tc, test_han_words);
+    tcase_add_test(tc, test_whole_chars);
     tcase_add_test(tc, test_few_pairs);
     tcase_add_test(tc, test_long_word);
     tcase_add_test(tc, test_cache_full);

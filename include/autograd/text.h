@@ -70,6 +70,49 @@ typedef struct ag_bpe ag_bpe;
 AG_API ag_bpe *ag_bpe_train(const char *text, size_t n, int32_t vocab_size,
                             const char *const *special, int n_special);
 
+/* The options of ag_bpe_train_with: vocab_size, special and n_special as
+ * ag_bpe_train takes them, and han_words. */
+typedef struct {
+    int32_t vocab_size;
+    const char *const *special;
+    int n_special;
+    /* Nonzero: while training, each Han character (the CJK Unified
+     * Ideographs U+4E00-9FFF, their extensions U+3400-4DBF and
+     * U+20000-3FFFF, and the compatibility ideographs U+F900-FAFF) is a
+     * word of its own, apart from the letters and the space around it, as
+     * BERT's tokenizer splits Chinese characters. Then no learned token
+     * holds bytes of two Han characters, or of a Han character and
+     * anything else, and the merges go to whole characters instead of to
+     * pairs of them: Chinese text encodes to one token a character when
+     * the character is common enough to have been merged (one to three
+     * tokens otherwise), never to tokens of several characters. Encoding
+     * is GPT-2's all the same (no merge a Han-word training learns can
+     * span a character's edge, since a UTF-8 lead byte starts every
+     * character), so the files still encode alike in any GPT-2
+     * tokenizer. Zero: GPT-2's words, as ag_bpe_train. */
+    int han_words;
+    /* Characters to make whole tokens before anything else is merged:
+     * n_chars bytes of UTF-8 text (NULL and 0 for none), of which each
+     * distinct character of two or more bytes becomes one token (bytes
+     * that are not valid UTF-8 are passed over). Their merges (the lead
+     * byte with the next byte, then that with the next, each prefix that
+     * is not a token yet) come first, the most frequent character in the
+     * training text first (ties by their bytes), and the learned merges
+     * follow, up to vocab_size, as SentencePiece keeps the characters of
+     * its coverage whole; a character need not occur in the training
+     * text. Text in these characters then encodes to one token a
+     * character. Errors: chars NULL with n_chars > 0; more merges than
+     * vocab_size - 256 - n_special. */
+    const char *chars;
+    size_t n_chars;
+} ag_bpe_train_options;
+
+/* ag_bpe_train with options (above). Errors: those of ag_bpe_train and of
+ * the options, named ag_bpe_train_with, and options NULL. Returns the tokenizer
+ * (free it with ag_bpe_free) or NULL. */
+AG_API ag_bpe *ag_bpe_train_with(const char *text, size_t n,
+                                 const ag_bpe_train_options *options);
+
 /* Loads a tokenizer from GPT-2's two files, as Hugging Face's
  * GPT2Tokenizer reads them: vocab_json_path, a JSON object from token to
  * id (a token written as its bytes mapped by bytes_to_unicode), and

@@ -1,5 +1,6 @@
-/* train.c: training a byte-level BPE (ag_bpe_train). The text's words
- * (pre-tokenized, counted once each) start as bytes; each step merges the
+/* train.c: training a byte-level BPE (ag_bpe_train, ag_bpe_train_with).
+ * The text's words (pre-tokenized, with each Han character a word of its
+ * own when asked; counted once each) start as bytes; each step merges the
  * adjacent pair of tokens that occurs most often, weighed by the words'
  * counts (ties: the smallest left id, then right id). The pair counts and
  * an index pair -> words that hold it are updated only for the words a
@@ -10,7 +11,7 @@
 
 #include "../io/io.h"
 
-static const char func[] = "ag_bpe_train";
+#include <stdlib.h>
 
 /* A heap entry: a pair and its count when pushed. */
 typedef struct {
@@ -193,16 +194,51 @@ static int apply_merge(trainer *tr, int32_t p, int32_t z, int32_t m)
     return 0;
 }
 
-/* Counts the words of text into tr (their bytes as ids of t). */
+/* The length in bytes of the Han character (Unicode's CJK Unified
+ * Ideographs, their extensions A to H and the compatibility ideographs:
+ * U+3400-4DBF, U+4E00-9FFF, U+F900-FAFF, U+20000-3FFFF) that starts s[0, n),
+ * or 0 when s starts with another character. */
+static size_t han_length(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : ag__utf8_char(s, n);
+    uint32_t cp =
+        len == 3   ? (s[0] & 0x0Fu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu)
+        : len == 4 ? (s[0] & 0x07u) << 18 | (s[1] & 0x3Fu) << 12 |
+                         (s[2] & 0x3Fu) << 6 | (s[3] & 0x3Fu)
+                   : 0;
+    bool han =
+        (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
+        (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x20000 && cp <= 0x3FFFF);
+    return han ? len : 0;
+}
+
+/* The length of the first training word of s[0, n): GPT-2's word, or with
+ * han_words the part of it before its first Han character, or that
+ * character when the word starts with it. */
+static size_t training_word(const unsigned char *s, size_t n, bool han_words)
+{
+    size_t len = ag__next_word(s, n);
+    if (!han_words) return len;
+    for (size_t at = 0; at < len;) {
+        size_t han = han_length(s + at, len - at);
+        if (han) return at > 0 ? at : han;
+        size_t step;
+        ag__char_at(s + at, len - at, &step);
+        at += step;
+    }
+    return len;
+}
+
+/* Counts the training words of text into tr (their bytes as ids of t). */
 static int count_words(trainer *tr, const ag_bpe *t, const unsigned char *s,
-                       size_t n)
+                       size_t n, bool han_words)
 {
     ag__str_map words = {0};
     int64_t *weight = NULL;
     size_t weight_cap = 0;
     int rc = -1;
     for (size_t at = 0; at < n;) {
-        size_t len = ag__next_word(s + at, n - at);
+        size_t len = training_word(s + at, n - at, han_words);
         int32_t w = ag__str_map_find(&words, s + at, len);
         if (w < 0) {
             if (len > INT32_MAX ||
@@ -241,8 +277,9 @@ done:
 
 /* Checks ag_bpe_train's arguments but the ones that need the learned
  * tokens. Returns 0 or -1. */
-static int check_args(const char *text, size_t n, int32_t vocab_size,
-                      const char *const *special, int n_special)
+static int check_args(const char *func, const char *text, size_t n,
+                      int32_t vocab_size, const char *const *special,
+                      int n_special)
 {
     if (!text && n > 0) {
         ag__error(func, "text is NULL");
@@ -280,7 +317,8 @@ static int check_args(const char *text, size_t n, int32_t vocab_size,
 /* Appends the special tokens, refusing one whose vocab.json key would be
  * that of a learned token (its text, read as mapped bytes, is a token's
  * bytes). Returns 0 or -1. */
-static int add_specials(ag_bpe *t, const ag__str_map *token_bytes,
+static int add_specials(const char *func, ag_bpe *t,
+                        const ag__str_map *token_bytes,
                         const char *const *special, int n_special)
 {
     for (int i = 0; i < n_special; i++) {
@@ -329,8 +367,58 @@ static void trainer_free(trainer *tr)
     ag__str_map_free(&tr->token_bytes);
 }
 
-/* Learns up to n_merges merges into t. Returns 0 or -1 (out of memory). */
-static int learn(trainer *tr, ag_bpe *t, int32_t n_merges)
+/* The characters of the chars option, each once, made whole tokens first:
+ * most frequent in the training text first, then by their bytes. */
+typedef struct {
+    const unsigned char *bytes;
+    size_t len;
+    int64_t count;
+} whole_char;
+
+static int whole_char_order(const void *pa, const void *pb)
+{
+    const whole_char *a = pa, *b = pb;
+    if (a->count != b->count) return a->count > b->count ? -1 : 1;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->bytes, b->bytes, n);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* Makes each of the characters whole a token, through the merges of its
+ * prefixes that no token has yet (the lead byte and the next, then that
+ * and the next byte, ...), applied to the words; merge numbers from
+ * *m on. Returns 0 or -1 (out of memory). */
+static int merge_whole_chars(const char *func, trainer *tr, ag_bpe *t,
+                             const whole_char *whole, size_t n_whole,
+                             int32_t *m)
+{
+    for (size_t c = 0; c < n_whole; c++) {
+        const unsigned char *b = whole[c].bytes;
+        int32_t cur = t->byte_id[b[0]];
+        for (size_t k = 2; k <= whole[c].len; k++) {
+            int32_t next = t->byte_id[b[k - 1]];
+            int32_t have = ag__str_map_find(&tr->token_bytes, b, k);
+            if (have >= 0) { /* token numbers are token_bytes' numbers */
+                cur = have;
+                continue;
+            }
+            int32_t z = ag__bpe_add_token(t, func, b, k, false);
+            if (z < 0 || ag__str_map_add(&tr->token_bytes, b, k) < 0 ||
+                ag__bpe_add_merge(t, func, cur, next, z))
+                return -1;
+            int32_t p = ag__pair_map_get(&tr->index, cur, next);
+            if (p >= 0 && apply_merge(tr, p, z, *m)) return -1;
+            cur = z;
+            (*m)++;
+        }
+    }
+    return 0;
+}
+
+/* Learns the merges of the whole characters, then more up to n_merges in
+ * all, into t. Returns 0 or -1 (out of memory). */
+static int learn(const char *func, trainer *tr, ag_bpe *t, int32_t n_merges,
+                 const whole_char *whole, size_t n_whole)
 {
     for (size_t w = 0; w < tr->n_words; w++) {
         const int32_t *ids = tr->ids + tr->start[w];
@@ -342,7 +430,9 @@ static int learn(trainer *tr, ag_bpe *t, int32_t n_merges)
     unsigned char *joined = NULL;
     size_t joined_cap = 0;
     int rc = -1;
-    for (int32_t m = 0; m < n_merges && tr->heap_n;) {
+    int32_t m = 0;
+    if (merge_whole_chars(func, tr, t, whole, n_whole, &m)) goto done;
+    while (m < n_merges && tr->heap_n) {
         entry e = pop(tr);
         int32_t p = ag__pair_map_get(&tr->index, e.left, e.right);
         if (tr->banned[p] || tr->count[p] != e.count) continue; /* stale */
@@ -370,12 +460,80 @@ done:
     return rc;
 }
 
-ag_bpe *ag_bpe_train(const char *text, size_t n, int32_t vocab_size,
-                     const char *const *special, int n_special)
+/* The characters of o->chars of two or more bytes (valid UTF-8; other
+ * bytes are skipped), each once, with their counts in the training text,
+ * in merge order, into *whole (their bytes in o->chars; NULL for none;
+ * free with ag__free). Errors: their merges would leave no room for the
+ * special tokens in vocab_size; out of memory. Returns 0 or -1. */
+static int whole_chars(const char *func, const ag_bpe_train_options *o,
+                       const unsigned char *text, size_t n, whole_char **whole,
+                       size_t *n_whole)
 {
-    if (check_args(text, n, vocab_size, special, n_special)) return NULL;
+    *whole = NULL;
+    *n_whole = 0;
+    ag__str_map set = {0}, prefixes = {0};
+    size_t cap = 0;
+    const unsigned char *c = (const unsigned char *)o->chars;
+    for (size_t at = 0, len; c && at < o->n_chars; at += len) {
+        ag__char_at(c + at, o->n_chars - at, &len);
+        if (len < 2 || ag__str_map_find(&set, c + at, len) >= 0) continue;
+        if (ag__str_map_add(&set, c + at, len) < 0 ||
+            ag__grow(whole, &cap, set.count, sizeof **whole))
+            goto oom;
+        (*whole)[set.count - 1] = (whole_char){c + at, len, 0};
+        for (size_t k = 2; k <= len; k++)
+            if (ag__str_map_find(&prefixes, c + at, k) < 0 &&
+                ag__str_map_add(&prefixes, c + at, k) < 0)
+                goto oom;
+    }
+    int64_t room = (int64_t)o->vocab_size - 256 - o->n_special;
+    if ((int64_t)prefixes.count > room) {
+        ag__error(func,
+                  "the %zu characters of chars need %zu merges, and "
+                  "vocab_size %d leaves room for %lld",
+                  set.count, prefixes.count, (int)o->vocab_size,
+                  (long long)room);
+        goto fail;
+    }
+    for (size_t at = 0, len; set.count && at < n; at += len) {
+        ag__char_at(text + at, n - at, &len);
+        int32_t i = len < 2 ? -1 : ag__str_map_find(&set, text + at, len);
+        if (i >= 0) (*whole)[i].count++;
+    }
+    *n_whole = set.count;
+    if (set.count > 1)
+        qsort(*whole, set.count, sizeof **whole, whole_char_order);
+    ag__str_map_free(&set);
+    ag__str_map_free(&prefixes);
+    return 0;
+oom:
+    ag__error(func, "out of memory");
+fail:
+    ag__str_map_free(&set);
+    ag__str_map_free(&prefixes);
+    ag__free(*whole);
+    *whole = NULL;
+    return -1;
+}
+
+static ag_bpe *train(const char *func, const char *text, size_t n,
+                     const ag_bpe_train_options *o)
+{
+    if (check_args(func, text, n, o->vocab_size, o->special, o->n_special))
+        return NULL;
+    if (!o->chars && o->n_chars > 0) {
+        ag__error(func, "chars is NULL with n_chars %zu", o->n_chars);
+        return NULL;
+    }
+    whole_char *whole;
+    size_t n_whole;
+    if (whole_chars(func, o, (const unsigned char *)text, n, &whole, &n_whole))
+        return NULL;
     ag_bpe *t = ag__bpe_new(func);
-    if (!t) return NULL;
+    if (!t) {
+        ag__free(whole);
+        return NULL;
+    }
     trainer tr = {0};
     bool ok = true;
     for (int i = 0; i < 256 && ok; i++) {
@@ -383,14 +541,37 @@ ag_bpe *ag_bpe_train(const char *text, size_t n, int32_t vocab_size,
         ok = ag__bpe_add_token(t, func, &b, 1, false) >= 0 &&
              ag__str_map_add(&tr.token_bytes, &b, 1) >= 0;
     }
-    ok = ok && !count_words(&tr, t, (const unsigned char *)text, n) &&
-         !learn(&tr, t, vocab_size - 256 - n_special);
+    ok = ok &&
+         !count_words(&tr, t, (const unsigned char *)text, n,
+                      o->han_words != 0) &&
+         !learn(func, &tr, t, o->vocab_size - 256 - o->n_special, whole,
+                n_whole);
     if (!ok) ag__error(func, "out of memory");
-    ok = ok && !add_specials(t, &tr.token_bytes, special, n_special);
+    ok =
+        ok && !add_specials(func, t, &tr.token_bytes, o->special, o->n_special);
     trainer_free(&tr);
+    ag__free(whole);
     if (!ok) {
         ag_bpe_free(t);
         return NULL;
     }
     return t;
+}
+
+ag_bpe *ag_bpe_train(const char *text, size_t n, int32_t vocab_size,
+                     const char *const *special, int n_special)
+{
+    ag_bpe_train_options o = {
+        .vocab_size = vocab_size, .special = special, .n_special = n_special};
+    return train("ag_bpe_train", text, n, &o);
+}
+
+ag_bpe *ag_bpe_train_with(const char *text, size_t n,
+                          const ag_bpe_train_options *options)
+{
+    if (!options) {
+        ag__error("ag_bpe_train_with", "options is NULL");
+        return NULL;
+    }
+    return train("ag_bpe_train_with", text, n, options);
 }
