@@ -40,9 +40,18 @@ run() {
 # paths run under the wrapper in its own tests)
 run_failing() { "$gpt" "$@"; }
 run tokenize --dir "$dir/a" --pretrain "$dir/readme" --finetune "$dir/poems" \
-    --vocab 320 >"$dir/tokenize.txt"
+    --vocab 400 >"$dir/tokenize.txt"
 cat "$dir/tokenize.txt"
 grep -q "BPE: vocabulary" "$dir/tokenize.txt" || fail "no BPE line"
+# the poems' characters are whole tokens (--whole-chars, the default) ...
+grep -q "fine-tuning text: 100.0% of its" "$dir/tokenize.txt" ||
+    fail "the poems' characters are not all one token each"
+# ... which needs room in the vocabulary
+if run_failing tokenize --dir "$dir/small" --pretrain "$dir/readme" \
+    --finetune "$dir/poems" --vocab 300 >/dev/null 2>"$dir/err"; then
+    fail "tokenize without room for the poems' characters ran"
+fi
+grep -q "characters of chars need" "$dir/err" || fail "no error: $(cat "$dir/err")"
 for f in vocab.json merges.txt pretrain_train.tok pretrain_val.tok \
          finetune_train.tok finetune_val.tok; do
     test -s "$dir/a/$f" || fail "tokenize wrote no $f"

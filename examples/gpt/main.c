@@ -53,6 +53,7 @@ typedef struct {
     const char *pretrain_files[64], *finetune_file;
     int n_pretrain_files;
     int64_t vocab, bpe_bytes, threads;
+    int64_t han_words, whole_chars; /* tokenize: 0 or 1 */
     uint64_t seed;
     /* model */
     gpt_config cfg;
@@ -87,6 +88,9 @@ static void usage(void)
         "commands: tokenize pretrain finetune dpo generate chat\n"
         "common:   --dir DIR (gpt_out) --threads N (1) --seed N (1)\n"
         "tokenize: --vocab N (4096) --bpe-bytes N (all) --val-share F (0.05)\n"
+        "          --han-words 0|1 (1: each Han character a training word)\n"
+        "          --whole-chars 0|1 (1: the fine-tuning text's characters\n"
+        "          made whole tokens first)\n"
         "          --pretrain FILE (repeatable; default: fortunes, chinese)\n"
         "          --finetune FILE (tang300)\n"
         "model:    --layers N (4) --heads N (4) --embd N (256) --block N "
@@ -151,6 +155,8 @@ static options parse(int argc, char **argv)
                  .weight_decay = 0.1,
                  .clip = 1.0,
                  .val_share = 0.05,
+                 .han_words = 1,
+                 .whole_chars = 1,
                  .lr = -1,
                  .min_lr = -1,
                  .warmup = -1,
@@ -207,6 +213,10 @@ static options parse(int argc, char **argv)
             o.vocab = parse_int(k, v, 258);
         else if (!strcmp(k, "--bpe-bytes"))
             o.bpe_bytes = parse_int(k, v, 1);
+        else if (!strcmp(k, "--han-words"))
+            o.han_words = parse_int(k, v, 0) != 0;
+        else if (!strcmp(k, "--whole-chars"))
+            o.whole_chars = parse_int(k, v, 0) != 0;
         else if (!strcmp(k, "--threads"))
             o.threads = parse_int(k, v, 1);
         else if (!strcmp(k, "--seed"))
@@ -415,6 +425,29 @@ static void read_corpora(const options *o, lm_corpus *pre, lm_corpus *fine)
     lm_paths_free(english, n_english);
 }
 
+/* The share of the non-ASCII characters of text[0, n) (valid UTF-8 ones
+ * and stray bytes alike, counted where they occur) that t encodes, each
+ * alone, to one token; their count in *chars. */
+static double whole_char_share(ag_bpe *t, const char *text, size_t n,
+                               int64_t *chars)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    int64_t whole = 0;
+    *chars = 0;
+    for (size_t at = 0, len; at < n; at += len) {
+        len = u[at] < 0x80         ? 1
+              : (u[at] >> 5) == 6  ? 2
+              : (u[at] >> 4) == 14 ? 3
+              : (u[at] >> 3) == 30 ? 4
+                                   : 1;
+        if (at + len > n) len = 1;
+        if (u[at] < 0x80) continue;
+        (*chars)++;
+        whole += ag_bpe_encode(t, text + at, len, NULL, 0) == 1;
+    }
+    return *chars ? (double)whole / (double)*chars : 1;
+}
+
 static int cmd_tokenize(const options *o)
 {
     lm_corpus pre = {0}, fine = {0};
@@ -424,7 +457,14 @@ static int cmd_tokenize(const options *o)
     if (o->bpe_bytes > 0 && (size_t)o->bpe_bytes < n) n = (size_t)o->bpe_bytes;
     const char *special[] = {LM_EOT};
     double t0 = progress_now();
-    ag_bpe *t = ag_bpe_train(pre.train.data, n, o->vocab, special, 1);
+    ag_bpe_train_options bpe = {.vocab_size = (int32_t)o->vocab,
+                                .special = special,
+                                .n_special = 1,
+                                .han_words = (int)o->han_words,
+                                .chars =
+                                    o->whole_chars ? fine.train.data : NULL,
+                                .n_chars = o->whole_chars ? fine.train.len : 0};
+    ag_bpe *t = ag_bpe_train_with(pre.train.data, n, &bpe);
     if (!t) fail("%s", ag_last_error());
     double dt = progress_now() - t0;
     printf("BPE: vocabulary %lld trained on %.2f MB in %.1f s (%.2f MB/s)\n",
@@ -434,6 +474,12 @@ static int cmd_tokenize(const options *o)
         fail("%s", ag_last_error());
     printf("saved %s and %s\n", path_in(o, "vocab.json"),
            path_in(o, "merges.txt"));
+    int64_t chars;
+    double share = whole_char_share(t, fine.train.data ? fine.train.data : "",
+                                    fine.train.len, &chars);
+    printf("fine-tuning text: %.1f%% of its %lld non-ASCII characters are "
+           "one token each\n",
+           100 * share, (long long)chars);
     encode_to_file(o, t, &pre.train, "pretrain_train.tok");
     encode_to_file(o, t, &pre.val, "pretrain_val.tok");
     encode_to_file(o, t, &fine.train, "finetune_train.tok");
