@@ -28,15 +28,21 @@ START_TEST(test_poem_forms)
     /* tang300's own: five- and seven-character, with title and author */
     ck_assert_int_eq(regular("《感遇・其一》\n作者：张九龄\n"
                              "兰叶春葳蕤，桂华秋皎洁。\n"
-                             "欣欣此生意，自尔为佳节。\n"),
+                             "欣欣此生意，自尔为佳节。\n"
+                             "谁知林栖者，闻风坐相悦。\n"
+                             "草木有本心，何求美人折？\n"),
                      5);
     ck_assert_int_eq(regular("《无题》\n作者：李商隐\n"
                              "相见时难别亦难，东风无力百花残。\n"
-                             "春蚕到死丝方尽，蜡炬成灰泪始干。\n"),
+                             "春蚕到死丝方尽，蜡炬成灰泪始干。\n"
+                             "晓镜但愁云鬓改，夜吟应觉月光寒。\n"
+                             "蓬山此去无多路，青鸟殷勤为探看。\n"),
                      7);
     /* without the header lines, ending in ？ and ！, with blank lines */
     ck_assert_int_eq(regular("\n草木有本心，何求美人折？\n  \n"
-                             "欣欣此生意，自尔为佳节！\n"),
+                             "欣欣此生意，自尔为佳节！\n"
+                             "谁知林栖者，闻风坐相悦。\n\n"
+                             "兰叶春葳蕤，桂华秋皎洁。\n"),
                      5);
     /* broken forms */
     const char *bad[] = {
@@ -63,13 +69,19 @@ END_TEST
 START_TEST(test_poem_score)
 {
     const char *reg = "《题》\n作者：某\n兰叶春葳蕤，桂华秋皎洁。\n"
-                      "欣欣此生意，自尔为佳节。\n";
+                      "欣欣此生意，自尔为佳节。\n谁知林栖者，闻风坐相悦。\n"
+                      "草木有本心，何求美人折？\n";
     ck_assert_double_eq(poem_form_score(reg, strlen(reg)), 1.0);
-    /* halves: 5, 4, 5, "ab"+3 (not clean), 5 without a mark: 2 of 5 keep
-     * it (the last one is not closed) */
+    /* one perfect line of a quatrain's two: 2 of its 4 half-lines */
+    const char *short_poem = "兰叶春葳蕤，桂华秋皎洁。\n";
+    ck_assert_double_eq_tol(poem_form_score(short_poem, strlen(short_poem)),
+                            2.0 / 4, 1e-15);
+    /* halves: 5, 4, 5, "ab"+3 (not clean), 5 without a mark, then two
+     * lines of 5: 6 of 9 keep it (the fifth is not closed) */
     const char *half = "兰叶春葳蕤，桂华秋皎。\n欣欣此生意，ab自尔为。\n"
-                       "欣欣此生意\n";
-    ck_assert_double_eq_tol(poem_form_score(half, strlen(half)), 2.0 / 5,
+                       "欣欣此生意\n谁知林栖者，闻风坐相悦。\n"
+                       "草木有本心，何求美人折？\n";
+    ck_assert_double_eq_tol(poem_form_score(half, strlen(half)), 6.0 / 9,
                             1e-15);
     /* seven wins over five when more halves have it */
     const char *seven = "相见时难别亦难，东风无力百花残。\n兰叶春葳蕤，x。\n";

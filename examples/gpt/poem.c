@@ -118,7 +118,7 @@ int poem_regular(const char *s, size_t n)
         if (run != 0 || halves != 2) return 0;
         lines++;
     }
-    return lines >= 2 && (width == 5 || width == 7) ? width : 0;
+    return lines >= POEM_MIN_LINES && (width == 5 || width == 7) ? width : 0;
 }
 
 /* Calls fn(han, clean, user) for each half-line of the body: its number of
@@ -167,5 +167,7 @@ double poem_form_score(const char *s, size_t n)
     half_counts c = {0};
     each_half_line(s, n, count_half, &c);
     if (c.total == 0) return 0;
-    return (double)(c.seven > c.five ? c.seven : c.five) / c.total;
+    /* a poem shorter than the shortest regular one misses half-lines */
+    int halves = c.total > 2 * POEM_MIN_LINES ? c.total : 2 * POEM_MIN_LINES;
+    return (double)(c.seven > c.five ? c.seven : c.five) / halves;
 }

@@ -1,7 +1,8 @@
 /* poem.h: the regular form of a Tang poem, the preference that the DPO
  * stage teaches. A poem as tang300 writes it: a title line "《...》", an
  * author line "作者：...", then the body. The body is regular when
- *   - it has at least two lines, every line non-empty,
+ *   - it has at least two lines (POEM_MIN_LINES: a quatrain, the
+ *     shortest regular form), every line non-empty,
  *   - every line is exactly two half-lines, each a run of Han characters
  *     (U+3400-U+4DBF, U+4E00-U+9FFF, U+F900-U+FAFF) closed by one of the
  *     marks "，。？！；",
@@ -14,6 +15,10 @@
 
 #include <stddef.h>
 
+/* The lines of the shortest regular poem, a quatrain (tang300 writes a
+ * couplet, two half-lines, a line). */
+#define POEM_MIN_LINES 2
+
 /* 5 or 7 when the poem text s[0..n) (UTF-8) is regular, its characters per
  * half-line; 0 otherwise. The title and author lines are optional (a
  * leading line beginning "《" is the title, then one beginning "作者" the
@@ -25,7 +30,11 @@ int poem_regular(const char *s, size_t n);
  * cut into half-lines, each a run ended by one of the marks or by the end
  * of its line; W is 5 or 7, whichever more half-lines have (5 on a tie);
  * the score is the share of half-lines made of exactly W Han characters
- * and nothing else. A regular poem scores 1; 0 for no half-line. */
+ * and nothing else, counting the half-lines a poem shorter than a
+ * quatrain misses as not keeping it (the share of 2 POEM_MIN_LINES when it
+ * has fewer: one perfect line scores 0.5, so that a preference for the
+ * score does not favour stopping short). A regular poem scores 1; 0 for no
+ * half-line. */
 double poem_form_score(const char *s, size_t n);
 
 #endif /* EXAMPLES_GPT_POEM_H */
