@@ -47,7 +47,8 @@ START_TEST(test_poem_forms)
     /* broken forms */
     const char *bad[] = {
         "兰叶春葳蕤，桂华秋皎洁。\n", /* one line only */
-        "兰叶春葳蕤，桂华秋皎。\n欣欣此生意，自尔为佳节。\n", /* 5 then 4 */
+        "兰叶春葳蕤，桂华秋皎。\n欣欣此生意，自尔为佳节。\n",   /* 5 then 4 */
+        "青山中庭花，白日夕阳春。\n青山中庭花，江上月明人。\n", /* again */
         "相见时难别亦难，东风无力百花残。\n欣欣此生意，自尔为佳节。\n",
         "兰叶春葳蕤，桂华秋皎洁\n欣欣此生意，自尔为佳节。\n",   /* no mark */
         "兰叶春葳蕤，桂华秋皎洁。欣欣此生意，\n自尔为佳节。\n", /* 3 halves */
@@ -82,6 +83,10 @@ START_TEST(test_poem_score)
                        "欣欣此生意\n谁知林栖者，闻风坐相悦。\n"
                        "草木有本心，何求美人折？\n";
     ck_assert_double_eq_tol(poem_form_score(half, strlen(half)), 6.0 / 9,
+                            1e-15);
+    /* a half-line written again does not keep the form: 3 of 4 */
+    const char *again = "青山中庭花，白日夕阳春。\n青山中庭花，江上月明人。\n";
+    ck_assert_double_eq_tol(poem_form_score(again, strlen(again)), 3.0 / 4,
                             1e-15);
     /* seven wins over five when more halves have it */
     const char *seven = "相见时难别亦难，东风无力百花残。\n兰叶春葳蕤，x。\n";

@@ -94,8 +94,29 @@ static bool next_body_line(const char *s, size_t n, line_walk *w,
     return false;
 }
 
+/* The half-lines seen so far in a body, to find one written again; past
+ * the first 256 none is kept (no poem of tang300 has half as many). */
+typedef struct {
+    const char *at[256];
+    size_t len[256];
+    int n;
+} seen_halves;
+
+/* Whether the half-line s[0..len) repeats one already seen; notes it. */
+static bool repeats(seen_halves *seen, const char *s, size_t len)
+{
+    for (int i = 0; i < seen->n; i++)
+        if (seen->len[i] == len && !memcmp(seen->at[i], s, len)) return true;
+    if (seen->n < 256) {
+        seen->at[seen->n] = s;
+        seen->len[seen->n++] = len;
+    }
+    return false;
+}
+
 int poem_regular(const char *s, size_t n)
 {
+    seen_halves seen = {.n = 0};
     int width = 0, lines = 0;
     line_walk w = {0, 0};
     const char *line;
@@ -103,14 +124,19 @@ int poem_regular(const char *s, size_t n)
     while (next_body_line(s, n, &w, &line, &len)) {
         /* the body line: exactly two half-lines of `width` Han characters */
         int halves = 0, run = 0;
+        size_t start = 0;
         for (size_t i = 0; i < len;) {
+            size_t at = i;
             int32_t cp = next_code_point(line, len, &i);
             if (is_han(cp)) {
                 run++;
             } else if (is_mark(cp) && run > 0) {
                 if (width == 0) width = run;
-                if (run != width || ++halves > 2) return 0;
+                if (run != width || ++halves > 2 ||
+                    repeats(&seen, line + start, at - start))
+                    return 0;
                 run = 0;
+                start = i;
             } else if (cp != '\r') {
                 return 0;
             }
@@ -121,10 +147,12 @@ int poem_regular(const char *s, size_t n)
     return lines >= POEM_MIN_LINES && (width == 5 || width == 7) ? width : 0;
 }
 
-/* Calls fn(han, clean, user) for each half-line of the body: its number of
- * Han characters and whether it holds nothing else. */
+/* Calls fn(half, len, han, clean, user) for each half-line of the body:
+ * its bytes (without the mark), its number of Han characters and whether
+ * it holds nothing else. */
 static void each_half_line(const char *s, size_t n,
-                           void (*fn)(int han, bool clean, void *user),
+                           void (*fn)(const char *half, size_t len, int han,
+                                      bool clean, void *user),
                            void *user)
 {
     line_walk w = {0, 0};
@@ -133,11 +161,14 @@ static void each_half_line(const char *s, size_t n,
     while (next_body_line(s, n, &w, &line, &len)) {
         int han = 0;
         bool clean = true, open = false;
+        size_t start = 0;
         for (size_t i = 0; i < len;) {
+            size_t at = i;
             int32_t cp = next_code_point(line, len, &i);
             if (is_mark(cp)) {
-                fn(han, clean, user);
+                fn(line + start, at - start, han, clean, user);
                 han = 0, clean = true, open = false;
+                start = i;
             } else if (cp != '\r') {
                 open = true;
                 if (is_han(cp))
@@ -146,25 +177,31 @@ static void each_half_line(const char *s, size_t n,
                     clean = false;
             }
         }
-        if (open) fn(han, false, user); /* no closing mark */
+        if (open) fn(line + start, len - start, han, false, user); /* no mark */
     }
 }
 
 typedef struct {
     int total, five, seven;
+    seen_halves seen;
 } half_counts;
 
-static void count_half(int han, bool clean, void *user)
+/* A half-line keeps the form when it is exactly 5 (or 7) Han characters
+ * and not one written before in the poem. */
+static void count_half(const char *half, size_t len, int han, bool clean,
+                       void *user)
 {
     half_counts *c = user;
     c->total++;
-    c->five += clean && han == 5;
-    c->seven += clean && han == 7;
+    bool keeps =
+        clean && (han == 5 || han == 7) && !repeats(&c->seen, half, len);
+    c->five += keeps && han == 5;
+    c->seven += keeps && han == 7;
 }
 
 double poem_form_score(const char *s, size_t n)
 {
-    half_counts c = {0};
+    half_counts c = {.total = 0};
     each_half_line(s, n, count_half, &c);
     if (c.total == 0) return 0;
     /* a poem shorter than the shortest regular one misses half-lines */

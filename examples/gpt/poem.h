@@ -8,6 +8,8 @@
  *     marks "，。？！；",
  *   - every half-line has the same number of Han characters, 5 or 7
  *     ("兰叶春葳蕤，桂华秋皎洁。": two halves of five).
+ *   - no half-line is written twice (a poem that repeats one line is a
+ *     loop, not the form: tang300 has none).
  * Blank lines (spaces only) are ignored; anything else in the body (Latin
  * letters, a third half-line, a missing mark) makes it irregular. */
 #ifndef EXAMPLES_GPT_POEM_H
@@ -30,11 +32,11 @@ int poem_regular(const char *s, size_t n);
  * cut into half-lines, each a run ended by one of the marks or by the end
  * of its line; W is 5 or 7, whichever more half-lines have (5 on a tie);
  * the score is the share of half-lines made of exactly W Han characters
- * and nothing else, counting the half-lines a poem shorter than a
- * quatrain misses as not keeping it (the share of 2 POEM_MIN_LINES when it
- * has fewer: one perfect line scores 0.5, so that a preference for the
- * score does not favour stopping short). A regular poem scores 1; 0 for no
- * half-line. */
+ * and nothing else, and not written before in the poem, counting the half-lines
+ * a poem shorter than a quatrain misses as not keeping it (the share of 2
+ * POEM_MIN_LINES when it has fewer: one perfect line scores 0.5, so that a
+ * preference for the score does not favour stopping short). A regular poem
+ * scores 1; 0 for no half-line. */
 double poem_form_score(const char *s, size_t n);
 
 #endif /* EXAMPLES_GPT_POEM_H */
