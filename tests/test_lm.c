@@ -97,6 +97,26 @@ START_TEST(test_poem_score)
 }
 END_TEST
 
+/* The half-lines of many poems and the distinct ones among them: Han
+ * characters only, without their marks, the title and author skipped. */
+START_TEST(test_poem_lines)
+{
+    poem_lines l = {0};
+    const char *a = "《题》\n作者：某\n青山中庭花，白日夕阳春。\n";
+    const char *b = "青山中庭花，x江上。\n江上月明人，白日夕阳春\n";
+    ck_assert_int_eq(poem_lines_add(&l, a, strlen(a)), 0);
+    ck_assert_int_eq(poem_lines_add(&l, b, strlen(b)), 0);
+    /* a's two, then b's 青山中庭花 and 江上月明人: neither "x江上" nor
+     * the unclosed 白日夕阳春 keeps the form */
+    ck_assert_uint_eq(l.n, 4);
+    ck_assert_uint_eq(poem_lines_distinct(&l), 3);
+    ck_assert_str_eq(l.half[0], "江上月明人"); /* sorted by bytes */
+    poem_lines_free(&l);
+    ck_assert_uint_eq(l.n, 0);
+    ck_assert_uint_eq(poem_lines_distinct(&l), 0);
+}
+END_TEST
+
 /* The share of regular poems in tang300 itself, when fortunes-zh is
  * installed: 289 of its 313 poems (the others are irregular old-style
  * poems and ones with a preface). */
@@ -306,6 +326,7 @@ static Suite *lm_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_poem_forms);
     tcase_add_test(tc, test_poem_score);
+    tcase_add_test(tc, test_poem_lines);
     tcase_add_test(tc, test_poem_tang300);
     tcase_add_test(tc, test_corpus_reader);
     tcase_add_test(tc, test_logprob);

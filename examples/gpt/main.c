@@ -1333,34 +1333,61 @@ static sample_seq sample_poem(gpt_cache *cache, ag_sampler *s, ag_rng *rng,
     return q;
 }
 
-/* The share of regular poems among n samples from the start token, drawn
- * with the seeds seed*1000003 + i (the same for every model). */
-static double regular_share(gpt *m, ag_arena *a, ag_sampler *s, ag_bpe *tok,
-                            int64_t n, uint64_t seed, int64_t max_new,
-                            int32_t eot, const char *label, double *score)
+/* What n samples from the start token (the seeds seed*1000003 + i, the
+ * same for every model) show: the share of regular poems, the mean form
+ * score, and how varied the half-lines are (distinct of all). */
+typedef struct {
+    double regular, score;
+    size_t halves, distinct;
+} sample_stats;
+
+static void print_poem(ag_bpe *tok, const sample_seq *q, const char *label,
+                       int64_t i)
+{
+    int64_t need = ag_bpe_decode(tok, q->ids + 1, q->n - 1, NULL, 0);
+    char *text = malloc((size_t)need + 1);
+    if (text &&
+        ag_bpe_decode(tok, q->ids + 1, q->n - 1, text, (size_t)need) == need) {
+        text[need] = 0;
+        printf("%s sample %lld (%s):\n%s\n", label, (long long)i,
+               q->regular ? "regular" : "irregular", text);
+    }
+    free(text);
+}
+
+/* Samples n poems and measures them; prints the first two and the first
+ * two regular ones. */
+static sample_stats measure_samples(gpt *m, ag_arena *a, ag_sampler *s,
+                                    ag_bpe *tok, int64_t n, uint64_t seed,
+                                    int64_t max_new, int32_t eot,
+                                    const char *label)
 {
     gpt_cache *cache = gpt_cache_new(a, m, gpt_get_config(m)->block_size);
     if (!cache) fail("%s", ag_last_error());
+    sample_stats st = {0};
+    poem_lines lines = {0};
     int64_t regular = 0;
     for (int64_t i = 0; i < n; i++) {
         ag_rng rng = ag_rng_seed(seed * 1000003 + (uint64_t)i);
         sample_seq q = sample_poem(cache, s, &rng, tok, &eot, 1, max_new, eot);
+        if (i < 2 || (q.regular && regular < 2)) print_poem(tok, &q, label, i);
         regular += q.regular != 0;
-        *score += q.score / (double)n;
-        if (i < 2) {
-            int64_t need = ag_bpe_decode(tok, q.ids + 1, q.n - 1, NULL, 0);
-            char *text = malloc((size_t)need + 1);
-            if (text && ag_bpe_decode(tok, q.ids + 1, q.n - 1, text,
-                                      (size_t)need) == need) {
-                text[need] = 0;
-                printf("%s sample %lld (%s):\n%s\n", label, (long long)i,
-                       q.regular ? "regular" : "irregular", text);
-            }
-            free(text);
-        }
+        st.score += q.score / (double)n;
+        int64_t need = ag_bpe_decode(tok, q.ids + 1, q.n - 1, NULL, 0);
+        char *text = malloc((size_t)need + 1);
+        if (!text ||
+            ag_bpe_decode(tok, q.ids + 1, q.n - 1, text, (size_t)need) !=
+                need ||
+            poem_lines_add(&lines, text, (size_t)need))
+            fail("out of memory");
+        free(text);
         free(q.ids);
     }
-    return (double)regular / (double)n;
+    st.regular = (double)regular / (double)n;
+    st.halves = lines.n;
+    st.distinct = poem_lines_distinct(&lines);
+    poem_lines_free(&lines);
+    return st;
 }
 
 /* The preference pairs of one round, sampled from `sampler_model` through
@@ -1472,14 +1499,12 @@ static int cmd_dpo(options *o)
     if (!bx || !by) fail("out of memory");
     double val_before =
         evaluate(ref, val_ids, n_val, eb, o->eval_batches, bx, by);
-    double score_before = 0, score_after = 0;
-    double share_before =
-        regular_share(ref, a, s, tok, o->eval_samples, o->seed + 7, max_new,
-                      eot, "before", &score_before);
+    sample_stats before = measure_samples(ref, a, s, tok, o->eval_samples,
+                                          o->seed + 7, max_new, eot, "before");
     printf("dpo: before: validation loss %.4f, regular poems %.1f%% of %lld, "
-           "mean form score %.3f\n",
-           val_before, 100 * share_before, (long long)o->eval_samples,
-           score_before);
+           "mean form score %.3f, distinct half-lines %zu of %zu\n",
+           val_before, 100 * before.regular, (long long)o->eval_samples,
+           before.score, before.distinct, before.halves);
 
     lm_corpus titles = {0};
     if (lm_corpus_add_file(&titles, o->finetune_file, o->val_share)) exit(1);
@@ -1594,14 +1619,15 @@ static int cmd_dpo(options *o)
     }
     double val_after =
         evaluate(policy, val_ids, n_val, eb, o->eval_batches, bx, by);
-    double share_after =
-        regular_share(policy, a, s, tok, o->eval_samples, o->seed + 7, max_new,
-                      eot, "after", &score_after);
+    sample_stats after = measure_samples(policy, a, s, tok, o->eval_samples,
+                                         o->seed + 7, max_new, eot, "after");
     printf("dpo: after %lld steps: validation loss %.4f, regular poems %.1f%% "
-           "of %lld, mean form score %.3f (before %.1f%%, %.3f)\n",
-           (long long)done, val_after, 100 * share_after,
-           (long long)o->eval_samples, score_after, 100 * share_before,
-           score_before);
+           "of %lld, mean form score %.3f, distinct half-lines %zu of %zu "
+           "(before %.1f%%, %.3f, %zu of %zu)\n",
+           (long long)done, val_after, 100 * after.regular,
+           (long long)o->eval_samples, after.score, after.distinct,
+           after.halves, 100 * before.regular, before.score, before.distinct,
+           before.halves);
     if (gpt_save(policy, path_in(o, "dpo.safetensors")))
         fail("%s", ag_last_error());
     printf("saved %s\n", path_in(o, "dpo.safetensors"));

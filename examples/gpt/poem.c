@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Decodes one UTF-8 code point at s[*i..n); -1 for a malformed one (and
@@ -207,4 +208,63 @@ double poem_form_score(const char *s, size_t n)
     /* a poem shorter than the shortest regular one misses half-lines */
     int halves = c.total > 2 * POEM_MIN_LINES ? c.total : 2 * POEM_MIN_LINES;
     return (double)(c.seven > c.five ? c.seven : c.five) / halves;
+}
+
+typedef struct {
+    poem_lines *lines;
+    int failed;
+} lines_job;
+
+static void add_half(const char *half, size_t len, int han, bool clean,
+                     void *user)
+{
+    lines_job *j = user;
+    poem_lines *l = j->lines;
+    if (!clean || han == 0 || j->failed) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        char **grown = realloc(l->half, cap * sizeof *grown);
+        if (!grown) {
+            j->failed = 1;
+            return;
+        }
+        l->half = grown, l->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        j->failed = 1;
+        return;
+    }
+    memcpy(copy, half, len);
+    copy[len] = 0;
+    l->half[l->n++] = copy;
+}
+
+int poem_lines_add(poem_lines *l, const char *s, size_t n)
+{
+    lines_job j = {l, 0};
+    each_half_line(s, n, add_half, &j);
+    return j.failed ? -1 : 0;
+}
+
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t poem_lines_distinct(poem_lines *l)
+{
+    if (l->n == 0) return 0;
+    qsort(l->half, l->n, sizeof *l->half, by_text);
+    size_t distinct = 1;
+    for (size_t i = 1; i < l->n; i++)
+        distinct += strcmp(l->half[i], l->half[i - 1]) != 0;
+    return distinct;
+}
+
+void poem_lines_free(poem_lines *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->half[i]);
+    free(l->half);
+    *l = (poem_lines){0};
 }

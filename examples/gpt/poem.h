@@ -39,4 +39,22 @@ int poem_regular(const char *s, size_t n);
  * scores 1; 0 for no half-line. */
 double poem_form_score(const char *s, size_t n);
 
+/* The half-lines of many poems, to measure how varied they are: a model
+ * that writes the form by repeating a few lines from poem to poem keeps
+ * the form, not the poetry. Zero-initialise; poem_lines_free. */
+typedef struct {
+    char **half; /* each a copy, NUL-terminated */
+    size_t n, cap;
+} poem_lines;
+
+/* Adds the half-lines of poem s[0..n) that are Han characters only (the
+ * body's, as poem_form_score cuts them). Returns 0, or -1 when out of
+ * memory (the lines added so far stay). */
+int poem_lines_add(poem_lines *l, const char *s, size_t n);
+
+/* The number of distinct half-lines in l (it sorts them). */
+size_t poem_lines_distinct(poem_lines *l);
+
+void poem_lines_free(poem_lines *l);
+
 #endif /* EXAMPLES_GPT_POEM_H */
