@@ -67,6 +67,7 @@ typedef struct {
     double temperature, top_p, beta, nll, margin;
     int64_t top_k, tokens, max_reply, pairs, tries, eval_samples, epochs,
         rounds, samples;
+    bool fixed_ref; /* dpo --fixed-ref */
 } options;
 
 _Noreturn static void fail(const char *fmt, ...) AG_PRINTF(1, 2);
@@ -107,6 +108,7 @@ static void usage(void)
         "          --samples N (poems a title, 2) --rounds N (1) --epochs N "
         "(2)\n"
         "          --beta F (0.1) --nll F (weight of the chosen's NLL, 0)\n"
+        "          --fixed-ref (every round against the fine-tuned model)\n"
         "          --margin F (form scores apart for a pair, 0.2)\n"
         "          --eval-samples N (100) --tokens N (max new tokens, 96)\n"
         "sample:   --model FILE --prompt TEXT --tokens N (200) --temperature "
@@ -192,6 +194,10 @@ static options parse(int argc, char **argv)
         }
         if (!strcmp(k, "--dist")) {
             o.dist = true;
+            continue;
+        }
+        if (!strcmp(k, "--fixed-ref")) {
+            o.fixed_ref = true;
             continue;
         }
         if (!v) fail("%s needs a value (gpt help)", k);
@@ -1465,8 +1471,10 @@ static int64_t make_pairs(pair_search *ps)
 }
 
 /* Preference tuning by DPO in o->rounds rounds (iterative DPO): each
- * round samples its pairs from the reference, which is the policy as the
- * round begins (the fine-tuned model in the first), and trains the policy
+ * round samples its pairs from the policy as the round begins (the
+ * fine-tuned model in the first), takes that policy as the round's
+ * reference (with --fixed-ref, the fine-tuned model stays the reference of
+ * every round, which holds the policy near it) and trains the policy
  * o->epochs times over them on
  *   -log sigmoid(beta ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))
  *   + nll * (-log pi(c)) / |c|
@@ -1509,7 +1517,7 @@ static int cmd_dpo(options *o)
     lm_corpus titles = {0};
     if (lm_corpus_add_file(&titles, o->finetune_file, o->val_share)) exit(1);
     pair_search ps = {.o = o,
-                      .cache = gpt_cache_new(a, ref, c->block_size),
+                      .cache = gpt_cache_new(a, policy, c->block_size),
                       .sampler = s,
                       .tok = tok,
                       .titles = titles.train.data,
@@ -1538,7 +1546,8 @@ static int cmd_dpo(options *o)
     int64_t done = 0, pairs = 0;
     int rc = 0;
     for (int64_t round = 0; round < o->rounds; round++) {
-        if (round > 0 && gpt_copy(ref, policy)) fail("%s", ag_last_error());
+        if (round > 0 && !o->fixed_ref && gpt_copy(ref, policy))
+            fail("%s", ag_last_error());
         double t0 = progress_now();
         pairs = make_pairs(&ps);
         printf("dpo: round %lld of %lld: %lld preference pairs (%lld regular "
