@@ -3,11 +3,12 @@
  * text); the special tokens' ids; save/load round trips (same encodings,
  * same files); the merges, files and encodings of the Python reference BPE
  * (tests/fixtures/make_bpe_fixture.py -> bpe_fixture.h, bpe/vocab.json,
- * bpe/merges.txt) compared merge for merge, byte for byte and id for id;
- * the pre-tokenizer on its cases and, word for word, on random texts of
- * tricky characters split by the reference; and every bad input: files missing,
- * truncated or corrupt, ids out of range, NULL arguments, bad training
- * arguments. */
+ * bpe/merges.txt) compared merge for merge, byte for byte and id for id,
+ * and so for its training with han_words and chars (bpe_han_fixture.h,
+ * bpe/han_vocab.json, bpe/han_merges.txt); the pre-tokenizer on its cases
+ * and, word for word, on random texts of tricky characters split by the
+ * reference; and every bad input: files missing, truncated or corrupt, ids
+ * out of range, NULL arguments, bad training arguments. */
 #define _POSIX_C_SOURCE 200809L
 #include <autograd.h>
 
