@@ -3,11 +3,12 @@
  * text); the special tokens' ids; save/load round trips (same encodings,
  * same files); the merges, files and encodings of the Python reference BPE
  * (tests/fixtures/make_bpe_fixture.py -> bpe_fixture.h, bpe/vocab.json,
- * bpe/merges.txt) compared merge for merge, byte for byte and id for id;
- * the pre-tokenizer on its cases and, word for word, on random texts of
- * tricky characters split by the reference; and every bad input: files missing,
- * truncated or corrupt, ids out of range, NULL arguments, bad training
- * arguments. */
+ * bpe/merges.txt) compared merge for merge, byte for byte and id for id,
+ * and so for its training with han_words and chars (bpe_han_fixture.h,
+ * bpe/han_vocab.json, bpe/han_merges.txt); the pre-tokenizer on its cases
+ * and, word for word, on random texts of tricky characters split by the
+ * reference; and every bad input: files missing, truncated or corrupt, ids
+ * out of range, NULL arguments, bad training arguments. */
 #define _POSIX_C_SOURCE 200809L
 #include <autograd.h>
 
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "fixtures/bpe_fixture.h"
+#include "fixtures/bpe_han_fixture.h"
 
 #define FIXTURE(name) AG_TEST_FIXTURES "/bpe/" name
 
@@ -78,24 +80,42 @@ static void expect_round_trip(ag_bpe *t, const void *text, size_t n)
     free(ids);
 }
 
+/* Asserts that t encodes text k, text[0, n), to the n_want ids at want. */
+static void expect_text_ids(ag_bpe *t, int k, const char *text, size_t n,
+                            const int32_t *want, int64_t n_want)
+{
+    int64_t count;
+    int32_t *ids = encode(t, text, n, &count);
+    ck_assert_msg(count == n_want, "text %d: %lld ids, want %lld", k,
+                  (long long)count, (long long)n_want);
+    for (int64_t i = 0; i < count; i++)
+        ck_assert_msg(ids[i] == want[i], "text %d, id %lld: %d, want %d", k,
+                      (long long)i, ids[i], want[i]);
+    expect_round_trip(t, text, n);
+    free(ids);
+}
+
 /* Asserts that t encodes every fixture text to the fixture's ids. */
 static void expect_fixture_ids(ag_bpe *t)
 {
     for (int k = 0; k < BPE_FIXTURE_N_TEXTS; k++) {
-        int64_t count;
-        int32_t *ids = encode(t, bpe_fixture_texts[k].text,
-                              bpe_fixture_texts[k].len, &count);
         size_t start = bpe_fixture_starts[k];
-        int64_t want = (int64_t)(bpe_fixture_starts[k + 1] - start);
-        ck_assert_msg(count == want, "text %d: %lld ids, want %lld", k,
-                      (long long)count, (long long)want);
-        for (int64_t i = 0; i < count; i++)
-            ck_assert_msg(ids[i] == bpe_fixture_ids[start + (size_t)i],
-                          "text %d, id %lld: %d, want %d", k, (long long)i,
-                          ids[i], bpe_fixture_ids[start + (size_t)i]);
-        expect_round_trip(t, bpe_fixture_texts[k].text,
-                          bpe_fixture_texts[k].len);
-        free(ids);
+        expect_text_ids(t, k, bpe_fixture_texts[k].text,
+                        bpe_fixture_texts[k].len, bpe_fixture_ids + start,
+                        (int64_t)(bpe_fixture_starts[k + 1] - start));
+    }
+}
+
+/* Asserts that t's merges are the n at want, merge i making id 256 + i. */
+static void expect_merges(const ag_bpe *t, const int32_t (*want)[2], int n)
+{
+    ck_assert_int_eq(t->n_merges, n);
+    for (int r = 0; r < n; r++) {
+        ck_assert_msg(t->merge_left[r] == want[r][0] &&
+                          t->merge_right[r] == want[r][1],
+                      "merge %d: (%d, %d), want (%d, %d)", r, t->merge_left[r],
+                      t->merge_right[r], want[r][0], want[r][1]);
+        ck_assert_int_eq(t->merge_result[r], 256 + r);
     }
 }
 
@@ -117,15 +137,7 @@ START_TEST(test_reference_merges)
 {
     ag_bpe *t = train_fixture();
     ck_assert_int_eq(ag_bpe_vocab_size(t), BPE_FIXTURE_VOCAB_SIZE);
-    ck_assert_int_eq(t->n_merges, BPE_FIXTURE_N_MERGES);
-    for (int r = 0; r < BPE_FIXTURE_N_MERGES; r++) {
-        ck_assert_msg(t->merge_left[r] == bpe_fixture_merges[r][0] &&
-                          t->merge_right[r] == bpe_fixture_merges[r][1],
-                      "merge %d: (%d, %d), want (%d, %d)", r, t->merge_left[r],
-                      t->merge_right[r], bpe_fixture_merges[r][0],
-                      bpe_fixture_merges[r][1]);
-        ck_assert_int_eq(t->merge_result[r], 256 + r);
-    }
+    expect_merges(t, bpe_fixture_merges, BPE_FIXTURE_N_MERGES);
     ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL),
                      256 + BPE_FIXTURE_N_MERGES);
     ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL2),
@@ -161,6 +173,55 @@ START_TEST(test_reference_files)
     ck_assert_int_eq(ag_bpe_special_id(t, BPE_FIXTURE_SPECIAL2),
                      BPE_FIXTURE_VOCAB_SIZE - 1);
     expect_fixture_ids(t);
+    ag_bpe_free(t);
+}
+END_TEST
+
+/* Asserts that t encodes every text of the Han fixture to its ids. */
+static void expect_han_fixture_ids(ag_bpe *t)
+{
+    for (int k = 0; k < BPE_HAN_FIXTURE_N_TEXTS; k++) {
+        size_t start = bpe_han_fixture_starts[k];
+        expect_text_ids(t, k, bpe_han_fixture_texts[k].text,
+                        bpe_han_fixture_texts[k].len,
+                        bpe_han_fixture_ids + start,
+                        (int64_t)(bpe_han_fixture_starts[k + 1] - start));
+    }
+}
+
+/* ag_bpe_train_with, han_words and chars, against the reference: the same
+ * merges (the whole characters' first, then the learned ones), the same
+ * files, and the ids GPT-2's encoder gives with those files, from the
+ * tokenizer trained here and from the files loaded. */
+START_TEST(test_reference_han)
+{
+    size_t n;
+    unsigned char *text = corpus(&n);
+    const char *special[] = {BPE_HAN_FIXTURE_SPECIAL};
+    ag_bpe_train_options o = {.vocab_size = BPE_HAN_FIXTURE_VOCAB_SIZE,
+                              .special = special,
+                              .n_special = 1,
+                              .han_words = 1,
+                              .chars = BPE_HAN_FIXTURE_CHARS,
+                              .n_chars = BPE_HAN_FIXTURE_N_CHARS};
+    ag_bpe *t = ag_bpe_train_with((const char *)text, n, &o);
+    free(text);
+    ck_assert_msg(t, "%s", ag_last_error());
+    ck_assert_int_eq(ag_bpe_vocab_size(t), BPE_HAN_FIXTURE_VOCAB_SIZE);
+    /* the fixture has learned merges after the whole characters' */
+    ck_assert_int_gt(BPE_HAN_FIXTURE_N_MERGES, BPE_HAN_FIXTURE_N_FORCED + 100);
+    expect_merges(t, bpe_han_fixture_merges, BPE_HAN_FIXTURE_N_MERGES);
+    ck_assert_int_eq(ag_bpe_special_id(t, BPE_HAN_FIXTURE_SPECIAL),
+                     BPE_HAN_FIXTURE_VOCAB_SIZE - 1);
+    expect_han_fixture_ids(t);
+    ck_assert_int_eq(
+        ag_bpe_save(t, path_of("vocab.json"), path_of("merges.txt")), 0);
+    expect_same_file(path_of("vocab.json"), FIXTURE("han_vocab.json"));
+    expect_same_file(path_of("merges.txt"), FIXTURE("han_merges.txt"));
+    ag_bpe_free(t);
+    t = ag_bpe_load(FIXTURE("han_vocab.json"), FIXTURE("han_merges.txt"));
+    ck_assert_msg(t, "%s", ag_last_error());
+    expect_han_fixture_ids(t);
     ag_bpe_free(t);
 }
 END_TEST
@@ -842,6 +903,7 @@ static Suite *text_suite(void)
     tcase_add_test(tc, test_reference_merges);
     tcase_add_test(tc, test_reference_encodings);
     tcase_add_test(tc, test_reference_files);
+    tcase_add_test(tc, test_reference_han);
     tcase_add_test(tc, test_save_load_round_trip);
     suite_add_tcase(s, tc);
 
