@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 awk 'BEGIN { RS = ""; ORS = "\n%\n" } { print }' "$readme" >"$dir/readme"
 "$gpt" tokenize --dir "$dir/a" --pretrain "$dir/readme" \
-    --finetune "$dir/readme" --vocab 320 >/dev/null
+    --finetune "$dir/readme" --vocab 320 --whole-chars 0 >/dev/null
 cp -r "$dir/a" "$dir/one"
 cp -r "$dir/a" "$dir/two"
 
