@@ -869,6 +869,25 @@ START_TEST(test_out_of_memory)
         ck_assert_msg(strstr(ag_last_error(), "out of memory"), "%ld: %s", k,
                       ag_last_error());
     }
+    /* the same with Han words and whole characters */
+    ag_bpe_train_options o = {.vocab_size = 300,
+                              .special = special,
+                              .n_special = 1,
+                              .han_words = 1,
+                              .chars = "中文字é",
+                              .n_chars = strlen("中文字é")};
+    for (long k = 1;; k++) {
+        ag__fail_allocation(k);
+        ag_bpe *t = ag_bpe_train_with(text, sizeof text - 1, &o);
+        ag__fail_allocation(0);
+        if (t) {
+            ag_bpe_free(t);
+            ck_assert_int_gt(k, 20);
+            break;
+        }
+        ck_assert_msg(strstr(ag_last_error(), "out of memory"), "%ld: %s", k,
+                      ag_last_error());
+    }
     ag_bpe *t = ag_bpe_train(text, sizeof text - 1, 300, special, 1);
     ck_assert_int_eq(ag_bpe_save(t, path_of("v.json"), path_of("m.txt")), 0);
     for (long k = 1; k < 400; k++) {
