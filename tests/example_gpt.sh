@@ -89,6 +89,19 @@ grep -q "made with batch 4, resumed with 8" "$dir/err" || fail "$(cat "$dir/err"
 cmp "$dir/before" "$dir/b/pretrain.ckpt/model.safetensors" ||
     fail "a refused resume changed the checkpoint"
 
+# fine-tuning with dropout, stopped after 3 and resumed: the same losses
+# (the checkpoint keeps the dropout masks' generator)
+cp -r "$dir/a" "$dir/c" && cp -r "$dir/a" "$dir/d"
+ft="--batch 4 --steps 6 --eval-every 3 --eval-batches 2 --dropout 0.2"
+run finetune --dir "$dir/c" $ft >"$dir/ft_full.txt"
+run finetune --dir "$dir/d" $ft --stop-after 3 >"$dir/ft_part.txt"
+run finetune --dir "$dir/d" $ft --resume >>"$dir/ft_part.txt"
+grep "^step" "$dir/ft_full.txt" >"$dir/ft_full.steps"
+grep "^step" "$dir/ft_part.txt" >"$dir/ft_part.steps"
+test "$(wc -l <"$dir/ft_full.steps")" -eq 6 || fail "finetune: not 6 steps"
+cmp "$dir/ft_full.steps" "$dir/ft_part.steps" ||
+    fail "fine-tuning with dropout resumed to other losses"
+
 run finetune --dir "$dir/a" --batch 4 --steps 6 --eval-every 3 \
     --eval-batches 2 >"$dir/finetune.txt"
 grep -q "finetune: validation loss before" "$dir/finetune.txt" &&

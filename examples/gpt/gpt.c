@@ -272,6 +272,11 @@ ag_module *gpt_module(gpt *m)
     return m ? m->root : NULL;
 }
 
+ag_rng *gpt_dropout_rng(gpt *m)
+{
+    return m ? &m->dropout_rng : NULL;
+}
+
 /* ---- the training forward ---- */
 
 /* Checks ids (B,T) against the model: 0, or -1 with an error from func. */

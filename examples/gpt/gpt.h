@@ -51,6 +51,13 @@ ag_dtype gpt_dtype(const gpt *m);
  * on or off). NULL for NULL. */
 ag_module *gpt_module(gpt *m);
 
+/* The generator of the model's dropout masks (owned by the model; seeded
+ * by gpt_new from its seed), for a training program to save and restore
+ * with a checkpoint, so that a resumed run draws the masks an
+ * uninterrupted one would, and to seed apart on each process of a data
+ * parallel run. NULL for NULL. */
+ag_rng *gpt_dropout_rng(gpt *m);
+
 /* Logits (B,T,V) in arena step for token ids (B,T) AG_I32, 1 <= T <=
  * block_size, every id in [0, vocab_size); recorded for ag_backward when
  * grad mode is on; dropout applies in training mode. Returns NULL and an

@@ -784,15 +784,19 @@ static void save_checkpoint(const options *o, trainer *tr)
                   ag_from_data(a, AG_F64, 1, shape1, tr->train_loss));
     ag_params_add(state, "val_loss",
                   ag_from_data(a, AG_F64, 1, shape1, tr->val_loss));
-    char vals[N_TRAINING_KEYS][64], rng[4][32], stepv[32];
+    char vals[N_TRAINING_KEYS][64], rng[8][32], stepv[32];
     training_metadata(o, vals);
-    const char *meta[2 * (N_TRAINING_KEYS + 5) + 1];
+    const char *meta[2 * (N_TRAINING_KEYS + 9) + 1];
     int k = 0;
     for (int i = 0; i < N_TRAINING_KEYS; i++)
         meta[k++] = TRAINING_KEYS[i], meta[k++] = vals[i];
-    for (int i = 0; i < 4; i++) {
-        snprintf(rng[i], sizeof rng[i], "%" PRIu64, tr->data_rng.s[i]);
-        static const char *const names[4] = {"rng0", "rng1", "rng2", "rng3"};
+    /* the generators of the batches and of the dropout masks */
+    const ag_rng *dropout = gpt_dropout_rng(tr->model);
+    for (int i = 0; i < 8; i++) {
+        snprintf(rng[i], sizeof rng[i], "%" PRIu64,
+                 i < 4 ? tr->data_rng.s[i] : dropout->s[i - 4]);
+        static const char *const names[8] = {
+            "rng0", "rng1", "rng2", "rng3", "drop0", "drop1", "drop2", "drop3"};
         meta[k++] = names[i], meta[k++] = rng[i];
     }
     snprintf(stepv, sizeof stepv, "%lld", (long long)tr->step);
@@ -861,12 +865,16 @@ static void load_checkpoint(const options *o, trainer *tr, const char *dir)
     tr->step = (int64_t)ag_item(stept);
     memcpy(tr->train_loss, ag_data(tl), (size_t)n * sizeof(double));
     memcpy(tr->val_loss, ag_data(vl), (size_t)n * sizeof(double));
-    for (int i = 0; i < 4; i++) {
+    ag_rng *dropout = gpt_dropout_rng(tr->model);
+    for (int i = 0; i < 8; i++) {
         char key[8];
-        snprintf(key, sizeof key, "rng%d", i);
+        snprintf(key, sizeof key, i < 4 ? "rng%d" : "drop%d", i % 4);
         const char *v = meta_get(meta, key);
+        /* a checkpoint from before the dropout generator was kept resumes
+         * exactly only without dropout */
+        if (!v && i >= 4 && o->cfg.dropout == 0) continue;
         if (!v) fail("%s: no %s in the state", dir, key);
-        tr->data_rng.s[i] = strtoull(v, NULL, 10);
+        (i < 4 ? tr->data_rng.s : dropout->s)[i % 4] = strtoull(v, NULL, 10);
     }
 #undef IN
     ag_arena_free(a);
@@ -1045,6 +1053,10 @@ static int cmd_train(options *o, bool pretrain)
     }
     check_vocab(tok, tr.model, name);
     o->cfg = *gpt_get_config(tr.model);
+    /* each rank its own dropout masks; rank 0's those of one process */
+    if (job.rank > 0)
+        *gpt_dropout_rng(tr.model) = ag_rng_seed(
+            o->seed + 2000 + 0x9E3779B97F4A7C15u * (uint64_t)job.rank);
     int32_t *train_ids, *val_ids;
     char tn[64], vn[64];
     snprintf(tn, sizeof tn, "%s_train.tok", name);
