@@ -70,11 +70,15 @@ typedef struct ag_bpe ag_bpe;
 AG_API ag_bpe *ag_bpe_train(const char *text, size_t n, int32_t vocab_size,
                             const char *const *special, int n_special);
 
-/* The options of ag_bpe_train_with: vocab_size, special and n_special as
- * ag_bpe_train takes them, and han_words. */
+/* The options of ag_bpe_train_with; all-zero but vocab_size trains as
+ * ag_bpe_train does. */
 typedef struct {
+    /* The vocabulary's size: 256 bytes, the merges, the special tokens. */
     int32_t vocab_size;
+    /* n_special special tokens (UTF-8 text, such as "<|endoftext|>"),
+     * ids after the last merge in this order; NULL and 0 for none. */
     const char *const *special;
+    /* How many special tokens there are. */
     int n_special;
     /* Nonzero: while training, each Han character (the CJK Unified
      * Ideographs U+4E00-9FFF, their extensions U+3400-4DBF and
