@@ -57,6 +57,7 @@ START_TEST(test_poem_forms)
         "念天地之悠悠，独怆然而泪下。\n前不见古人，后不见来者。\n",
         "《题》\n作者：某\n",                         /* no body */
         "，桂华秋皎洁。\n欣欣此生意，自尔为佳节。\n", /* empty half */
+        "白日依山尽，黄河入海流。\n欲穷千里目，白日依山\r尽。\n", /* \r in */
         "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -88,6 +89,14 @@ START_TEST(test_poem_score)
     const char *again = "青山中庭花，白日夕阳春。\n青山中庭花，江上月明人。\n";
     ck_assert_double_eq_tol(poem_form_score(again, strlen(again)), 3.0 / 4,
                             1e-15);
+    /* so does one with a \r inside (a \r only ends a line): 3 of 4, as
+     * without it, where a \r at the end of each line changes nothing */
+    const char *cr = "白日依山尽，黄河入海流。\n欲穷千里目，白日依山\r尽。\n";
+    ck_assert_double_eq_tol(poem_form_score(cr, strlen(cr)), 3.0 / 4, 1e-15);
+    const char *crlf =
+        "兰叶春葳蕤，桂华秋皎洁。\r\n欣欣此生意，自尔为佳节。\r\n";
+    ck_assert_int_eq(poem_regular(crlf, strlen(crlf)), 5);
+    ck_assert_double_eq(poem_form_score(crlf, strlen(crlf)), 1.0);
     /* seven wins over five when more halves have it */
     const char *seven = "相见时难别亦难，东风无力百花残。\n兰叶春葳蕤，x。\n";
     ck_assert_double_eq_tol(poem_form_score(seven, strlen(seven)), 2.0 / 4,

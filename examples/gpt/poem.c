@@ -138,7 +138,7 @@ int poem_regular(const char *s, size_t n)
                     return 0;
                 run = 0;
                 start = i;
-            } else if (cp != '\r') {
+            } else if (cp != '\r' || i != len) { /* \r only ends a line */
                 return 0;
             }
         }
@@ -170,7 +170,7 @@ static void each_half_line(const char *s, size_t n,
                 fn(line + start, at - start, han, clean, user);
                 han = 0, clean = true, open = false;
                 start = i;
-            } else if (cp != '\r') {
+            } else if (cp != '\r' || i != len) { /* \r only ends a line */
                 open = true;
                 if (is_han(cp))
                     han++;
