@@ -1340,6 +1340,7 @@ static sample_seq sample_poem(gpt_cache *cache, ag_sampler *s, ag_rng *rng,
     int64_t b = q.ids[0] == eot ? 1 : 0, e = q.n - (q.ids[q.n - 1] == eot);
     bool ended = q.ids[q.n - 1] == eot;
     int64_t need = e > b ? ag_bpe_decode(tok, q.ids + b, e - b, NULL, 0) : 0;
+    if (need < 0) fail("decode: %s", ag_last_error());
     char *text = malloc((size_t)need + 1);
     if (!text || (need > 0 && ag_bpe_decode(tok, q.ids + b, e - b, text,
                                             (size_t)need) != need))
@@ -1392,6 +1393,7 @@ static sample_stats measure_samples(gpt *m, ag_arena *a, ag_sampler *s,
         regular += q.regular != 0;
         st.score += q.score / (double)n;
         int64_t need = ag_bpe_decode(tok, q.ids + 1, q.n - 1, NULL, 0);
+        if (need < 0) fail("decode: %s", ag_last_error());
         char *text = malloc((size_t)need + 1);
         if (!text ||
             ag_bpe_decode(tok, q.ids + 1, q.n - 1, text, (size_t)need) !=
