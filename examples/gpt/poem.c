@@ -68,9 +68,9 @@ typedef struct {
     int header;
 } line_walk;
 
-/* The next body line of s[0..n) in *line and *len, or false at the end:
- * blank lines are skipped, and before the body the title line 《...》 and
- * the author line 作者... */
+/* The next body line of s[0..n) in *line and *len, without the \r of a
+ * CRLF ending, or false at the end: blank lines are skipped, and before
+ * the body the title line 《...》 and the author line 作者... */
 static bool next_body_line(const char *s, size_t n, line_walk *w,
                            const char **line, size_t *len)
 {
@@ -79,6 +79,7 @@ static bool next_body_line(const char *s, size_t n, line_walk *w,
         while (eol < n && s[eol] != '\n') eol++;
         *line = s + w->pos;
         *len = eol - w->pos;
+        if (*len > 0 && (*line)[*len - 1] == '\r') --*len;
         w->pos = eol + 1;
         if (blank(*line, *len)) continue;
         if (w->header == 0 && starts_with(*line, *len, "《")) {
@@ -138,7 +139,7 @@ int poem_regular(const char *s, size_t n)
                     return 0;
                 run = 0;
                 start = i;
-            } else if (cp != '\r' || i != len) { /* \r only ends a line */
+            } else {
                 return 0;
             }
         }
@@ -170,7 +171,7 @@ static void each_half_line(const char *s, size_t n,
                 fn(line + start, at - start, han, clean, user);
                 han = 0, clean = true, open = false;
                 start = i;
-            } else if (cp != '\r' || i != len) { /* \r only ends a line */
+            } else {
                 open = true;
                 if (is_han(cp))
                     han++;
