@@ -1322,6 +1322,24 @@ typedef struct {
     double score; /* poem_form_score */
 } sample_seq;
 
+/* The text of ids[0..n) (none when n <= 0), NUL-terminated, in a buffer the
+ * caller frees, its length in *len; NULL when decoding fails (the
+ * library's error says why) or memory runs out. */
+static char *decode_ids(const ag_bpe *tok, const int32_t *ids, int64_t n,
+                        int64_t *len)
+{
+    int64_t need = n > 0 ? ag_bpe_decode(tok, ids, n, NULL, 0) : 0;
+    char *text = need >= 0 ? malloc((size_t)need + 1) : NULL;
+    if (!text) return NULL;
+    if (need > 0 && ag_bpe_decode(tok, ids, n, text, (size_t)need) != need) {
+        free(text);
+        return NULL;
+    }
+    text[need] = 0;
+    *len = need;
+    return text;
+}
+
 /* Samples a continuation of prompt (poem title or start token) within the
  * window and checks its form: the decoded prompt and continuation up to
  * <|endoftext|>. */
@@ -1339,12 +1357,9 @@ static sample_seq sample_poem(gpt_cache *cache, ag_sampler *s, ag_rng *rng,
     /* the text without the start token and the end token */
     int64_t b = q.ids[0] == eot ? 1 : 0, e = q.n - (q.ids[q.n - 1] == eot);
     bool ended = q.ids[q.n - 1] == eot;
-    int64_t need = e > b ? ag_bpe_decode(tok, q.ids + b, e - b, NULL, 0) : 0;
-    if (need < 0) fail("decode: %s", ag_last_error());
-    char *text = malloc((size_t)need + 1);
-    if (!text || (need > 0 && ag_bpe_decode(tok, q.ids + b, e - b, text,
-                                            (size_t)need) != need))
-        fail("decode: %s", ag_last_error());
+    int64_t need;
+    char *text = decode_ids(tok, q.ids + b, e - b, &need);
+    if (!text) fail("decode: %s", ag_last_error());
     /* a poem cut off by the length cap is not regular */
     q.regular = ended ? poem_regular(text, (size_t)need) : 0;
     q.score = poem_form_score(text, (size_t)need);
@@ -1363,14 +1378,11 @@ typedef struct {
 static void print_poem(ag_bpe *tok, const sample_seq *q, const char *label,
                        int64_t i)
 {
-    int64_t need = ag_bpe_decode(tok, q->ids + 1, q->n - 1, NULL, 0);
-    char *text = malloc((size_t)need + 1);
-    if (text &&
-        ag_bpe_decode(tok, q->ids + 1, q->n - 1, text, (size_t)need) == need) {
-        text[need] = 0;
+    int64_t need;
+    char *text = decode_ids(tok, q->ids + 1, q->n - 1, &need);
+    if (text)
         printf("%s sample %lld (%s):\n%s\n", label, (long long)i,
                q->regular ? "regular" : "irregular", text);
-    }
     free(text);
 }
 
@@ -1392,14 +1404,10 @@ static sample_stats measure_samples(gpt *m, ag_arena *a, ag_sampler *s,
         if (i < 2 || (q.regular && regular < 2)) print_poem(tok, &q, label, i);
         regular += q.regular != 0;
         st.score += q.score / (double)n;
-        int64_t need = ag_bpe_decode(tok, q.ids + 1, q.n - 1, NULL, 0);
-        if (need < 0) fail("decode: %s", ag_last_error());
-        char *text = malloc((size_t)need + 1);
-        if (!text ||
-            ag_bpe_decode(tok, q.ids + 1, q.n - 1, text, (size_t)need) !=
-                need ||
-            poem_lines_add(&lines, text, (size_t)need))
-            fail("out of memory");
+        int64_t need;
+        char *text = decode_ids(tok, q.ids + 1, q.n - 1, &need);
+        if (!text) fail("decode: %s", ag_last_error());
+        if (poem_lines_add(&lines, text, (size_t)need)) fail("out of memory");
         free(text);
         free(q.ids);
     }
